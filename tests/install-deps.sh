@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, idempotently: nothing is downloaded when it is present.
+# Debian packages via apt-get, Python packages via pip.
+set -euo pipefail
+
+APT_PACKAGES=()
+PIP_PACKAGES=()
+
+missing_apt=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing_apt+=("$pkg")
+done
+if ((${#missing_apt[@]})); then
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing_apt[@]}"
+fi
+
+missing_pip=()
+for pkg in "${PIP_PACKAGES[@]}"; do
+  python3 -m pip show -q "${pkg%%[=<>]*}" >/dev/null 2>&1 || missing_pip+=("$pkg")
+done
+if ((${#missing_pip[@]})); then
+  python3 -m pip install -q "${missing_pip[@]}"
+fi
+echo "test dependencies: ok"
