@@ -1,0 +1,382 @@
+//! The executable model: what a BPMN file means, as an arena graph the engine walks.
+//!
+//! Elements and sequence flows live in per-process arenas and point at each other by index
+//! ([`ElementIdx`], [`FlowIdx`]). Every element keeps its id, name and source position, so
+//! problems and incidents can point at the line the modeller drew. Expressions are compiled FEEL.
+//! A process that cannot run keeps its graph (the monitor still draws it) and lists its
+//! [`Problem`]s.
+
+// Model values are built once per deployment and only read after; boxing the larger variants
+// would add indirection to every read for no saving that matters.
+#![allow(clippy::large_enum_variant)]
+
+mod diagram;
+mod problem;
+pub mod timer;
+mod validate;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::feel::Expression;
+
+pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
+pub use problem::{Problem, ProblemKind};
+pub use timer::{TimerDef, TimerKind};
+pub(crate) use validate::validate;
+
+/// A position in the source file, 1-based.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+/// Index of an element in its process's arena.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct ElementIdx(pub u32);
+
+/// Index of a sequence flow in its process's arena.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct FlowIdx(pub u32);
+
+/// Everything one BPMN file defines.
+#[derive(Debug)]
+pub struct Definitions {
+    pub id: Option<String>,
+    pub exporter: Option<String>,
+    pub processes: Vec<Arc<Process>>,
+    pub collaboration: Option<Collaboration>,
+    pub diagram: Diagram,
+}
+
+impl Definitions {
+    /// The processes that are marked executable and have no problems.
+    pub fn executable_processes(&self) -> impl Iterator<Item = &Arc<Process>> {
+        self.processes.iter().filter(|p| p.is_executable())
+    }
+
+    /// Why this file cannot run, or nothing when every executable process is valid and there is
+    /// at least one. Problems come in source order.
+    pub fn problems(&self) -> Vec<Problem> {
+        let marked: Vec<&Arc<Process>> = self.processes.iter().filter(|p| p.executable).collect();
+        let mut out = Vec::new();
+        if marked.is_empty() {
+            if self.processes.is_empty() {
+                out.push(Problem::new(
+                    ProblemKind::NoProcess,
+                    Pos { line: 1, col: 1 },
+                    self.id.as_deref().unwrap_or("definitions"),
+                    "the file defines no process; draw one (a pool with a start event) to run it",
+                ));
+            }
+            for p in &self.processes {
+                out.push(Problem::new(
+                    ProblemKind::NotExecutable,
+                    p.pos,
+                    &p.id,
+                    "process is not marked executable; set isExecutable=\"true\" to run it",
+                ));
+                out.extend(p.problems.iter().cloned());
+            }
+        } else {
+            for p in marked {
+                out.extend(p.problems.iter().cloned());
+            }
+        }
+        out.sort_by_key(|p| (p.pos.line, p.pos.col));
+        out
+    }
+}
+
+/// Pools and the messages between them.
+#[derive(Debug, Default)]
+pub struct Collaboration {
+    pub id: String,
+    pub participants: Vec<Participant>,
+    pub message_flows: Vec<MessageFlow>,
+}
+
+#[derive(Debug)]
+pub struct Participant {
+    pub id: String,
+    pub name: Option<String>,
+    pub process_id: Option<String>,
+    pub pos: Pos,
+}
+
+#[derive(Debug)]
+pub struct MessageFlow {
+    pub id: String,
+    pub name: Option<String>,
+    pub source: String,
+    pub target: String,
+    pub message: Option<String>,
+    pub pos: Pos,
+}
+
+/// A lane of a pool; lanes only group elements for display.
+#[derive(Debug)]
+pub struct Lane {
+    pub id: String,
+    pub name: Option<String>,
+    pub elements: Vec<ElementIdx>,
+}
+
+/// One process: its elements, its flows, and what keeps it from running.
+#[derive(Debug)]
+pub struct Process {
+    pub id: String,
+    pub name: Option<String>,
+    /// `isExecutable="true"`.
+    pub executable: bool,
+    pub pos: Pos,
+    /// The arena. Index 0 is the process itself (the root scope).
+    pub elements: Vec<Element>,
+    pub flows: Vec<SequenceFlow>,
+    pub lanes: Vec<Lane>,
+    pub problems: Vec<Problem>,
+    pub(crate) index: HashMap<String, ElementIdx>,
+    pub(crate) flow_index: HashMap<String, FlowIdx>,
+}
+
+impl Process {
+    pub const ROOT: ElementIdx = ElementIdx(0);
+
+    /// Marked executable and free of problems.
+    pub fn is_executable(&self) -> bool {
+        self.executable && self.problems.is_empty()
+    }
+
+    pub fn element(&self, idx: ElementIdx) -> &Element {
+        &self.elements[idx.0 as usize]
+    }
+
+    pub fn flow(&self, idx: FlowIdx) -> &SequenceFlow {
+        &self.flows[idx.0 as usize]
+    }
+
+    pub fn element_by_id(&self, id: &str) -> Option<ElementIdx> {
+        self.index.get(id).copied()
+    }
+
+    pub fn flow_by_id(&self, id: &str) -> Option<FlowIdx> {
+        self.flow_index.get(id).copied()
+    }
+
+    pub fn root(&self) -> &Element {
+        self.element(Self::ROOT)
+    }
+
+    /// The none start event of a container (the process or an embedded subprocess).
+    pub fn none_start(&self, container: ElementIdx) -> Option<ElementIdx> {
+        self.element(container)
+            .children
+            .iter()
+            .copied()
+            .find(|&c| matches!(self.element(c).kind, Kind::StartEvent(StartTrigger::None)))
+    }
+
+    /// Top-level start events that a message or a timer triggers.
+    pub fn triggered_starts(&self) -> impl Iterator<Item = ElementIdx> + '_ {
+        self.root().children.iter().copied().filter(|&c| {
+            matches!(
+                self.element(c).kind,
+                Kind::StartEvent(StartTrigger::Message(_) | StartTrigger::Timer(_))
+                    | Kind::Task(TaskKind::Receive {
+                        instantiate: true,
+                        ..
+                    })
+            )
+        })
+    }
+}
+
+/// A flow node (or the process itself, at index 0).
+#[derive(Debug)]
+pub struct Element {
+    pub idx: ElementIdx,
+    pub id: String,
+    pub name: Option<String>,
+    pub pos: Pos,
+    pub kind: Kind,
+    /// The container this element runs in; `None` only for the process.
+    pub scope: Option<ElementIdx>,
+    pub incoming: Vec<FlowIdx>,
+    pub outgoing: Vec<FlowIdx>,
+    pub default_flow: Option<FlowIdx>,
+    /// Boundary events attached to this activity.
+    pub boundaries: Vec<ElementIdx>,
+    /// Elements directly inside this container.
+    pub children: Vec<ElementIdx>,
+    pub inputs: Vec<Mapping>,
+    pub outputs: Vec<Mapping>,
+    /// `isForCompensation="true"`: a compensation handler, started only by compensation.
+    pub for_compensation: bool,
+    /// The BPMN element name in the file (`serviceTask`), for messages.
+    pub tag: &'static str,
+}
+
+impl Element {
+    /// Activities can have boundary events, input/output mappings and compensation.
+    pub fn is_activity(&self) -> bool {
+        matches!(self.kind, Kind::Task(_) | Kind::SubProcess)
+    }
+
+    pub fn is_container(&self) -> bool {
+        matches!(self.kind, Kind::Process | Kind::SubProcess)
+    }
+}
+
+#[derive(Debug)]
+pub struct SequenceFlow {
+    pub idx: FlowIdx,
+    pub id: String,
+    pub name: Option<String>,
+    pub pos: Pos,
+    pub source: ElementIdx,
+    pub target: ElementIdx,
+    pub condition: Option<Expression>,
+}
+
+/// What an element is and does.
+#[derive(Debug)]
+pub enum Kind {
+    Process,
+    SubProcess,
+    StartEvent(StartTrigger),
+    EndEvent(EndResult),
+    IntermediateCatch(CatchTrigger),
+    IntermediateThrow(ThrowResult),
+    Boundary(Boundary),
+    Task(TaskKind),
+    ExclusiveGateway,
+    ParallelGateway,
+    EventBasedGateway,
+    /// An element flowmesh reads but does not run (yet); the process lists a problem for it.
+    Unsupported(&'static str),
+}
+
+#[derive(Debug)]
+pub enum StartTrigger {
+    None,
+    Message(MessageRef),
+    Timer(TimerDef),
+}
+
+#[derive(Debug)]
+pub enum CatchTrigger {
+    Message(MessageRef),
+    Timer(TimerDef),
+}
+
+#[derive(Debug)]
+pub enum EndResult {
+    None,
+    Message(MessageThrow),
+    Error(ErrorThrow),
+    Terminate,
+    Compensation(Option<ElementIdx>),
+}
+
+#[derive(Debug)]
+pub enum ThrowResult {
+    None,
+    Message(MessageThrow),
+    Compensation(Option<ElementIdx>),
+}
+
+#[derive(Debug)]
+pub struct Boundary {
+    pub attached_to: ElementIdx,
+    pub interrupting: bool,
+    pub trigger: BoundaryTrigger,
+}
+
+#[derive(Debug)]
+pub enum BoundaryTrigger {
+    Timer(TimerDef),
+    Message(MessageRef),
+    /// Catches errors with this code; `None` catches every error.
+    Error(Option<String>),
+    /// Starts this handler for the completed activity.
+    Compensation(Option<ElementIdx>),
+}
+
+#[derive(Debug)]
+pub enum TaskKind {
+    /// Service, send and business-rule tasks: a job for a worker.
+    Job(JobDef),
+    /// A job of the reserved user-task type.
+    User(JobDef),
+    Script(Script),
+    Receive {
+        message: MessageRef,
+        instantiate: bool,
+    },
+    /// Manual and undefined tasks: nothing to do, the token passes.
+    PassThrough,
+}
+
+/// A message an element waits for.
+#[derive(Debug)]
+pub struct MessageRef {
+    pub id: String,
+    /// Static or an expression evaluated when the element activates.
+    pub name: Expression,
+    pub correlation_key: Option<Expression>,
+}
+
+/// A message an element sends: as a job (Zeebe's way) or published by the engine itself.
+#[derive(Debug)]
+pub enum MessageThrow {
+    Job(JobDef),
+    Publish(MessagePublish),
+}
+
+#[derive(Debug)]
+pub struct MessagePublish {
+    pub name: Expression,
+    pub correlation_key: Option<Expression>,
+    /// Time to live of the published message; `None` uses the engine default.
+    pub time_to_live: Option<Expression>,
+}
+
+#[derive(Debug)]
+pub struct ErrorThrow {
+    pub code: Expression,
+    pub message: Option<String>,
+}
+
+/// A job: `zeebe:taskDefinition` and `zeebe:taskHeaders`.
+#[derive(Debug)]
+pub struct JobDef {
+    pub job_type: Expression,
+    pub retries: Expression,
+    pub headers: Vec<(String, String)>,
+}
+
+/// `zeebe:script`: a FEEL expression whose result goes into a variable.
+#[derive(Debug)]
+pub enum Script {
+    Expression {
+        expression: Expression,
+        result_variable: String,
+    },
+    Job(JobDef),
+}
+
+/// One `zeebe:input` or `zeebe:output`.
+#[derive(Debug)]
+pub struct Mapping {
+    pub source: Expression,
+    /// The target path: `a.b.c` is `["a", "b", "c"]`.
+    pub target: Vec<String>,
+}
+
+/// The reserved job type of user tasks, as in Zeebe.
+pub const USER_TASK_JOB_TYPE: &str = "io.camunda.zeebe:userTask";

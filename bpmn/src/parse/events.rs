@@ -1,0 +1,114 @@
+//! Event definitions: what triggers a catch event or what a throw event does, as written in the
+//! XML (`messageEventDefinition`, `timerEventDefinition`, ...), before references are resolved.
+
+use roxmltree::Node;
+
+use super::xml::{BPMN, XSI, attr, bool_attr, ref_attr, text};
+use crate::model::TimerKind;
+
+/// One event definition of an event element.
+pub(crate) enum EventDef<'a> {
+    Message {
+        message_ref: Option<&'a str>,
+    },
+    Timer {
+        kind: Option<TimerKind>,
+        text: Option<&'a str>,
+        node: Node<'a, 'a>,
+        ambiguous: bool,
+    },
+    Error {
+        error_ref: Option<&'a str>,
+    },
+    Terminate,
+    Compensate {
+        activity_ref: Option<&'a str>,
+    },
+    /// Signal, escalation, conditional, link, cancel: read, not run (yet).
+    Other(&'static str),
+}
+
+/// The definitions of an event, in document order. Several mean a "multiple" event.
+pub(crate) fn definitions<'a>(event: Node<'a, 'a>) -> Vec<EventDef<'a>> {
+    let mut out = Vec::new();
+    for c in event
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().namespace() == Some(BPMN))
+    {
+        let def = match c.tag_name().name() {
+            "messageEventDefinition" => EventDef::Message {
+                message_ref: ref_attr(c, "messageRef"),
+            },
+            "timerEventDefinition" => timer(c),
+            "errorEventDefinition" => EventDef::Error {
+                error_ref: ref_attr(c, "errorRef"),
+            },
+            "terminateEventDefinition" => EventDef::Terminate,
+            "compensateEventDefinition" => {
+                // waitForCompletion="false" is not supported by Zeebe either; it always waits.
+                let _ = bool_attr(c, "waitForCompletion", true);
+                EventDef::Compensate {
+                    activity_ref: ref_attr(c, "activityRef"),
+                }
+            }
+            "signalEventDefinition" => EventDef::Other("signal event"),
+            "escalationEventDefinition" => EventDef::Other("escalation event"),
+            "conditionalEventDefinition" => EventDef::Other("conditional event"),
+            "linkEventDefinition" => EventDef::Other("link event"),
+            "cancelEventDefinition" => EventDef::Other("cancel event"),
+            _ => continue,
+        };
+        out.push(def);
+    }
+    // `eventDefinitionRef` points at a definition declared at the top level; rare, not run.
+    if event
+        .children()
+        .any(|c| c.is_element() && c.tag_name().name() == "eventDefinitionRef")
+    {
+        out.push(EventDef::Other("event with eventDefinitionRef"));
+    }
+    out
+}
+
+fn timer<'a>(node: Node<'a, 'a>) -> EventDef<'a> {
+    let mut found: Vec<(TimerKind, Option<&'a str>)> = Vec::new();
+    for c in node
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().namespace() == Some(BPMN))
+    {
+        let kind = match c.tag_name().name() {
+            "timeDuration" => TimerKind::Duration,
+            "timeDate" => TimerKind::Date,
+            "timeCycle" => TimerKind::Cycle,
+            _ => continue,
+        };
+        // The xsi:type is always tFormalExpression in practice; the text is what counts.
+        let _ = c.attribute((XSI, "type"));
+        found.push((kind, text(c)));
+    }
+    let ambiguous = found.len() > 1;
+    match found.first() {
+        Some((kind, t)) => EventDef::Timer {
+            kind: Some(*kind),
+            text: *t,
+            node,
+            ambiguous,
+        },
+        None => EventDef::Timer {
+            kind: None,
+            text: None,
+            node,
+            ambiguous,
+        },
+    }
+}
+
+/// `cancelActivity` of a boundary event (default true: interrupting).
+pub(crate) fn interrupting(boundary: Node<'_, '_>) -> bool {
+    bool_attr(boundary, "cancelActivity", true)
+}
+
+/// The error code and name of a top-level `bpmn:error`.
+pub(crate) fn error_code<'a>(error: Node<'a, 'a>) -> Option<&'a str> {
+    attr(error, "errorCode")
+}
