@@ -1,0 +1,102 @@
+//! One behaviour per BPMN element family, each with the same hooks. Adding an element is adding
+//! a file here and an arm in [`of`].
+
+mod boundary_event;
+mod catch_event;
+mod container;
+mod end_event;
+mod event_based_gateway;
+mod exclusive_gateway;
+mod job_task;
+mod parallel_gateway;
+mod pass_through;
+mod receive_task;
+mod script_task;
+mod start_event;
+mod throw_event;
+
+use super::Error;
+use super::context::Ctx;
+use super::lifecycle::{self, Leave};
+use super::records::ElementInstance;
+use crate::feel::Context;
+use crate::model::{ElementIdx, Kind, Process, Script, TaskKind};
+
+pub(crate) use job_task::{activation, create_job, job_def};
+
+/// What an element does between ACTIVATING and COMPLETING.
+pub(crate) trait Behavior: Sync {
+    /// The element is ACTIVATING (input mappings applied, boundary events open): do its work,
+    /// emit ACTIVATED, and complete it when it has nothing to wait for. A failing expression
+    /// raises an incident instead.
+    fn activate(
+        &self,
+        ctx: &mut Ctx<'_>,
+        el: &ElementInstance,
+        model: &Process,
+        payload: Option<Context>,
+    ) -> Result<(), Error>;
+
+    /// What the element waits for arrived: a message or timer for a catch event or receive
+    /// task, or, for an event-based gateway, the event after it (`element`).
+    fn trigger(
+        &self,
+        ctx: &mut Ctx<'_>,
+        el: &ElementInstance,
+        _model: &Process,
+        _element: ElementIdx,
+        payload: Option<Context>,
+    ) -> Result<(), Error> {
+        lifecycle::complete(ctx, el.key, payload, Leave::All)
+    }
+
+    /// Resolving an incident raised while the element was ACTIVATED runs this.
+    fn resume(
+        &self,
+        _ctx: &mut Ctx<'_>,
+        _el: &ElementInstance,
+        _model: &Process,
+    ) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+pub(crate) fn of(kind: &Kind) -> &'static dyn Behavior {
+    match kind {
+        Kind::Process | Kind::SubProcess => &container::Container,
+        Kind::StartEvent(_) => &start_event::StartEvent,
+        Kind::EndEvent(_) => &end_event::EndEvent,
+        Kind::IntermediateCatch(_) => &catch_event::CatchEvent,
+        Kind::IntermediateThrow(_) => &throw_event::ThrowEvent,
+        Kind::Boundary(_) => &boundary_event::BoundaryEvent,
+        Kind::Task(TaskKind::Job(_) | TaskKind::User(_) | TaskKind::Script(Script::Job(_))) => {
+            &job_task::JobTask
+        }
+        Kind::Task(TaskKind::Script(Script::Expression { .. })) => &script_task::ScriptTask,
+        Kind::Task(TaskKind::Receive { .. }) => &receive_task::ReceiveTask,
+        Kind::Task(TaskKind::PassThrough) => &pass_through::PassThrough,
+        Kind::ExclusiveGateway => &exclusive_gateway::ExclusiveGateway,
+        Kind::ParallelGateway => &parallel_gateway::ParallelGateway,
+        Kind::EventBasedGateway => &event_based_gateway::EventBasedGateway,
+        Kind::Unsupported(_) => &Unsupported,
+    }
+}
+
+/// Deployment refuses models with unsupported elements; reaching one means state is corrupt.
+struct Unsupported;
+
+impl Behavior for Unsupported {
+    fn activate(
+        &self,
+        _: &mut Ctx<'_>,
+        el: &ElementInstance,
+        model: &Process,
+        _: Option<Context>,
+    ) -> Result<(), Error> {
+        Err(Error::Corrupt(format!(
+            "element {} of process {} cannot run, yet an instance reached it",
+            model.element(el.element).id,
+            model.id
+        )))
+    }
+}

@@ -1,0 +1,46 @@
+//! Intermediate throw events: none (passes), message (a job, or a message the engine publishes)
+//! and compensation (waits until the compensation handlers are done).
+
+use super::{Behavior, Ctx, ElementInstance, Error, Leave, Process, create_job, lifecycle};
+use crate::engine::{compensation, messages};
+use crate::feel::Context;
+use crate::model::{Kind, MessageThrow, ThrowResult};
+
+pub(super) struct ThrowEvent;
+
+impl Behavior for ThrowEvent {
+    fn activate(
+        &self,
+        ctx: &mut Ctx<'_>,
+        el: &ElementInstance,
+        model: &Process,
+        _: Option<Context>,
+    ) -> Result<(), Error> {
+        let Kind::IntermediateThrow(result) = &model.element(el.element).kind else {
+            return Err(Error::Corrupt(
+                "throw behaviour on another element".to_owned(),
+            ));
+        };
+        match result {
+            ThrowResult::None => {
+                lifecycle::activated(ctx, el)?;
+                lifecycle::complete(ctx, el.key, None, Leave::All)
+            }
+            ThrowResult::Message(MessageThrow::Job(def)) => create_job(ctx, el, model, def),
+            ThrowResult::Message(MessageThrow::Publish(p)) => {
+                if messages::publish_from_model(ctx, el, p)? {
+                    lifecycle::activated(ctx, el)?;
+                    lifecycle::complete(ctx, el.key, None, Leave::All)?;
+                }
+                Ok(())
+            }
+            ThrowResult::Compensation(target) => {
+                lifecycle::activated(ctx, el)?;
+                if compensation::throw(ctx, el, *target)? == 0 {
+                    lifecycle::complete(ctx, el.key, None, Leave::All)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

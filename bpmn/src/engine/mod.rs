@@ -1,0 +1,280 @@
+//! The workflow engine: commands in, events and actions out.
+//!
+//! ```text
+//!              ┌────────────── one batch = one store transaction ──────────────┐
+//!  commands ──►│ processors decide ──emit──► event ──apply──► state (Kv tables) │──► events
+//!              │   (behaviours,      └──────────────record──────────────────────│──► actions
+//!              │    lifecycle)   ◄────────────── read ─────────────┘            │   (jobs, publishes)
+//!              └────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! Only event appliers change state, so replaying the events on empty state rebuilds it.
+//! The engine never reads a clock or does I/O: `now` is an argument, side effects are returned
+//! as [`Action`]s for the runtime to perform after the batch commits. A batch of commands is one
+//! write transaction (group commit): many instances advance per fsync.
+
+pub mod action;
+mod apply;
+mod behavior;
+pub mod command;
+mod compensation;
+mod context;
+mod deploy;
+mod errors;
+pub mod event;
+mod incidents;
+mod instance;
+mod jobs;
+mod lifecycle;
+mod messages;
+pub mod records;
+pub mod state;
+mod timers;
+mod variables;
+
+use std::collections::VecDeque;
+
+use jiff::Timestamp;
+
+pub use action::{Action, JobActivation};
+pub use command::{Accepted, Command, CommandResult, Deployed, Rejection, RejectionKind};
+pub use event::{ElementRef, Event, Lifecycle};
+pub use records::{Incident, IncidentKind, Job, JobState, ProcessRecord, Publication};
+
+use crate::store::{Kv, Store};
+use context::{Ctx, Models};
+use state::{Reader, Writer};
+
+/// A failure that aborts the whole batch (nothing of it is committed).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error("engine state is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// How the engine behaves.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Keep the events of each batch in [`Batch::events`] (telemetry and tests need them; a
+    /// benchmark may not).
+    pub record_events: bool,
+    /// Time to live of messages the engine publishes itself (message throw events without a
+    /// job), in milliseconds. Default: one hour.
+    pub publish_ttl_ms: i64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            record_events: true,
+            publish_ttl_ms: 3_600_000,
+        }
+    }
+}
+
+/// What a batch produced. Actions must only be performed once the batch is committed.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// One result per command, in order.
+    pub results: Vec<CommandResult>,
+    pub events: Vec<Event>,
+    pub actions: Vec<Action>,
+}
+
+/// The engine: the parsed models it has seen, and its options. State lives in the store.
+pub struct Engine {
+    models: Models,
+    options: Options,
+}
+
+impl Engine {
+    pub fn new(options: Options) -> Engine {
+        Engine {
+            models: Models::default(),
+            options,
+        }
+    }
+
+    /// Processes commands inside the caller's transaction. Call [`Engine::committed`] once the
+    /// transaction commits (or use [`Engine::process`], which does both).
+    pub fn execute(
+        &mut self,
+        kv: &mut dyn Kv,
+        now: Timestamp,
+        commands: impl IntoIterator<Item = Command>,
+    ) -> Result<Batch, Error> {
+        self.models.pending.clear();
+        let w = Writer::new(kv);
+        let next_key = w.reader().next_key()?;
+        let mut ctx = Ctx {
+            w,
+            models: &mut self.models,
+            now: now.as_millisecond(),
+            next_key,
+            record: self.options.record_events,
+            events: Vec::new(),
+            actions: Vec::new(),
+            queue: VecDeque::new(),
+            options: &self.options,
+        };
+        let mut results = Vec::new();
+        for command in commands {
+            let result = dispatch(&mut ctx, command)?;
+            drain(&mut ctx)?;
+            results.push(result);
+        }
+        let next_key = ctx.next_key;
+        ctx.w.set_next_key(next_key)?;
+        Ok(Batch {
+            results,
+            events: ctx.events,
+            actions: ctx.actions,
+        })
+    }
+
+    /// The batch passed to [`Engine::execute`] committed: models it deployed become known.
+    pub fn committed(&mut self) {
+        let pending = std::mem::take(&mut self.models.pending);
+        self.models.cache.extend(pending);
+    }
+
+    /// Processes commands as one transaction of `store` and commits it.
+    pub fn process<S: Store>(
+        &mut self,
+        store: &mut S,
+        now: Timestamp,
+        commands: impl IntoIterator<Item = Command>,
+    ) -> Result<Batch, Error> {
+        let batch = store.transact(|kv| self.execute(kv, now, commands))?;
+        self.committed();
+        Ok(batch)
+    }
+
+    /// Jobs waiting for a worker: after a restart, the runtime performs these again (each has
+    /// its key as idempotency key).
+    pub fn pending_jobs(&mut self, kv: &dyn Kv) -> Result<Vec<JobActivation>, Error> {
+        let r = Reader::new(kv);
+        let mut out = Vec::new();
+        for job in r.jobs()? {
+            if job.state != JobState::Activatable {
+                continue;
+            }
+            let model = self.models.get(r, job.definition)?;
+            let Some(def) = behavior::job_def(&model.element(job.element).kind) else {
+                continue;
+            };
+            out.push(behavior::activation(r, &job, &model, def)?);
+        }
+        Ok(out)
+    }
+
+    /// Messages the engine published that the runtime has not acknowledged yet.
+    pub fn outbox(&self, kv: &dyn Kv) -> Result<Vec<Publication>, Error> {
+        Reader::new(kv).outbox()
+    }
+
+    /// When the next timer, job backoff or message deadline is due; send [`Command::Tick`] then.
+    pub fn next_due(&self, kv: &dyn Kv) -> Result<Option<Timestamp>, Error> {
+        Ok(Reader::new(kv)
+            .next_due()?
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok()))
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+}
+
+fn dispatch(ctx: &mut Ctx<'_>, command: Command) -> Result<CommandResult, Error> {
+    Ok(match command {
+        Command::Deploy { resource, xml } => {
+            deploy::deploy(ctx, &resource, &xml)?.map(Accepted::Deployed)
+        }
+        Command::CreateInstance {
+            process_id,
+            version,
+            variables,
+        } => instance::create(ctx, &process_id, version, variables)?
+            .map(|instance| Accepted::Created { instance }),
+        Command::CancelInstance { instance } => {
+            instance::cancel(ctx, instance)?.map(|()| Accepted::Done)
+        }
+        Command::Publish {
+            name,
+            correlation_key,
+            variables,
+            ttl_ms,
+            message_id,
+        } => messages::publish(ctx, &name, &correlation_key, variables, ttl_ms, message_id)?
+            .map(|key| Accepted::Published { key }),
+        Command::CompleteJob { key, variables } => {
+            jobs::complete(ctx, key, variables)?.map(|()| Accepted::Done)
+        }
+        Command::FailJob {
+            key,
+            retries,
+            backoff_ms,
+            message,
+        } => jobs::fail(ctx, key, retries, backoff_ms, message)?.map(|()| Accepted::Done),
+        Command::ThrowError {
+            key,
+            code,
+            message,
+            variables,
+        } => jobs::throw_error(ctx, key, &code, message, variables)?.map(|()| Accepted::Done),
+        Command::UpdateJobRetries { key, retries } => {
+            jobs::update_retries(ctx, key, retries)?.map(|()| Accepted::Done)
+        }
+        Command::ResolveIncident { key } => incidents::resolve(ctx, key)?.map(|()| Accepted::Done),
+        Command::SetVariables {
+            scope,
+            variables,
+            local,
+        } => set_variables(ctx, scope, variables, local)?,
+        Command::AckPublication { key } => {
+            if ctx.r().publication(key)?.is_none() {
+                Err(Rejection::not_found(format!(
+                    "no unacknowledged publication {key}"
+                )))
+            } else {
+                ctx.emit(Event::PublishAcknowledged { key })?;
+                Ok(Accepted::Done)
+            }
+        }
+        Command::Tick => {
+            timers::tick(ctx, drain)?;
+            Ok(Accepted::Done)
+        }
+    })
+}
+
+fn set_variables(
+    ctx: &mut Ctx<'_>,
+    scope: u64,
+    vars: crate::feel::Context,
+    local: bool,
+) -> Result<CommandResult, Error> {
+    let Some(el) = ctx.r().element(scope)? else {
+        return Ok(Err(Rejection::not_found(format!(
+            "no active element instance {scope} to set variables on"
+        ))));
+    };
+    if local {
+        for (name, value) in vars {
+            variables::set_local(ctx, scope, el.instance, &name, value)?;
+        }
+    } else {
+        variables::merge(ctx, scope, el.instance, vars)?;
+    }
+    Ok(Ok(Accepted::Done))
+}
+
+/// Runs queued work (tokens on their way to elements) until none is left.
+fn drain(ctx: &mut Ctx<'_>) -> Result<(), Error> {
+    while let Some(activation) = ctx.queue.pop_front() {
+        lifecycle::activate(ctx, activation)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,1379 @@
+//! The conformance suite: one or more scenarios per row of the coverage table, each asserting
+//! the exact sequence of element records where order matters, the way Zeebe's engine tests do.
+//! Every store implementation runs all of them (`conformance_suite!`).
+
+// Test code: a panic is how a scenario fails.
+#![allow(clippy::unwrap_used)]
+
+use jiff::SignedDuration;
+use serde_json::json;
+
+use super::Harness;
+use crate::engine::{Accepted, Command, Event, IncidentKind, RejectionKind};
+use crate::store::Store;
+
+pub const THREE_TASKS: &str = include_str!("fixtures/three-tasks.bpmn");
+pub const TASKS: &str = include_str!("fixtures/tasks.bpmn");
+pub const EXCLUSIVE: &str = include_str!("fixtures/exclusive.bpmn");
+pub const EXCLUSIVE_NO_DEFAULT: &str = include_str!("fixtures/exclusive-no-default.bpmn");
+pub const PARALLEL: &str = include_str!("fixtures/parallel.bpmn");
+pub const EVENT_GATEWAY: &str = include_str!("fixtures/event-gateway.bpmn");
+pub const MESSAGES: &str = include_str!("fixtures/messages.bpmn");
+pub const MESSAGE_TWICE: &str = include_str!("fixtures/message-twice.bpmn");
+pub const MESSAGE_START: &str = include_str!("fixtures/message-start.bpmn");
+pub const RECEIVE_INSTANTIATE: &str = include_str!("fixtures/receive-instantiate.bpmn");
+pub const TIMERS: &str = include_str!("fixtures/timers.bpmn");
+pub const TIMER_START: &str = include_str!("fixtures/timer-start.bpmn");
+pub const BOUNDARIES: &str = include_str!("fixtures/boundaries.bpmn");
+pub const SUBPROCESS: &str = include_str!("fixtures/subprocess.bpmn");
+pub const ERROR_END: &str = include_str!("fixtures/error-end.bpmn");
+pub const TERMINATE: &str = include_str!("fixtures/terminate.bpmn");
+pub const COMPENSATION: &str = include_str!("fixtures/compensation.bpmn");
+pub const VARIABLES: &str = include_str!("fixtures/variables.bpmn");
+pub const RETAIL_ORDER: &str = include_str!("fixtures/retail-order.bpmn");
+pub const RETAIL_PAYMENT: &str = include_str!("fixtures/retail-payment.bpmn");
+
+fn s(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Asserts that `part` appears contiguously in `trail`.
+fn assert_contains(trail: &[String], part: &[&str]) {
+    let part = s(part);
+    assert!(
+        trail.windows(part.len()).any(|w| w == part.as_slice()),
+        "expected the records\n  {part:#?}\nin order in\n  {trail:#?}"
+    );
+}
+
+fn count(trail: &[String], record: &str) -> usize {
+    trail.iter().filter(|r| *r == record).count()
+}
+
+pub fn three_tasks_run_in_zeebe_record_order<S: Store>(h: &mut Harness<S>) {
+    h.deploy(THREE_TASKS);
+    let m = h.mark();
+    let i = h.create("three-tasks", json!({}));
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "ELEMENT_ACTIVATING three-tasks",
+            "ELEMENT_ACTIVATED three-tasks",
+            "ELEMENT_ACTIVATING start",
+            "ELEMENT_ACTIVATED start",
+            "ELEMENT_COMPLETING start",
+            "ELEMENT_COMPLETED start",
+            "SEQUENCE_FLOW_TAKEN f1",
+            "ELEMENT_ACTIVATING t1",
+            "ELEMENT_ACTIVATED t1",
+            "JOB_CREATED t1",
+        ])
+    );
+    h.complete("t1", json!({"a": 1}));
+    h.complete("t2", json!({}));
+    let m = h.mark();
+    h.complete("t3", json!({}));
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "JOB_COMPLETED",
+            "ELEMENT_COMPLETING t3",
+            "ELEMENT_COMPLETED t3",
+            "SEQUENCE_FLOW_TAKEN f4",
+            "ELEMENT_ACTIVATING end",
+            "ELEMENT_ACTIVATED end",
+            "ELEMENT_COMPLETING end",
+            "ELEMENT_COMPLETED end",
+            "ELEMENT_COMPLETING three-tasks",
+            "ELEMENT_COMPLETED three-tasks",
+        ])
+    );
+    assert!(!h.active(i), "the instance has ended");
+    assert_eq!(h.process_variable(i, "a"), Some(json!(1)));
+}
+
+pub fn task_kinds_run_with_their_zeebe_behaviour<S: Store>(h: &mut Harness<S>) {
+    h.deploy(TASKS);
+    let i = h.create("tasks", json!({"amounts": [1, 2, 3]}));
+    let send = h.job("send-mail");
+    assert_eq!(send.retries, 5);
+    assert_eq!(
+        send.headers,
+        vec![("template".to_owned(), "welcome".to_owned())]
+    );
+    assert_eq!(send.element_id, "send");
+    assert_eq!(
+        h.run(Command::CompleteJob {
+            key: send.key,
+            variables: super::vars(json!({}))
+        }),
+        Ok(Accepted::Done)
+    );
+    let user = h.job("io.camunda.zeebe:userTask");
+    assert!(
+        user.headers
+            .contains(&("io.camunda.zeebe:assignee".to_owned(), "ada".to_owned()))
+    );
+    assert!(user.headers.contains(&(
+        "io.camunda.zeebe:candidateGroups".to_owned(),
+        "sales".to_owned()
+    )));
+    let m = h.mark();
+    assert_eq!(
+        h.run(Command::CompleteJob {
+            key: user.key,
+            variables: super::vars(json!({"approved": true}))
+        }),
+        Ok(Accepted::Done)
+    );
+    let trail = h.trail_since(m);
+    assert_contains(
+        &trail,
+        &[
+            "ELEMENT_ACTIVATING compute",
+            "ELEMENT_ACTIVATED compute",
+            "ELEMENT_COMPLETING compute",
+            "ELEMENT_COMPLETED compute",
+            "SEQUENCE_FLOW_TAKEN f4",
+            "ELEMENT_ACTIVATING manual",
+            "ELEMENT_ACTIVATED manual",
+            "ELEMENT_COMPLETING manual",
+            "ELEMENT_COMPLETED manual",
+            "SEQUENCE_FLOW_TAKEN f5",
+            "ELEMENT_ACTIVATING undefined",
+            "ELEMENT_ACTIVATED undefined",
+            "ELEMENT_COMPLETING undefined",
+            "ELEMENT_COMPLETED undefined",
+        ],
+    );
+    assert_eq!(h.process_variable(i, "total"), Some(json!(12)));
+    assert_eq!(h.process_variable(i, "approved"), Some(json!(true)));
+    assert!(!h.active(i));
+}
+
+pub fn exclusive_gateway_takes_first_true_condition_or_default<S: Store>(h: &mut Harness<S>) {
+    h.deploy(EXCLUSIVE);
+    for (amount, flow, end) in [
+        (5000, "big", "end-big"),
+        (500, "medium", "end-medium"),
+        (5, "small", "end-small"),
+    ] {
+        let m = h.mark();
+        let i = h.create("exclusive", json!({"amount": amount}));
+        assert_contains(
+            &h.trail_since(m),
+            &[
+                "ELEMENT_ACTIVATING amount-ok",
+                "ELEMENT_ACTIVATED amount-ok",
+                "ELEMENT_COMPLETING amount-ok",
+                "ELEMENT_COMPLETED amount-ok",
+                &format!("SEQUENCE_FLOW_TAKEN {flow}"),
+                &format!("ELEMENT_ACTIVATING {end}"),
+            ],
+        );
+        assert_eq!(
+            count(&h.trail_since(m), "SEQUENCE_FLOW_TAKEN big")
+                + count(&h.trail_since(m), "SEQUENCE_FLOW_TAKEN medium")
+                + count(&h.trail_since(m), "SEQUENCE_FLOW_TAKEN small"),
+            1
+        );
+        assert!(!h.active(i));
+    }
+}
+
+pub fn exclusive_gateway_without_match_raises_incident_until_resolved<S: Store>(
+    h: &mut Harness<S>,
+) {
+    h.deploy(EXCLUSIVE_NO_DEFAULT);
+    let m = h.mark();
+    let i = h.create("exclusive-no-default", json!({}));
+    let trail = h.trail_since(m);
+    assert_eq!(
+        trail[trail.len() - 2..],
+        s(&["ELEMENT_ACTIVATING gw", "INCIDENT_CREATED gw"])
+    );
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].kind, IncidentKind::Condition);
+    assert_eq!(
+        incidents[0].message,
+        "expected at least one condition to evaluate to true, or to have a default flow (no variable found with name 'approved')"
+    );
+    assert!(h.active(i));
+    // Fix the data, then retry.
+    assert_eq!(
+        h.run(Command::SetVariables {
+            scope: i,
+            variables: super::vars(json!({"approved": false})),
+            local: false
+        }),
+        Ok(Accepted::Done)
+    );
+    let m = h.mark();
+    assert_eq!(
+        h.run(Command::ResolveIncident {
+            key: incidents[0].key
+        }),
+        Ok(Accepted::Done)
+    );
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "INCIDENT_RESOLVED",
+            "ELEMENT_ACTIVATED gw",
+            "ELEMENT_COMPLETING gw",
+            "ELEMENT_COMPLETED gw",
+            "SEQUENCE_FLOW_TAKEN to-no",
+        ],
+    );
+    assert!(h.incidents().is_empty());
+    assert!(!h.active(i));
+}
+
+pub fn parallel_gateway_forks_and_joins<S: Store>(h: &mut Harness<S>) {
+    h.deploy(PARALLEL);
+    let m = h.mark();
+    let i = h.create("parallel", json!({}));
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "ELEMENT_COMPLETED fork",
+            "SEQUENCE_FLOW_TAKEN fa",
+            "SEQUENCE_FLOW_TAKEN fb",
+            "ELEMENT_ACTIVATING a",
+            "ELEMENT_ACTIVATED a",
+            "JOB_CREATED a",
+            "ELEMENT_ACTIVATING b",
+            "ELEMENT_ACTIVATED b",
+            "JOB_CREATED b",
+        ],
+    );
+    let m = h.mark();
+    h.complete("b", json!({}));
+    // One token waits at the join.
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "JOB_COMPLETED",
+            "ELEMENT_COMPLETING b",
+            "ELEMENT_COMPLETED b",
+            "SEQUENCE_FLOW_TAKEN jb"
+        ])
+    );
+    let m = h.mark();
+    h.complete("a", json!({}));
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "JOB_COMPLETED",
+            "ELEMENT_COMPLETING a",
+            "ELEMENT_COMPLETED a",
+            "SEQUENCE_FLOW_TAKEN ja",
+            "ELEMENT_ACTIVATING join",
+            "ELEMENT_ACTIVATED join",
+            "ELEMENT_COMPLETING join",
+            "ELEMENT_COMPLETED join",
+            "SEQUENCE_FLOW_TAKEN f9",
+            "ELEMENT_ACTIVATING end",
+            "ELEMENT_ACTIVATED end",
+            "ELEMENT_COMPLETING end",
+            "ELEMENT_COMPLETED end",
+            "ELEMENT_COMPLETING parallel",
+            "ELEMENT_COMPLETED parallel",
+        ])
+    );
+    assert!(!h.active(i));
+}
+
+pub fn event_based_gateway_takes_the_first_event<S: Store>(h: &mut Harness<S>) {
+    h.deploy(EVENT_GATEWAY);
+    let i = h.create("event-gateway", json!({"orderId": "o-1"}));
+    let m = h.mark();
+    assert!(
+        h.publish("PaymentReceived", "o-1", json!({"paid": true}), 0)
+            .is_ok()
+    );
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "MESSAGE_CORRELATED",
+            "ELEMENT_COMPLETING gw",
+            "ELEMENT_COMPLETED gw",
+            "SEQUENCE_FLOW_TAKEN to-paid",
+            "ELEMENT_ACTIVATING paid",
+            "ELEMENT_ACTIVATED paid",
+            "ELEMENT_COMPLETING paid",
+            "ELEMENT_COMPLETED paid",
+            "SEQUENCE_FLOW_TAKEN f1",
+            "ELEMENT_ACTIVATING end-paid",
+            "ELEMENT_ACTIVATED end-paid",
+            "ELEMENT_COMPLETING end-paid",
+            "ELEMENT_COMPLETED end-paid",
+            "ELEMENT_COMPLETING event-gateway",
+            "ELEMENT_COMPLETED event-gateway",
+        ])
+    );
+    assert_eq!(h.process_variable(i, "paid"), Some(json!(true)));
+    let m = h.mark();
+    h.advance(SignedDuration::from_hours(2));
+    assert!(
+        h.trail_since(m).is_empty(),
+        "the timer was closed with the gateway"
+    );
+}
+
+pub fn event_based_gateway_timer_wins_when_no_message_comes<S: Store>(h: &mut Harness<S>) {
+    h.deploy(EVENT_GATEWAY);
+    let i = h.create("event-gateway", json!({"orderId": "o-2"}));
+    h.advance(SignedDuration::from_mins(59));
+    assert!(h.active(i));
+    let m = h.mark();
+    h.advance(SignedDuration::from_mins(1));
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "TIMER_TRIGGERED",
+            "ELEMENT_COMPLETING gw",
+            "ELEMENT_COMPLETED gw",
+            "SEQUENCE_FLOW_TAKEN to-timeout",
+            "ELEMENT_ACTIVATING timeout",
+        ],
+    );
+    assert!(!h.active(i));
+    let m = h.mark();
+    assert!(h.publish("PaymentReceived", "o-2", json!({}), 0).is_ok());
+    assert!(
+        h.trail_since(m).is_empty(),
+        "the subscription was closed with the gateway"
+    );
+}
+
+pub fn message_catch_receive_and_throw_events<S: Store>(h: &mut Harness<S>) {
+    h.deploy(MESSAGES);
+    let i = h.create("messages", json!({"orderId": "o-1"}));
+    let m = h.mark();
+    assert!(
+        h.publish("PaymentReceived", "o-1", json!({"amount": 42}), 0)
+            .is_ok()
+    );
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "MESSAGE_CORRELATED",
+            "ELEMENT_COMPLETING wait-paid",
+            "ELEMENT_COMPLETED wait-paid",
+            "SEQUENCE_FLOW_TAKEN f2",
+            "ELEMENT_ACTIVATING wait-shipped",
+            "ELEMENT_ACTIVATED wait-shipped",
+        ],
+    );
+    // The output mapping decides what leaves the event.
+    assert_eq!(h.process_variable(i, "paidAmount"), Some(json!(42)));
+    assert_eq!(h.process_variable(i, "amount"), None);
+    assert!(
+        h.publish("GoodsShipped", "other-order", json!({}), 0)
+            .is_ok()
+    );
+    assert!(h.active(i), "a message for another key does not correlate");
+    assert!(
+        h.publish("GoodsShipped", "o-1", json!({"carrier": "DHL"}), 0)
+            .is_ok()
+    );
+    assert_eq!(h.process_variable(i, "carrier"), Some(json!("DHL")));
+    assert!(!h.active(i));
+    let names: Vec<(&str, &str)> = h
+        .published
+        .iter()
+        .map(|p| (p.name.as_str(), p.correlation_key.as_str()))
+        .collect();
+    assert_eq!(names, [("OrderDone", "o-1"), ("OrderClosed", "o-1")]);
+    let first = h.published[0].clone();
+    assert_eq!(first.message_id, format!("flowmesh-{}", first.key));
+    assert_eq!(
+        first.variables.get("carrier").map(|v| v.to_json()),
+        Some(json!("DHL"))
+    );
+    let outbox = h.store.read(|kv| h.engine.outbox(kv)).unwrap();
+    assert_eq!(outbox.len(), 2, "publications stay until acknowledged");
+    for p in h.published.clone() {
+        assert_eq!(
+            h.run(Command::AckPublication { key: p.key }),
+            Ok(Accepted::Done)
+        );
+    }
+    assert!(h.store.read(|kv| h.engine.outbox(kv)).unwrap().is_empty());
+}
+
+pub fn messages_are_buffered_until_their_ttl_and_deduplicated_by_id<S: Store>(h: &mut Harness<S>) {
+    h.deploy(MESSAGES);
+    let publish = |h: &mut Harness<S>, id: &str| {
+        h.run(Command::Publish {
+            name: "PaymentReceived".into(),
+            correlation_key: "o-2".into(),
+            variables: super::vars(json!({"amount": 7})),
+            ttl_ms: 60_000,
+            message_id: Some(id.into()),
+        })
+    };
+    assert!(matches!(publish(h, "m-1"), Ok(Accepted::Published { .. })));
+    let m = h.mark();
+    let dup = publish(h, "m-1").unwrap_err();
+    assert_eq!(dup.kind, RejectionKind::Duplicate);
+    assert_eq!(h.mark(), m, "a rejected command emits nothing");
+    let m = h.mark();
+    let i = h.create("messages", json!({"orderId": "o-2"}));
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "ELEMENT_ACTIVATING wait-paid",
+            "ELEMENT_ACTIVATED wait-paid",
+            "MESSAGE_CORRELATED",
+            "ELEMENT_COMPLETING wait-paid",
+        ],
+    );
+    assert_eq!(h.process_variable(i, "paidAmount"), Some(json!(7)));
+
+    // A correlated message stays buffered for its time to live (another instance may take
+    // it), then expires; then its id may be used again.
+    assert!(h.publish("GoodsShipped", "o-2", json!({}), 10_000).is_ok());
+    assert!(!h.active(i));
+    let expired = |h: &Harness<S>| {
+        h.events
+            .iter()
+            .filter(|e| matches!(e, Event::MessageExpired { .. }))
+            .count()
+    };
+    h.advance(SignedDuration::from_secs(10));
+    assert_eq!(expired(h), 1, "GoodsShipped lived 10 s");
+    assert!(
+        matches!(
+            publish(h, "m-1").unwrap_err().kind,
+            RejectionKind::Duplicate
+        ),
+        "m-1 is still buffered"
+    );
+    h.advance(SignedDuration::from_secs(50));
+    assert_eq!(expired(h), 2, "PaymentReceived lived 60 s");
+    assert!(matches!(publish(h, "m-1"), Ok(Accepted::Published { .. })));
+}
+
+pub fn message_correlates_at_most_once_per_instance<S: Store>(h: &mut Harness<S>) {
+    h.deploy(MESSAGE_TWICE);
+    let a = h.create("message-twice", json!({"key": "k"}));
+    let b = h.create("message-twice", json!({"key": "k"}));
+    let m = h.mark();
+    assert!(h.publish("Ping", "k", json!({}), 0).is_ok());
+    let trail = h.trail_since(m);
+    // Both instances get it, each only once (catch-a, the first subscription).
+    assert_eq!(count(&trail, "MESSAGE_CORRELATED"), 2);
+    assert_eq!(count(&trail, "ELEMENT_COMPLETED catch-a"), 2);
+    assert_eq!(count(&trail, "ELEMENT_COMPLETED catch-b"), 0);
+    assert!(h.active(a) && h.active(b));
+    assert!(h.publish("Ping", "k", json!({}), 60_000).is_ok());
+    assert!(!h.active(a) && !h.active(b));
+    // Buffered, it would correlate to a new instance, once.
+    let c = h.create("message-twice", json!({"key": "k"}));
+    let trail = h.trail();
+    assert_eq!(count(&trail, "ELEMENT_COMPLETED catch-a"), 3);
+    assert!(
+        h.active(c),
+        "the buffered message reached one of c's two events only"
+    );
+}
+
+pub fn message_start_allows_one_active_instance_per_correlation_key<S: Store>(h: &mut Harness<S>) {
+    h.deploy(MESSAGE_START);
+    let started = |h: &Harness<S>| count(&h.trail(), "ELEMENT_ACTIVATING message-start");
+    assert!(h.publish("OrderPlaced", "c-1", json!({"n": 1}), 0).is_ok());
+    assert_eq!(started(h), 1);
+    let job = h.job("handle");
+    assert_eq!(
+        job.variables.get("n").map(|v| v.to_json()),
+        Some(json!(1)),
+        "message variables are on the instance"
+    );
+    assert!(
+        h.publish("OrderPlaced", "c-1", json!({"n": 2}), 60_000)
+            .is_ok()
+    );
+    assert_eq!(started(h), 1, "one instance per correlation key at a time");
+    assert!(h.publish("OrderPlaced", "c-2", json!({"n": 3}), 0).is_ok());
+    assert_eq!(started(h), 2);
+    assert_eq!(
+        h.run(Command::CompleteJob {
+            key: job.key,
+            variables: super::vars(json!({}))
+        }),
+        Ok(Accepted::Done)
+    );
+    assert_eq!(
+        started(h),
+        3,
+        "the buffered message starts the next instance once the first ended"
+    );
+    let next = h.job("handle");
+    let next = if next.variables.get("n").map(|v| v.to_json()) == Some(json!(3)) {
+        h.job("handle")
+    } else {
+        next
+    };
+    assert_eq!(next.variables.get("n").map(|v| v.to_json()), Some(json!(2)));
+    assert!(h.publish("OrderPlaced", "", json!({}), 0).is_ok());
+    assert!(h.publish("OrderPlaced", "", json!({}), 0).is_ok());
+    assert_eq!(
+        started(h),
+        5,
+        "without a correlation key every message starts an instance"
+    );
+}
+
+pub fn receive_task_with_instantiate_starts_an_instance<S: Store>(h: &mut Harness<S>) {
+    h.deploy(RECEIVE_INSTANTIATE);
+    let m = h.mark();
+    assert!(h.publish("OrderReceived", "", json!({"id": 7}), 0).is_ok());
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "MESSAGE_CORRELATED",
+            "ELEMENT_ACTIVATING receive-instantiate",
+            "ELEMENT_ACTIVATED receive-instantiate",
+            "ELEMENT_ACTIVATING receive-order",
+            "ELEMENT_ACTIVATED receive-order",
+            "ELEMENT_COMPLETING receive-order",
+            "ELEMENT_COMPLETED receive-order",
+            "SEQUENCE_FLOW_TAKEN f1",
+            "ELEMENT_ACTIVATING end",
+            "ELEMENT_ACTIVATED end",
+            "ELEMENT_COMPLETING end",
+            "ELEMENT_COMPLETED end",
+            "ELEMENT_COMPLETING receive-instantiate",
+            "ELEMENT_COMPLETED receive-instantiate",
+        ])
+    );
+}
+
+pub fn timer_catch_events_wait_for_duration_and_date<S: Store>(h: &mut Harness<S>) {
+    h.deploy(TIMERS);
+    let i = h.create("timers", json!({"deadline": "2024-01-01T01:00:00Z"}));
+    h.advance(SignedDuration::from_secs(9));
+    assert!(
+        !h.trail()
+            .contains(&"ELEMENT_COMPLETED wait-duration".to_owned())
+    );
+    let m = h.mark();
+    h.advance(SignedDuration::from_secs(1));
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "TIMER_TRIGGERED",
+            "ELEMENT_COMPLETING wait-duration",
+            "ELEMENT_COMPLETED wait-duration",
+            "SEQUENCE_FLOW_TAKEN f2",
+            "ELEMENT_ACTIVATING wait-date",
+            "ELEMENT_ACTIVATED wait-date",
+        ])
+    );
+    let due = h.store.read(|kv| h.engine.next_due(kv)).unwrap();
+    assert_eq!(due, Some("2024-01-01T01:00:00Z".parse().unwrap()));
+    h.advance(SignedDuration::from_mins(59) + SignedDuration::from_secs(49));
+    assert!(h.active(i));
+    h.advance(SignedDuration::from_secs(1));
+    assert!(!h.active(i));
+}
+
+pub fn timer_start_events_fire_by_date_and_cycle<S: Store>(h: &mut Harness<S>) {
+    h.deploy(TIMER_START);
+    let started = |h: &Harness<S>, id: &str| count(&h.trail(), &format!("ELEMENT_ACTIVATING {id}"));
+    for _ in 0..5 {
+        h.advance(SignedDuration::from_mins(1));
+    }
+    assert_eq!(started(h, "timer-start-cycle"), 3, "R3 fires three times");
+    assert_eq!(started(h, "timer-start-date"), 0);
+    h.now = "2030-01-01T08:00:00Z".parse().unwrap();
+    assert_eq!(h.run(Command::Tick), Ok(Accepted::Done));
+    assert_eq!(started(h, "timer-start-date"), 1);
+    h.advance(SignedDuration::from_hours(24));
+    assert_eq!(started(h, "timer-start-date"), 1, "a date fires once");
+}
+
+pub fn interrupting_timer_boundary_terminates_the_task<S: Store>(h: &mut Harness<S>) {
+    h.deploy(BOUNDARIES);
+    let i = h.create("boundaries", json!({"orderId": "o-1"}));
+    let work = h.job("work");
+    let m = h.mark();
+    for _ in 0..5 {
+        h.advance(SignedDuration::from_mins(1));
+    }
+    let trail = h.trail_since(m);
+    assert_contains(
+        &trail,
+        &[
+            "TIMER_TRIGGERED",
+            "ELEMENT_TERMINATING work",
+            "ELEMENT_TERMINATED work",
+            "ELEMENT_ACTIVATING timeout",
+            "ELEMENT_ACTIVATED timeout",
+            "ELEMENT_COMPLETING timeout",
+            "ELEMENT_COMPLETED timeout",
+            "SEQUENCE_FLOW_TAKEN f3",
+        ],
+    );
+    assert!(
+        h.events
+            .iter()
+            .any(|e| *e == Event::JobCanceled { key: work.key })
+    );
+    let late = h
+        .run(Command::CompleteJob {
+            key: work.key,
+            variables: super::vars(json!({})),
+        })
+        .unwrap_err();
+    assert_eq!(late.kind, RejectionKind::NotFound);
+    // The two reminders (non-interrupting) still run.
+    h.complete("remind", json!({}));
+    assert!(h.active(i));
+    h.complete("remind", json!({}));
+    assert!(!h.active(i));
+}
+
+pub fn non_interrupting_timer_cycle_boundary_fires_repeatedly<S: Store>(h: &mut Harness<S>) {
+    h.deploy(BOUNDARIES);
+    let i = h.create("boundaries", json!({"orderId": "o-1"}));
+    let m = h.mark();
+    h.advance(SignedDuration::from_mins(1));
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "TIMER_TRIGGERED",
+            "ELEMENT_ACTIVATING reminder",
+            "ELEMENT_ACTIVATED reminder",
+            "ELEMENT_COMPLETING reminder",
+            "ELEMENT_COMPLETED reminder",
+            "SEQUENCE_FLOW_TAKEN f4",
+            "ELEMENT_ACTIVATING remind",
+            "ELEMENT_ACTIVATED remind",
+            "JOB_CREATED remind",
+        ])
+    );
+    h.advance(SignedDuration::from_mins(1));
+    h.advance(SignedDuration::from_mins(1));
+    assert_eq!(
+        count(&h.trail(), "ELEMENT_ACTIVATING reminder"),
+        2,
+        "R2: twice, then no more"
+    );
+    h.complete("work", json!({}));
+    h.complete("remind", json!({}));
+    assert!(h.active(i), "one reminder task still runs");
+    h.complete("remind", json!({}));
+    assert!(!h.active(i));
+}
+
+pub fn message_boundaries_interrupt_or_not<S: Store>(h: &mut Harness<S>) {
+    h.deploy(BOUNDARIES);
+    let i = h.create("boundaries", json!({"orderId": "o-7"}));
+    let work = h.job("work");
+    for _ in 0..2 {
+        let m = h.mark();
+        assert!(h.publish("OrderUpdated", "o-7", json!({}), 0).is_ok());
+        assert_contains(
+            &h.trail_since(m),
+            &[
+                "MESSAGE_CORRELATED",
+                "ELEMENT_ACTIVATING updated",
+                "ELEMENT_ACTIVATED updated",
+                "ELEMENT_COMPLETING updated",
+                "ELEMENT_COMPLETED updated",
+                "SEQUENCE_FLOW_TAKEN f7",
+            ],
+        );
+        assert!(
+            h.active(work.element_instance),
+            "a non-interrupting event leaves the task running"
+        );
+    }
+    let m = h.mark();
+    assert!(
+        h.publish("OrderCancelled", "o-7", json!({"reason": "customer"}), 0)
+            .is_ok()
+    );
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "MESSAGE_CORRELATED",
+            "ELEMENT_TERMINATING work",
+            "ELEMENT_TERMINATED work",
+            "ELEMENT_ACTIVATING cancelled",
+        ],
+    );
+    assert_eq!(h.process_variable(i, "reason"), Some(json!("customer")));
+    assert!(!h.active(i));
+}
+
+pub fn error_boundary_catches_by_code_before_catch_all<S: Store>(h: &mut Harness<S>) {
+    h.deploy(BOUNDARIES);
+    for (code, boundary) in [("REJECTED", "rejected"), ("SOMETHING_ELSE", "any-error")] {
+        let i = h.create("boundaries", json!({"orderId": code}));
+        let work = h.job("work");
+        let m = h.mark();
+        let thrown = h.run(Command::ThrowError {
+            key: work.key,
+            code: code.into(),
+            message: "nope".into(),
+            variables: super::vars(json!({"why": code})),
+        });
+        assert_eq!(thrown, Ok(Accepted::Done));
+        assert_contains(
+            &h.trail_since(m),
+            &[
+                "ELEMENT_TERMINATING work",
+                "ELEMENT_TERMINATED work",
+                &format!("ELEMENT_ACTIVATING {boundary}"),
+            ],
+        );
+        assert_eq!(h.process_variable(i, "why"), Some(json!(code)));
+        assert!(!h.active(i));
+    }
+}
+
+pub fn uncaught_job_error_raises_incident<S: Store>(h: &mut Harness<S>) {
+    h.deploy(THREE_TASKS);
+    let i = h.create("three-tasks", json!({}));
+    let t1 = h.job("t1");
+    let thrown = h.run(Command::ThrowError {
+        key: t1.key,
+        code: "NOPE".into(),
+        message: "bad".into(),
+        variables: super::vars(json!({})),
+    });
+    assert_eq!(thrown, Ok(Accepted::Done));
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].kind, IncidentKind::UnhandledError);
+    assert_eq!(incidents[0].job, Some(t1.key));
+    assert!(
+        incidents[0].message.contains("'NOPE'"),
+        "{}",
+        incidents[0].message
+    );
+    let blocked = h
+        .run(Command::CompleteJob {
+            key: t1.key,
+            variables: super::vars(json!({})),
+        })
+        .unwrap_err();
+    assert_eq!(blocked.kind, RejectionKind::InvalidState);
+    assert_eq!(
+        h.run(Command::ResolveIncident {
+            key: incidents[0].key
+        }),
+        Ok(Accepted::Done)
+    );
+    h.complete("t1", json!({}));
+    h.complete("t2", json!({}));
+    h.complete("t3", json!({}));
+    assert!(!h.active(i));
+}
+
+pub fn embedded_subprocess_scopes_variables_and_catches_errors<S: Store>(h: &mut Harness<S>) {
+    h.deploy(SUBPROCESS);
+    let m = h.mark();
+    let i = h.create("subprocess", json!({"order": {"id": "o-9"}}));
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "SEQUENCE_FLOW_TAKEN f1",
+            "ELEMENT_ACTIVATING sub",
+            "ELEMENT_ACTIVATED sub",
+            "ELEMENT_ACTIVATING sub-start",
+            "ELEMENT_ACTIVATED sub-start",
+            "ELEMENT_COMPLETING sub-start",
+            "ELEMENT_COMPLETED sub-start",
+            "SEQUENCE_FLOW_TAKEN s1",
+            "ELEMENT_ACTIVATING inner",
+        ],
+    );
+    let inner = h.complete("inner", json!({"localResult": "ok"}));
+    assert_eq!(
+        inner.variables.get("localId").map(|v| v.to_json()),
+        Some(json!("o-9"))
+    );
+    assert_eq!(
+        h.process_variable(i, "localId"),
+        None,
+        "input mappings stay local to the subprocess"
+    );
+    assert_eq!(h.process_variable(i, "result"), Some(json!("ok")));
+    assert!(!h.active(i));
+
+    let j = h.create("subprocess", json!({"order": {"id": "o-10"}}));
+    let inner = h.job("inner");
+    let m = h.mark();
+    let thrown = h.run(Command::ThrowError {
+        key: inner.key,
+        code: "FAILED".into(),
+        message: String::new(),
+        variables: super::vars(json!({})),
+    });
+    assert_eq!(thrown, Ok(Accepted::Done));
+    assert_eq!(
+        h.trail_since(m)[..6],
+        s(&[
+            "ELEMENT_TERMINATING sub",
+            "ELEMENT_TERMINATING inner",
+            "ELEMENT_TERMINATED inner",
+            "ELEMENT_TERMINATED sub",
+            "ELEMENT_ACTIVATING sub-failed",
+            "ELEMENT_ACTIVATED sub-failed",
+        ])
+    );
+    assert!(!h.active(j));
+}
+
+pub fn error_end_event_is_caught_by_enclosing_boundary<S: Store>(h: &mut Harness<S>) {
+    h.deploy(ERROR_END);
+    let m = h.mark();
+    let i = h.create("error-end", json!({}));
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "ELEMENT_ACTIVATING throw",
+            "ELEMENT_ACTIVATED throw",
+            "ELEMENT_TERMINATING sub",
+            "ELEMENT_TERMINATING throw",
+            "ELEMENT_TERMINATED throw",
+            "ELEMENT_TERMINATED sub",
+            "ELEMENT_ACTIVATING caught",
+            "ELEMENT_ACTIVATED caught",
+            "ELEMENT_COMPLETING caught",
+            "ELEMENT_COMPLETED caught",
+            "SEQUENCE_FLOW_TAKEN f3",
+        ],
+    );
+    assert!(!h.active(i));
+}
+
+pub fn uncaught_error_end_event_raises_incident<S: Store>(h: &mut Harness<S>) {
+    h.deploy(ERROR_END);
+    let i = h.create("error-uncaught", json!({}));
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].kind, IncidentKind::UnhandledError);
+    assert_eq!(
+        h.run(Command::ResolveIncident {
+            key: incidents[0].key
+        }),
+        Ok(Accepted::Done)
+    );
+    let again = h.incidents();
+    assert_eq!(again.len(), 1, "still uncaught: a new incident");
+    assert_ne!(again[0].key, incidents[0].key);
+    let m = h.mark();
+    assert_eq!(
+        h.run(Command::CancelInstance { instance: i }),
+        Ok(Accepted::Done)
+    );
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "ELEMENT_TERMINATING error-uncaught",
+            "ELEMENT_TERMINATING u-throw",
+            "INCIDENT_RESOLVED",
+            "ELEMENT_TERMINATED u-throw",
+            "ELEMENT_TERMINATED error-uncaught",
+        ])
+    );
+    assert!(h.incidents().is_empty());
+}
+
+pub fn terminate_end_event_ends_the_instance<S: Store>(h: &mut Harness<S>) {
+    h.deploy(TERMINATE);
+    let m = h.mark();
+    let i = h.create("terminate", json!({}));
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "ELEMENT_ACTIVATING kill",
+            "ELEMENT_ACTIVATED kill",
+            "ELEMENT_COMPLETING kill",
+            "ELEMENT_TERMINATING slow",
+            "ELEMENT_TERMINATED slow",
+            "ELEMENT_COMPLETED kill",
+            "ELEMENT_COMPLETING terminate",
+            "ELEMENT_COMPLETED terminate",
+        ],
+    );
+    assert!(!h.active(i));
+    let slow = h.job("slow");
+    let late = h
+        .run(Command::CompleteJob {
+            key: slow.key,
+            variables: super::vars(json!({})),
+        })
+        .unwrap_err();
+    assert_eq!(late.kind, RejectionKind::NotFound);
+}
+
+pub fn compensation_runs_handlers_of_completed_activities<S: Store>(h: &mut Harness<S>) {
+    h.deploy(COMPENSATION);
+    let i = h.create("compensation", json!({}));
+    h.complete("charge", json!({}));
+    let m = h.mark();
+    h.complete("reserve", json!({}));
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "ELEMENT_ACTIVATING undo-charge",
+            "ELEMENT_ACTIVATED undo-charge",
+            "ELEMENT_ACTIVATING charge-comp",
+            "ELEMENT_ACTIVATED charge-comp",
+            "ELEMENT_COMPLETING charge-comp",
+            "ELEMENT_COMPLETED charge-comp",
+            "ELEMENT_ACTIVATING refund",
+            "ELEMENT_ACTIVATED refund",
+            "JOB_CREATED refund",
+        ],
+    );
+    assert!(
+        !h.trail_since(m).iter().any(|r| r.ends_with(" release")),
+        "activityRef names one activity"
+    );
+    let m = h.mark();
+    h.complete("refund", json!({}));
+    let trail = h.trail_since(m);
+    assert_contains(
+        &trail,
+        &[
+            "ELEMENT_COMPLETED refund",
+            "ELEMENT_COMPLETING undo-charge",
+            "ELEMENT_COMPLETED undo-charge",
+            "SEQUENCE_FLOW_TAKEN f4",
+            "ELEMENT_ACTIVATING undo-all",
+        ],
+    );
+    assert_contains(
+        &trail,
+        &[
+            "ELEMENT_ACTIVATING release",
+            "ELEMENT_ACTIVATED release",
+            "JOB_CREATED release",
+        ],
+    );
+    assert!(
+        !trail.contains(&"ELEMENT_ACTIVATING refund".to_owned()),
+        "charge was compensated already"
+    );
+    assert!(h.active(i), "the end event waits for its handlers");
+    let m = h.mark();
+    h.complete("release", json!({}));
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "ELEMENT_COMPLETED release",
+            "ELEMENT_COMPLETING undo-all",
+            "ELEMENT_COMPLETED undo-all",
+            "ELEMENT_COMPLETING compensation",
+            "ELEMENT_COMPLETED compensation",
+        ],
+    );
+    assert!(!h.active(i));
+}
+
+pub fn variables_follow_zeebe_scope_and_mapping_rules<S: Store>(h: &mut Harness<S>) {
+    h.deploy(VARIABLES);
+    let i = h.create(
+        "variables",
+        json!({"order": {"id": "o-1", "items": [1, 2, 3]}}),
+    );
+    let price = h.job("price");
+    let v = |name: &str| price.variables.get(name).map(|v| v.to_json());
+    assert_eq!(v("lines"), Some(json!([1, 2, 3])));
+    assert_eq!(
+        v("request"),
+        Some(json!({"count": 3, "note": "static text"}))
+    );
+    assert_eq!(
+        h.run(Command::CompleteJob {
+            key: price.key,
+            variables: super::vars(json!({"result": {"total": 99.5, "currency": "EUR"}}))
+        }),
+        Ok(Accepted::Done)
+    );
+    let ship = h.job("ship");
+    let v = |name: &str| ship.variables.get(name).map(|v| v.to_json());
+    assert_eq!(
+        v("order"),
+        Some(json!({"id": "o-1", "items": [1, 2, 3], "total": 99.5})),
+        "a nested target keeps siblings"
+    );
+    assert_eq!(v("currency"), Some(json!("EUR")));
+    assert_eq!(
+        v("result"),
+        None,
+        "with output mappings only mapped values leave the task"
+    );
+    assert_eq!(v("lines"), None, "input mappings are local to the task");
+    assert_eq!(
+        h.run(Command::CompleteJob {
+            key: ship.key,
+            variables: super::vars(json!({"tracking": "T-1", "currency": "USD"}))
+        }),
+        Ok(Accepted::Done)
+    );
+    assert_eq!(h.process_variable(i, "tracking"), Some(json!("T-1")));
+    assert_eq!(
+        h.process_variable(i, "currency"),
+        Some(json!("USD")),
+        "an existing variable is updated"
+    );
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::VariableUpdated { name, .. } if name == "currency"))
+    );
+}
+
+pub fn failed_jobs_retry_with_backoff_then_raise_incident<S: Store>(h: &mut Harness<S>) {
+    h.deploy(THREE_TASKS);
+    let i = h.create("three-tasks", json!({}));
+    let t1 = h.job("t1");
+    assert_eq!(t1.retries, 3);
+    let fail = |h: &mut Harness<S>, key, retries, backoff_ms| {
+        h.run(Command::FailJob {
+            key,
+            retries,
+            backoff_ms,
+            message: format!("boom {retries}"),
+        })
+    };
+    assert_eq!(fail(h, t1.key, 2, 0), Ok(Accepted::Done));
+    assert_eq!(
+        h.job("t1").retries,
+        2,
+        "no backoff: performed again at once"
+    );
+    assert_eq!(fail(h, t1.key, 1, 10_000), Ok(Accepted::Done));
+    assert!(h.jobs.is_empty(), "waits for its backoff");
+    h.advance(SignedDuration::from_secs(9));
+    assert!(h.jobs.is_empty());
+    h.advance(SignedDuration::from_secs(1));
+    assert_eq!(h.job("t1").retries, 1);
+    assert_eq!(fail(h, t1.key, 0, 0), Ok(Accepted::Done));
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].kind, IncidentKind::JobNoRetries);
+    assert_eq!(incidents[0].message, "boom 0");
+    assert!(h.jobs.is_empty());
+    assert_eq!(
+        h.run(Command::ResolveIncident {
+            key: incidents[0].key
+        }),
+        Ok(Accepted::Done)
+    );
+    assert_eq!(h.job("t1").retries, 1, "resolving gives the job a retry");
+    assert!(h.incidents().is_empty());
+    assert_eq!(
+        h.run(Command::CompleteJob {
+            key: t1.key,
+            variables: super::vars(json!({}))
+        }),
+        Ok(Accepted::Done)
+    );
+    h.complete("t2", json!({}));
+    h.complete("t3", json!({}));
+    assert!(!h.active(i));
+}
+
+pub fn new_deployments_make_versions_and_keep_running_instances<S: Store>(h: &mut Harness<S>) {
+    let v1 = h.deploy(THREE_TASKS);
+    assert_eq!((v1[0].version, v1[0].duplicate), (1, false));
+    let old = h.create("three-tasks", json!({}));
+    let again = h.deploy(THREE_TASKS);
+    assert_eq!(
+        (again[0].version, again[0].duplicate, again[0].key),
+        (1, true, v1[0].key)
+    );
+    let v2 = h.deploy(&THREE_TASKS.replace("type=\"t3\"", "type=\"t3-v2\""));
+    assert_eq!((v2[0].version, v2[0].duplicate), (2, false));
+    let new = h.create("three-tasks", json!({}));
+    h.complete("t1", json!({}));
+    h.complete("t1", json!({}));
+    h.complete("t2", json!({}));
+    h.complete("t2", json!({}));
+    let old_t3 = h.job("t3");
+    assert_eq!(old_t3.instance, old);
+    assert_eq!(old_t3.version, 1);
+    let new_t3 = h.job("t3-v2");
+    assert_eq!((new_t3.instance, new_t3.version), (new, 2));
+    let pinned = h.run(Command::CreateInstance {
+        process_id: "three-tasks".into(),
+        version: Some(1),
+        variables: super::vars(json!({})),
+    });
+    assert!(matches!(pinned, Ok(Accepted::Created { .. })));
+    let missing = h
+        .run(Command::CreateInstance {
+            process_id: "three-tasks".into(),
+            version: Some(9),
+            variables: super::vars(json!({})),
+        })
+        .unwrap_err();
+    assert_eq!(missing.kind, RejectionKind::NotFound);
+    assert!(
+        missing.message.contains("deployed versions: 1, 2"),
+        "{}",
+        missing.message
+    );
+}
+
+pub fn cancel_terminates_everything_inside<S: Store>(h: &mut Harness<S>) {
+    h.deploy(SUBPROCESS);
+    let i = h.create("subprocess", json!({"order": {"id": "x"}}));
+    let inner = h.job("inner");
+    let m = h.mark();
+    assert_eq!(
+        h.run(Command::CancelInstance { instance: i }),
+        Ok(Accepted::Done)
+    );
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "ELEMENT_TERMINATING subprocess",
+            "ELEMENT_TERMINATING sub",
+            "ELEMENT_TERMINATING inner",
+            "ELEMENT_TERMINATED inner",
+            "ELEMENT_TERMINATED sub",
+            "ELEMENT_TERMINATED subprocess",
+        ])
+    );
+    assert!(!h.active(i));
+    assert_eq!(
+        h.run(Command::CompleteJob {
+            key: inner.key,
+            variables: super::vars(json!({}))
+        })
+        .unwrap_err()
+        .kind,
+        RejectionKind::NotFound
+    );
+    assert_eq!(
+        h.run(Command::CancelInstance { instance: i })
+            .unwrap_err()
+            .kind,
+        RejectionKind::NotFound
+    );
+}
+
+pub fn flowing_retail_order_runs_end_to_end<S: Store>(h: &mut Harness<S>) {
+    h.deploy(RETAIL_ORDER);
+    let i = h.create(
+        "retail-order",
+        json!({"order": {"orderId": "o-4711", "totalSum": 42.5}, "traceId": "tr-1", "CorrelationId_RetrievePayment": "c-1"}),
+    );
+    h.complete("save-order", json!({}));
+    let pay = h.complete("retrieve-payment", json!({}));
+    let v = |name: &str| pay.variables.get(name).map(|v| v.to_json());
+    assert_eq!(
+        (v("amount"), v("refId"), v("traceId")),
+        (
+            Some(json!(42.5)),
+            Some(json!("o-4711")),
+            Some(json!("tr-1"))
+        )
+    );
+    assert!(
+        h.publish(
+            "PaymentReceivedEvent",
+            "c-1",
+            json!({"paymentId": "p-1"}),
+            0
+        )
+        .is_ok()
+    );
+    h.complete("fetch-goods", json!({"pickId": "pick-1"}));
+    let ship = h.complete("ship-goods", json!({"shipmentId": "s-1"}));
+    assert_eq!(
+        ship.variables.get("pickId").map(|v| v.to_json()),
+        Some(json!("pick-1"))
+    );
+    h.complete("order-completed", json!({}));
+    assert!(!h.active(i));
+}
+
+pub fn flowing_retail_payment_runs_end_to_end<S: Store>(h: &mut Harness<S>) {
+    h.deploy(RETAIL_PAYMENT);
+    // Credit covers it.
+    assert!(
+        h.publish(
+            "RetrievePaymentCommand",
+            "",
+            json!({"refId": "r-1", "amount": 30}),
+            0
+        )
+        .is_ok()
+    );
+    h.complete("deduct-credit", json!({"remaining": 0}));
+    let event = h.complete("emit-event", json!({}));
+    assert_eq!(
+        event.headers,
+        vec![("eventName".to_owned(), "CustomerCreditUsed".to_owned())]
+    );
+    h.complete("payment-received", json!({}));
+    // The card fails once, the customer updates it, the charge succeeds.
+    assert!(
+        h.publish(
+            "RetrievePaymentCommand",
+            "",
+            json!({"refId": "r-2", "amount": 50}),
+            0
+        )
+        .is_ok()
+    );
+    h.complete("deduct-credit", json!({"remaining": 20}));
+    h.complete("emit-event", json!({}));
+    let charge = h.job("charge-credit-card");
+    let instance = charge.instance;
+    assert_eq!(
+        h.run(Command::ThrowError {
+            key: charge.key,
+            code: "Error_PaymentError".into(),
+            message: "expired".into(),
+            variables: super::vars(json!({}))
+        }),
+        Ok(Accepted::Done)
+    );
+    h.complete("ask-customer", json!({}));
+    assert!(
+        h.publish("CreditCardUpdated", "r-2", json!({"card": "new"}), 0)
+            .is_ok()
+    );
+    h.complete("charge-credit-card", json!({}));
+    let charged = h.complete("emit-event", json!({}));
+    assert_eq!(charged.headers[0].1, "CreditCardCharged");
+    h.complete("payment-received", json!({}));
+    assert!(!h.active(instance));
+    // The customer never updates the card: after seven days the payment fails.
+    assert!(
+        h.publish(
+            "RetrievePaymentCommand",
+            "",
+            json!({"refId": "r-3", "amount": 50}),
+            0
+        )
+        .is_ok()
+    );
+    h.complete("deduct-credit", json!({"remaining": 50}));
+    h.complete("emit-event", json!({}));
+    let charge = h.job("charge-credit-card");
+    assert_eq!(
+        h.run(Command::ThrowError {
+            key: charge.key,
+            code: "Error_PaymentError".into(),
+            message: String::new(),
+            variables: super::vars(json!({}))
+        }),
+        Ok(Accepted::Done)
+    );
+    h.complete("ask-customer", json!({}));
+    let m = h.mark();
+    h.advance(SignedDuration::from_hours(7 * 24));
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "TIMER_TRIGGERED",
+            "ELEMENT_TERMINATING wait-card-update",
+            "ELEMENT_TERMINATED wait-card-update",
+            "ELEMENT_ACTIVATING seven-days",
+        ],
+    );
+    assert!(!h.active(charge.instance));
+}
+
+pub fn rejected_commands_change_nothing<S: Store>(h: &mut Harness<S>) {
+    h.deploy(THREE_TASKS);
+    let i = h.create("three-tasks", json!({}));
+    let m = h.mark();
+    let rejected = [
+        (
+            Command::CompleteJob {
+                key: 999_999,
+                variables: super::vars(json!({})),
+            },
+            RejectionKind::NotFound,
+        ),
+        (
+            Command::FailJob {
+                key: 999_999,
+                retries: 1,
+                backoff_ms: 0,
+                message: String::new(),
+            },
+            RejectionKind::NotFound,
+        ),
+        (
+            Command::CancelInstance { instance: 999_999 },
+            RejectionKind::NotFound,
+        ),
+        (
+            Command::ResolveIncident { key: 999_999 },
+            RejectionKind::NotFound,
+        ),
+        (
+            Command::CreateInstance {
+                process_id: "nope".into(),
+                version: None,
+                variables: super::vars(json!({})),
+            },
+            RejectionKind::NotFound,
+        ),
+        (
+            Command::Publish {
+                name: "x".into(),
+                correlation_key: String::new(),
+                variables: super::vars(json!({})),
+                ttl_ms: -1,
+                message_id: None,
+            },
+            RejectionKind::InvalidArgument,
+        ),
+        (
+            Command::Deploy {
+                resource: "bad.bpmn".into(),
+                xml: "<definitions".into(),
+            },
+            RejectionKind::InvalidArgument,
+        ),
+        (
+            Command::SetVariables {
+                scope: 999_999,
+                variables: super::vars(json!({})),
+                local: true,
+            },
+            RejectionKind::NotFound,
+        ),
+        (
+            Command::AckPublication { key: 999_999 },
+            RejectionKind::NotFound,
+        ),
+    ];
+    for (command, kind) in rejected {
+        let r = h.run(command.clone()).expect_err("rejected");
+        assert_eq!(r.kind, kind, "{command:?}: {r}");
+        assert!(!r.message.is_empty());
+    }
+    assert_eq!(h.mark(), m, "rejections emit no events");
+    let bad = h.run(Command::Deploy {
+        resource: "order.bpmn".into(),
+        xml: TASKS.replace(
+            "<zeebe:taskDefinition type=\"send-mail\" retries=\"5\" />",
+            "",
+        ),
+    });
+    let msg = bad.unwrap_err().message;
+    assert!(
+        msg.starts_with("order.bpmn:5:5: element send: send task has no job type"),
+        "{msg}"
+    );
+    assert!(h.active(i));
+}
