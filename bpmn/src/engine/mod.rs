@@ -187,6 +187,17 @@ impl Engine {
     }
 }
 
+/// Applies events to state, as recovery from an event log would: replaying every event of a
+/// history on empty state rebuilds exactly the state processing produced.
+pub fn replay(kv: &mut dyn Kv, events: &[Event]) -> Result<(), Error> {
+    let mut w = Writer::new(kv);
+    let mut next_key = w.reader().next_key()?;
+    for e in events {
+        apply::apply(&mut w, e, &mut next_key)?;
+    }
+    w.set_next_key(next_key)
+}
+
 fn dispatch(ctx: &mut Ctx<'_>, command: Command) -> Result<CommandResult, Error> {
     Ok(match command {
         Command::Deploy { resource, xml } => {
