@@ -76,39 +76,69 @@ fn run(ops: &[Op]) -> Harness<MemoryStore> {
                     "orderId": "o-1", "order": {"id": "o-1", "items": [1, 2]}, "deadline": "2024-01-01T00:10:00Z",
                     "amount": 5, "key": "o-1", "refId": "o-1"
                 });
-                let create = Command::CreateInstance { process_id: PROCESSES[*p].0.into(), version: None, variables: vars(variables) };
+                let create = Command::CreateInstance {
+                    process_id: PROCESSES[*p].0.into(),
+                    version: None,
+                    variables: vars(variables),
+                };
                 if let Ok(engine::Accepted::Created { instance }) = h.run(create) {
                     instances.push(instance);
                 }
             }
             Op::Complete(j) if !h.jobs.is_empty() => {
                 let job = h.jobs.remove(j % h.jobs.len());
-                let _ = h.run(Command::CompleteJob { key: job.key, variables: vars(json!({"remaining": 0, "done": true})) });
+                let _ = h.run(Command::CompleteJob {
+                    key: job.key,
+                    variables: vars(json!({"remaining": 0, "done": true})),
+                });
             }
             Op::Fail(j, retries, backoff) if !h.jobs.is_empty() => {
                 let job = h.jobs.remove(j % h.jobs.len());
-                let _ = h.run(Command::FailJob { key: job.key, retries: *retries, backoff_ms: *backoff, message: "x".into() });
+                let _ = h.run(Command::FailJob {
+                    key: job.key,
+                    retries: *retries,
+                    backoff_ms: *backoff,
+                    message: "x".into(),
+                });
             }
             Op::Throw(j, c) if !h.jobs.is_empty() => {
                 let job = h.jobs.remove(j % h.jobs.len());
-                let _ = h.run(Command::ThrowError { key: job.key, code: CODES[*c].into(), message: String::new(), variables: vars(json!({})) });
+                let _ = h.run(Command::ThrowError {
+                    key: job.key,
+                    code: CODES[*c].into(),
+                    message: String::new(),
+                    variables: vars(json!({})),
+                });
             }
             Op::Publish(m, k, ttl) => {
-                let _ = h.publish(MESSAGES[*m], KEYS[*k], json!({"m": *m}), if *ttl { 60_000 } else { 0 });
+                let _ = h.publish(
+                    MESSAGES[*m],
+                    KEYS[*k],
+                    json!({"m": *m}),
+                    if *ttl { 60_000 } else { 0 },
+                );
             }
             Op::Advance(secs) => h.advance(SignedDuration::from_secs(*secs)),
             Op::Cancel(i) if !instances.is_empty() => {
-                let _ = h.run(Command::CancelInstance { instance: instances[i % instances.len()] });
+                let _ = h.run(Command::CancelInstance {
+                    instance: instances[i % instances.len()],
+                });
             }
             Op::Resolve(i) => {
                 let incidents = h.incidents();
                 if !incidents.is_empty() {
-                    let _ = h.run(Command::ResolveIncident { key: incidents[i % incidents.len()].key });
+                    let _ = h.run(Command::ResolveIncident {
+                        key: incidents[i % incidents.len()].key,
+                    });
                 }
             }
             Op::SetVariables(i, approved) if !instances.is_empty() => {
                 let scope = instances[i % instances.len()];
-                let _ = h.run(Command::SetVariables { scope, variables: vars(json!({"approved": approved})), local: false });
+                let _ = h.run(Command::SetVariables {
+                    scope,
+                    variables: vars(json!({"approved": approved})),
+                    local: false,
+                });
             }
             _ => {}
         }
@@ -141,8 +171,14 @@ fn replay_of_a_long_mixed_history_matches() {
         })
         .collect();
     let h = run(&ops);
-    assert!(h.events.len() > 1000, "a long history: {} events", h.events.len());
+    assert!(
+        h.events.len() > 1000,
+        "a long history: {} events",
+        h.events.len()
+    );
     let mut replayed = MemoryStore::new();
-    replayed.transact(|kv| engine::replay(kv, &h.events)).unwrap();
+    replayed
+        .transact(|kv| engine::replay(kv, &h.events))
+        .unwrap();
     assert!(h.store.dump() == replayed.dump());
 }

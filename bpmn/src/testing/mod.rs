@@ -271,6 +271,7 @@ macro_rules! conformance_suite {
             flowing_retail_order_runs_end_to_end,
             flowing_retail_payment_runs_end_to_end,
             rejected_commands_change_nothing,
+            kv_transactions_are_atomic_and_scans_ordered,
         );
     };
     (@tests $store:expr; $($name:ident),* $(,)?) => {

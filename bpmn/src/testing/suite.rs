@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::Harness;
 use crate::engine::{Accepted, Command, Event, IncidentKind, RejectionKind};
-use crate::store::Store;
+use crate::store::{Error as StoreError, Store, Table};
 
 pub const THREE_TASKS: &str = include_str!("fixtures/three-tasks.bpmn");
 pub const TASKS: &str = include_str!("fixtures/tasks.bpmn");
@@ -1376,4 +1376,68 @@ pub fn rejected_commands_change_nothing<S: Store>(h: &mut Harness<S>) {
         "{msg}"
     );
     assert!(h.active(i));
+}
+
+type Keys = Vec<Vec<u8>>;
+
+/// The storage contract under the engine: reads see the transaction's writes, scans are
+/// prefix-bounded and ordered, ranges are half-open, a failed transaction leaves nothing.
+pub fn kv_transactions_are_atomic_and_scans_ordered<S: Store>(h: &mut Harness<S>) {
+    let store = &mut h.store;
+    store
+        .transact(|kv| -> Result<(), StoreError> {
+            for k in [b"b2".as_slice(), b"a1", b"b1", b"b10", b"c"] {
+                kv.put(Table::Meta, k, k)?;
+            }
+            let mut seen = false;
+            assert!(
+                kv.get(Table::Meta, b"b1", &mut |v| seen = v == b"b1")?,
+                "reads its own write"
+            );
+            assert!(seen);
+            kv.delete(Table::Meta, b"c")?;
+            assert!(!kv.get(Table::Meta, b"c", &mut |_| {})?);
+            Ok(())
+        })
+        .unwrap();
+    let (scanned, ranged) = store
+        .read(|kv| -> Result<(Keys, Keys), StoreError> {
+            let mut scanned = Vec::new();
+            kv.scan(Table::Meta, b"b", &mut |k, _| {
+                scanned.push(k.to_vec());
+                true
+            })?;
+            let mut ranged = Vec::new();
+            kv.range(Table::Meta, b"a1", b"b10", &mut |k, _| {
+                ranged.push(k.to_vec());
+                true
+            })?;
+            Ok((scanned, ranged))
+        })
+        .unwrap();
+    assert_eq!(scanned, [b"b1".to_vec(), b"b10".to_vec(), b"b2".to_vec()]);
+    assert_eq!(ranged, [b"a1".to_vec(), b"b1".to_vec()]);
+    let failed: Result<(), StoreError> = store.transact(|kv| {
+        kv.put(Table::Meta, b"a1", b"changed")?;
+        kv.delete(Table::Meta, b"b1")?;
+        kv.put(Table::Jobs, b"new", b"x")?;
+        Err(StoreError::Io("simulated failure".into()))
+    });
+    assert!(failed.is_err());
+    let (a1, b1, new) = store
+        .read(|kv| -> Result<_, StoreError> {
+            let mut a1 = Vec::new();
+            kv.get(Table::Meta, b"a1", &mut |v| a1 = v.to_vec())?;
+            Ok((
+                a1,
+                kv.get(Table::Meta, b"b1", &mut |_| {})?,
+                kv.get(Table::Jobs, b"new", &mut |_| {})?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(
+        (a1.as_slice(), b1, new),
+        (b"a1".as_slice(), true, false),
+        "the failed transaction left nothing"
+    );
 }

@@ -1,0 +1,257 @@
+//! Engine state in a redb file: every engine table is a redb table of bytes, and a batch of
+//! commands is one write transaction committed with `Durability::Immediate` (fsync before the
+//! commit returns). A step the engine acknowledged survives kill -9; a batch that did not
+//! commit leaves no trace. One file holds both the engine's state and, later, the runtime's own
+//! tables, so that both commit together.
+
+use std::path::Path;
+
+use flowmesh_bpmn::store::{Error, Kv, Store, Table};
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    TableDefinition, WriteTransaction,
+};
+
+type Bytes = &'static [u8];
+
+fn definition(table: Table) -> TableDefinition<'static, Bytes, Bytes> {
+    TableDefinition::new(table.name())
+}
+
+fn io(e: impl std::fmt::Display) -> Error {
+    Error::Io(e.to_string())
+}
+
+/// The engine's tables in a redb database.
+pub struct RedbStore {
+    db: Database,
+    durability: Durability,
+}
+
+impl RedbStore {
+    /// Opens (or creates) the database file, creating the engine's tables.
+    pub fn open(path: &Path) -> Result<RedbStore, Error> {
+        let db = Database::create(path)
+            .map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(io)?;
+        for t in Table::ALL {
+            txn.open_table(definition(t)).map_err(io)?;
+        }
+        txn.commit().map_err(io)?;
+        Ok(RedbStore {
+            db,
+            durability: Durability::Immediate,
+        })
+    }
+
+    /// Commits without fsync: for tests and benchmarks that measure everything but the disk.
+    /// Production keeps the default (fsync on every commit).
+    pub fn without_fsync(mut self) -> RedbStore {
+        self.durability = Durability::None;
+        self
+    }
+
+    /// Runs `f` in a write transaction with the engine's tables and the raw transaction (for
+    /// callers' own tables that must commit together with engine state).
+    pub fn transact_with<R, E: From<Error>>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Kv, &WriteTransaction) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let mut txn = self.db.begin_write().map_err(io)?;
+        txn.set_durability(self.durability).map_err(io)?;
+        let result = {
+            let mut tables = WriteTables::open(&txn)?;
+            f(&mut tables, &txn)
+        };
+        match result {
+            Ok(r) => {
+                txn.commit().map_err(io)?;
+                Ok(r)
+            }
+            Err(e) => {
+                txn.abort().map_err(io)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The underlying database, for callers' own read transactions.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+}
+
+impl Store for RedbStore {
+    fn transact<R, E: From<Error>>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Kv) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.transact_with(|kv, _| f(kv))
+    }
+
+    fn read<R, E: From<Error>>(&self, f: impl FnOnce(&dyn Kv) -> Result<R, E>) -> Result<R, E> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let tables = ReadTables::open(&txn)?;
+        f(&tables)
+    }
+}
+
+/// The engine's tables, open for writing in one transaction.
+struct WriteTables<'txn> {
+    tables: Vec<redb::Table<'txn, Bytes, Bytes>>,
+}
+
+impl<'txn> WriteTables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<WriteTables<'txn>, Error> {
+        let tables = Table::ALL
+            .iter()
+            .map(|t| txn.open_table(definition(*t)).map_err(io))
+            .collect::<Result<_, _>>()?;
+        Ok(WriteTables { tables })
+    }
+}
+
+/// Visits `(key, value)` pairs of a redb range while `f` says to go on.
+fn visit<'a>(
+    range: impl Iterator<
+        Item = Result<
+            (redb::AccessGuard<'a, Bytes>, redb::AccessGuard<'a, Bytes>),
+            redb::StorageError,
+        >,
+    >,
+    prefix: Option<&[u8]>,
+    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), Error> {
+    for entry in range {
+        let (k, v) = entry.map_err(io)?;
+        let key = k.value();
+        if prefix.is_some_and(|p| !key.starts_with(p)) || !f(key, v.value()) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Reads shared by write and read transactions.
+fn get_in(
+    table: &impl ReadableTable<Bytes, Bytes>,
+    key: &[u8],
+    f: &mut dyn FnMut(&[u8]),
+) -> Result<bool, Error> {
+    match table.get(key).map_err(io)? {
+        Some(v) => {
+            f(v.value());
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+fn scan_in(
+    table: &impl ReadableTable<Bytes, Bytes>,
+    prefix: &[u8],
+    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), Error> {
+    visit(table.range::<&[u8]>(prefix..).map_err(io)?, Some(prefix), f)
+}
+
+fn range_in(
+    table: &impl ReadableTable<Bytes, Bytes>,
+    from: &[u8],
+    to: &[u8],
+    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), Error> {
+    if from >= to {
+        return Ok(());
+    }
+    visit(table.range::<&[u8]>(from..to).map_err(io)?, None, f)
+}
+
+impl Kv for WriteTables<'_> {
+    fn get(&self, table: Table, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
+        get_in(&self.tables[table as usize], key, f)
+    }
+
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.tables[table as usize].insert(key, value).map_err(io)?;
+        Ok(())
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), Error> {
+        self.tables[table as usize].remove(key).map_err(io)?;
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), Error> {
+        scan_in(&self.tables[table as usize], prefix, f)
+    }
+
+    fn range(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), Error> {
+        range_in(&self.tables[table as usize], from, to, f)
+    }
+}
+
+/// The engine's tables in a read transaction.
+struct ReadTables {
+    tables: Vec<ReadOnlyTable<Bytes, Bytes>>,
+}
+
+impl ReadTables {
+    fn open(txn: &ReadTransaction) -> Result<ReadTables, Error> {
+        let tables = Table::ALL
+            .iter()
+            .map(|t| txn.open_table(definition(*t)).map_err(io))
+            .collect::<Result<_, _>>()?;
+        Ok(ReadTables { tables })
+    }
+}
+
+impl Kv for ReadTables {
+    fn get(&self, table: Table, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
+        get_in(&self.tables[table as usize], key, f)
+    }
+
+    fn put(&mut self, table: Table, _: &[u8], _: &[u8]) -> Result<(), Error> {
+        Err(Error::Io(format!(
+            "write to {} in a read transaction",
+            table.name()
+        )))
+    }
+
+    fn delete(&mut self, table: Table, _: &[u8]) -> Result<(), Error> {
+        Err(Error::Io(format!(
+            "delete from {} in a read transaction",
+            table.name()
+        )))
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), Error> {
+        scan_in(&self.tables[table as usize], prefix, f)
+    }
+
+    fn range(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), Error> {
+        range_in(&self.tables[table as usize], from, to, f)
+    }
+}
