@@ -30,7 +30,7 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
                 let mut parent = w.reader().element_required(scope)?;
                 parent.active_children += 1;
                 parent.active_flows = parent.active_flows.saturating_sub(consumed.len() as u32);
-                w.put_element(&parent)?;
+                w.put_element(parent)?;
                 if *joined {
                     for f in consumed {
                         let n = w.reader().taken(scope, *f)?;
@@ -41,7 +41,7 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
             if let Some(thrower) = element.compensating {
                 let mut t = w.reader().element_required(thrower)?;
                 t.waiting += 1;
-                w.put_element(&t)?;
+                w.put_element(t)?;
             }
             if let (None, Some(key)) = (element.scope, &element.start_key) {
                 let process_id = process_id(w, element.definition)?;
@@ -57,30 +57,42 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
             Lifecycle::Completed | Lifecycle::Terminated => {
                 let e = w.reader().element_required(r.key)?;
                 w.remove_element(&e)?;
-                w.remove_variables(e.key)?;
-                w.clear_taken(e.key)?;
+                if e.has_variables {
+                    w.remove_variables(e.key)?;
+                }
+                if e.has_joins {
+                    w.clear_taken(e.key)?;
+                }
                 let completed = *intent == Lifecycle::Completed;
+                let mut adopted_any = false;
                 // Compensation handlers of a completed container stay invocable from its parent;
                 // those of a terminated one are gone.
-                for c in w.reader().compensations(e.key)? {
+                let compensations = if e.has_compensations {
+                    w.reader().compensations(e.key)?
+                } else {
+                    Vec::new()
+                };
+                for c in compensations {
                     w.remove_compensation(c.scope, c.key)?;
                     if let (true, Some(parent)) = (completed, e.scope) {
                         let mut adopted = c.clone();
                         adopted.scope = parent;
                         w.put_compensation(&adopted)?;
+                        adopted_any = true;
                     }
                 }
                 if let Some(scope) = e.scope
                     && let Some(mut parent) = w.reader().element(scope)?
                 {
                     parent.active_children = parent.active_children.saturating_sub(1);
-                    w.put_element(&parent)?;
+                    parent.has_compensations |= adopted_any;
+                    w.put_element(parent)?;
                 }
                 if let Some(thrower) = e.compensating
                     && let Some(mut t) = w.reader().element(thrower)?
                 {
                     t.waiting = t.waiting.saturating_sub(1);
-                    w.put_element(&t)?;
+                    w.put_element(t)?;
                 }
                 if let (None, Some(key)) = (e.scope, &e.start_key) {
                     let process_id = process_id(w, e.definition)?;
@@ -93,7 +105,8 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
         } => {
             let mut parent = w.reader().element_required(*scope)?;
             parent.active_flows += 1;
-            w.put_element(&parent)?;
+            parent.has_joins |= *join;
+            w.put_element(parent)?;
             if *join {
                 let n = w.reader().taken(*scope, *flow)?;
                 w.set_taken(*scope, *flow, n + 1)?;
@@ -101,18 +114,23 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
         }
         Event::VariableCreated {
             scope, name, value, ..
-        }
-        | Event::VariableUpdated {
-            scope, name, value, ..
         } => {
             w.put_variable(*scope, name, value)?;
+            let mut e = w.reader().element_required(*scope)?;
+            if !e.has_variables {
+                e.has_variables = true;
+                w.put_element(e)?;
+            }
         }
+        Event::VariableUpdated {
+            scope, name, value, ..
+        } => w.put_variable(*scope, name, value)?,
         Event::JobCreated(job) => {
             see(job.key);
             w.put_job(job)?;
             let mut e = w.reader().element_required(job.element_instance)?;
             e.job = Some(job.key);
-            w.put_element(&e)?;
+            w.put_element(e)?;
         }
         Event::JobCompleted { key, .. } | Event::JobCanceled { key } => {
             if let Some(job) = w.reader().job(*key)? {
@@ -122,7 +140,7 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
                 w.remove_job(job.key)?;
                 if let Some(mut e) = w.reader().element(job.element_instance)? {
                     e.job = None;
-                    w.put_element(&e)?;
+                    w.put_element(e)?;
                 }
             }
         }
@@ -169,7 +187,7 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
             w.put_incident(i)?;
             if let Some(mut e) = w.reader().element(i.element_instance)? {
                 e.incident = Some(i.key);
-                w.put_element(&e)?;
+                w.put_element(e)?;
             }
         }
         Event::IncidentResolved { key } => {
@@ -179,7 +197,7 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
                     && e.incident == Some(i.key)
                 {
                     e.incident = None;
-                    w.put_element(&e)?;
+                    w.put_element(e)?;
                 }
             }
         }
@@ -236,6 +254,11 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
         Event::CompensationSubscribed(c) => {
             see(c.key);
             w.put_compensation(c)?;
+            let mut scope = w.reader().element_required(c.scope)?;
+            if !scope.has_compensations {
+                scope.has_compensations = true;
+                w.put_element(scope)?;
+            }
         }
         Event::CompensationTriggered { scope, key } => w.remove_compensation(*scope, *key)?,
         Event::PublishRequested(p) => {
@@ -250,7 +273,7 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
 fn set_state(w: &mut Writer<'_>, key: u64, state: ElementState) -> Result<(), Error> {
     let mut e = w.reader().element_required(key)?;
     e.state = state;
-    w.put_element(&e)
+    w.put_element(e)
 }
 
 fn required_job(w: &Writer<'_>, key: u64) -> Result<super::records::Job, Error> {

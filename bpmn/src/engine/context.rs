@@ -19,18 +19,33 @@ use crate::model::{ElementIdx, FlowIdx, Process};
 /// wait in `pending` until the batch commits: a rolled-back deployment must leave no trace.
 #[derive(Default)]
 pub(crate) struct Models {
-    pub(crate) cache: HashMap<u64, Arc<Process>>,
-    pub(crate) pending: HashMap<u64, Arc<Process>>,
+    pub(crate) cache: HashMap<u64, Deployed>,
+    pub(crate) pending: HashMap<u64, Deployed>,
+}
+
+/// A parsed model and the version it was deployed as.
+#[derive(Clone)]
+pub(crate) struct Deployed {
+    pub(crate) process: Arc<Process>,
+    pub(crate) version: u32,
 }
 
 impl Models {
     pub(crate) fn get(&mut self, r: Reader<'_>, definition: u64) -> Result<Arc<Process>, Error> {
-        if let Some(p) = self
+        Ok(self.deployed(r, definition)?.process)
+    }
+
+    pub(crate) fn version(&mut self, r: Reader<'_>, definition: u64) -> Result<u32, Error> {
+        Ok(self.deployed(r, definition)?.version)
+    }
+
+    fn deployed(&mut self, r: Reader<'_>, definition: u64) -> Result<Deployed, Error> {
+        if let Some(d) = self
             .pending
             .get(&definition)
             .or_else(|| self.cache.get(&definition))
         {
-            return Ok(p.clone());
+            return Ok(d.clone());
         }
         let record = r
             .process(definition)?
@@ -53,8 +68,12 @@ impl Models {
                 ))
             })?;
         // Found in state but not staged by this batch: it is committed, so it may be cached.
-        self.cache.insert(definition, process.clone());
-        Ok(process)
+        let deployed = Deployed {
+            process,
+            version: record.version,
+        };
+        self.cache.insert(definition, deployed.clone());
+        Ok(deployed)
     }
 }
 
@@ -107,6 +126,11 @@ impl<'a> Ctx<'a> {
     pub(crate) fn model(&mut self, definition: u64) -> Result<Arc<Process>, Error> {
         let r = self.w.reader();
         self.models.get(r, definition)
+    }
+
+    pub(crate) fn version(&mut self, definition: u64) -> Result<u32, Error> {
+        let r = self.w.reader();
+        self.models.version(r, definition)
     }
 
     pub(crate) fn now_ts(&self) -> Timestamp {

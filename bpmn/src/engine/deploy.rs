@@ -75,7 +75,13 @@ pub(crate) fn deploy(
             checksum: checksum.clone(),
             deployed_at: ctx.now,
         }))?;
-        ctx.models.pending.insert(key, Arc::clone(p));
+        ctx.models.pending.insert(
+            key,
+            super::context::Deployed {
+                process: Arc::clone(p),
+                version,
+            },
+        );
         if let Some(&(_, previous)) = versions.last() {
             retire_starts(ctx, previous)?;
         }

@@ -31,6 +31,9 @@ pub(crate) fn start(
         compensating: None,
         waiting: 0,
         incident: None,
+        has_variables: false,
+        has_joins: false,
+        has_compensations: false,
         started_at: ctx.now,
     };
     ctx.emit(Event::ElementActivating {

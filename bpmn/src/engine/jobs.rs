@@ -140,7 +140,8 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, key: u64) -> Result<(), Error> {
             "job {key} belongs to an element without a job definition"
         )));
     };
-    let activation = behavior::activation(ctx.r(), &job, &model, def)?;
+    let version = ctx.version(job.definition)?;
+    let activation = behavior::activation(ctx.r(), &job, &model, def, version)?;
     ctx.actions.push(Action::Job(activation));
     Ok(())
 }

@@ -53,6 +53,9 @@ pub(crate) fn activate(ctx: &mut Ctx<'_>, a: Activation) -> Result<(), Error> {
         compensating: a.compensating,
         waiting: 0,
         incident: None,
+        has_variables: false,
+        has_joins: false,
+        has_compensations: false,
         started_at: ctx.now,
     };
     ctx.emit(Event::ElementActivating {

@@ -127,6 +127,7 @@ impl Engine {
         }
         let next_key = ctx.next_key;
         ctx.w.set_next_key(next_key)?;
+        ctx.w.flush()?;
         Ok(Batch {
             results,
             events: ctx.events,
@@ -162,10 +163,11 @@ impl Engine {
                 continue;
             }
             let model = self.models.get(r, job.definition)?;
+            let version = self.models.version(r, job.definition)?;
             let Some(def) = behavior::job_def(&model.element(job.element).kind) else {
                 continue;
             };
-            out.push(behavior::activation(r, &job, &model, def)?);
+            out.push(behavior::activation(r, &job, &model, def, version)?);
         }
         Ok(out)
     }
@@ -195,7 +197,8 @@ pub fn replay(kv: &mut dyn Kv, events: &[Event]) -> Result<(), Error> {
     for e in events {
         apply::apply(&mut w, e, &mut next_key)?;
     }
-    w.set_next_key(next_key)
+    w.set_next_key(next_key)?;
+    w.flush()
 }
 
 fn dispatch(ctx: &mut Ctx<'_>, command: Command) -> Result<CommandResult, Error> {

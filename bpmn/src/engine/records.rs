@@ -54,6 +54,12 @@ pub struct ElementInstance {
     pub waiting: u32,
     /// The open incident on this element (or its job).
     pub incident: Option<u64>,
+    /// What is stored under this instance's key besides itself, so that ending it only
+    /// cleans up tables that have something: local variables, join counters and compensation
+    /// subscriptions (the last two for containers).
+    pub has_variables: bool,
+    pub has_joins: bool,
+    pub has_compensations: bool,
     pub started_at: i64,
 }
 

@@ -1,6 +1,9 @@
 //! Typed access to engine state over a [`Kv`] transaction: one method per question the engine
 //! asks, with the table layout (keys, secondary indexes) in one place.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -20,15 +23,41 @@ fn u64key(k: u64) -> [u8; 8] {
     k.to_be_bytes()
 }
 
+/// Element instances written in the current batch, not yet flushed to the store (`None`: removed).
+type ElementCache = HashMap<u64, Option<ElementInstance>, BuildHasherDefault<KeyHasher>>;
+
+/// Hashes engine keys (sequential u64s) with one multiplication: SipHash's protection against
+/// chosen keys buys nothing for keys the engine generated itself.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// Reads of engine state.
 #[derive(Clone, Copy)]
 pub struct Reader<'a> {
     kv: &'a dyn Kv,
+    elements: Option<&'a ElementCache>,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(kv: &'a dyn Kv) -> Reader<'a> {
-        Reader { kv }
+        Reader { kv, elements: None }
     }
 
     fn get<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>, Error> {
@@ -138,6 +167,9 @@ impl<'a> Reader<'a> {
     }
 
     pub fn element(&self, key: u64) -> Result<Option<ElementInstance>, Error> {
+        if let Some(cached) = self.elements.and_then(|c| c.get(&key)) {
+            return Ok(cached.clone());
+        }
         self.get(Table::Elements, &u64key(key))
     }
 
@@ -405,17 +437,45 @@ impl<'a> Reader<'a> {
 }
 
 /// Writes of engine state; only event appliers and key generation use it.
+///
+/// Element instance records change several times in a batch (activating, activated, completing,
+/// completed); they are kept decoded in a write-back cache and written once by [`Writer::flush`]
+/// at the end of the batch. Reads through [`Writer::reader`] see the cache.
 pub struct Writer<'a> {
     kv: &'a mut dyn Kv,
+    elements: ElementCache,
 }
 
 impl<'a> Writer<'a> {
     pub fn new(kv: &'a mut dyn Kv) -> Writer<'a> {
-        Writer { kv }
+        Writer {
+            kv,
+            elements: ElementCache::with_capacity_and_hasher(1024, BuildHasherDefault::default()),
+        }
     }
 
     pub fn reader(&self) -> Reader<'_> {
-        Reader { kv: &*self.kv }
+        Reader {
+            kv: &*self.kv,
+            elements: Some(&self.elements),
+        }
+    }
+
+    /// Writes the cached element records to the store. Call once the batch is processed.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        let mut entries: Vec<(u64, Option<ElementInstance>)> = self.elements.drain().collect();
+        // Key order keeps the write sequence deterministic.
+        entries.sort_unstable_by_key(|(k, _)| *k);
+        for (key, entry) in entries {
+            match entry {
+                Some(e) => {
+                    let bytes = codec::encode(&e)?;
+                    self.kv.put(Table::Elements, &u64key(key), &bytes)?;
+                }
+                None => self.kv.delete(Table::Elements, &u64key(key))?,
+            }
+        }
+        Ok(())
     }
 
     fn put<T: Serialize>(&mut self, table: Table, key: &[u8], value: &T) -> Result<(), Error> {
@@ -452,20 +512,20 @@ impl<'a> Writer<'a> {
         )
     }
 
-    pub fn put_element(&mut self, e: &ElementInstance) -> Result<(), Error> {
-        self.put(Table::Elements, &u64key(e.key), e)
-    }
-
-    pub fn insert_element(&mut self, e: &ElementInstance) -> Result<(), Error> {
-        self.put_element(e)?;
-        if let Some(scope) = e.scope {
-            self.mark(Table::Children, Key::new().u64(scope).u64(e.key).bytes())?;
-        }
+    pub fn put_element(&mut self, e: ElementInstance) -> Result<(), Error> {
+        self.elements.insert(e.key, Some(e));
         Ok(())
     }
 
+    pub fn insert_element(&mut self, e: &ElementInstance) -> Result<(), Error> {
+        if let Some(scope) = e.scope {
+            self.mark(Table::Children, Key::new().u64(scope).u64(e.key).bytes())?;
+        }
+        self.put_element(e.clone())
+    }
+
     pub fn remove_element(&mut self, e: &ElementInstance) -> Result<(), Error> {
-        self.delete(Table::Elements, &u64key(e.key))?;
+        self.elements.insert(e.key, None);
         if let Some(scope) = e.scope {
             self.delete(Table::Children, Key::new().u64(scope).u64(e.key).bytes())?;
         }

@@ -91,7 +91,8 @@ pub(crate) fn create_job(
         error_message: None,
         created_at: ctx.now,
     };
-    let activation = activation(ctx.r(), &job, model, def)?;
+    let version = ctx.version(job.definition)?;
+    let activation = activation(ctx.r(), &job, model, def, version)?;
     ctx.emit(Event::JobCreated(job))?;
     ctx.actions.push(Action::Job(activation));
     Ok(())
@@ -103,8 +104,8 @@ pub(crate) fn activation(
     job: &Job,
     model: &Process,
     def: &JobDef,
+    version: u32,
 ) -> Result<JobActivation, Error> {
-    let version = r.process(job.definition)?.map_or(0, |p| p.version);
     Ok(JobActivation {
         key: job.key,
         job_type: job.job_type.clone(),
