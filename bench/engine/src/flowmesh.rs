@@ -37,7 +37,7 @@ fn now() -> jiff::Timestamp {
 }
 
 /// Runs `count` instances of the three-task model to completion.
-pub(crate) fn throughput(xml: &str, storage: Storage, count: u64) -> Throughput {
+pub(crate) fn throughput(xml: &str, storage: Storage<'_>, count: u64) -> Throughput {
     match storage {
         Storage::Memory => run_three_tasks(MemoryStore::new(), xml, count),
         Storage::Redb(dir) => {
@@ -97,7 +97,7 @@ fn run_three_tasks<S: Store>(mut store: S, xml: &str, count: u64) -> Throughput 
 
 /// The gateway + message model: half the orders take each branch; a payment message for each
 /// order is published once its task is done.
-pub(crate) fn gateway_message(xml: &str, storage: Storage, count: u64) -> Throughput {
+pub(crate) fn gateway_message(xml: &str, storage: Storage<'_>, count: u64) -> Throughput {
     match storage {
         Storage::Memory => run_gateway_message(MemoryStore::new(), xml, count),
         Storage::Redb(dir) => {
