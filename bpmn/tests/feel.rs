@@ -370,3 +370,85 @@ fn warnings_explain_nulls() {
         vec!["no variable found with name 'amount'".to_owned()]
     );
 }
+
+mod properties {
+    use flowmesh_bpmn::feel::Expression;
+    use proptest::prelude::*;
+
+    /// Fragments FEEL is made of, so random expressions reach deep into the parser.
+    fn fragment() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "x",
+            "order",
+            ".",
+            "items",
+            "[",
+            "]",
+            "(",
+            ")",
+            "{",
+            "}",
+            ":",
+            ",",
+            "1",
+            "0.5",
+            "\"s\"",
+            "+",
+            "-",
+            "*",
+            "/",
+            "**",
+            "=",
+            "!=",
+            "<",
+            ">=",
+            " and ",
+            " or ",
+            "not(",
+            "if ",
+            " then ",
+            " else ",
+            "for i in ",
+            " return ",
+            "some ",
+            "every ",
+            " satisfies ",
+            " in ",
+            " between ",
+            "..",
+            "@\"2024-01-01\"",
+            "null",
+            "true",
+            "count(",
+            "sum(",
+            "substring(",
+            "date and time(",
+            "duration(",
+            "string length(",
+            "`a b`",
+            " instance of ",
+            "number",
+            "item",
+            "?",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_text_compiles_or_is_refused_and_evaluation_ends(parts in proptest::collection::vec(fragment(), 0..24)) {
+            let source: String = parts.concat();
+            if let Ok(expr) = Expression::parse(&source) {
+                let _ = expr.evaluate(&super::vars(), super::now());
+            }
+        }
+
+        #[test]
+        fn arbitrary_strings_never_panic(source in "\\PC{0,64}") {
+            if let Ok(expr) = Expression::parse(&source) {
+                let _ = expr.evaluate(&super::vars(), super::now());
+            }
+        }
+    }
+}

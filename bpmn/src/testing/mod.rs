@@ -264,6 +264,7 @@ macro_rules! conformance_suite {
             uncaught_error_end_event_raises_incident,
             terminate_end_event_ends_the_instance,
             compensation_runs_handlers_of_completed_activities,
+            compensation_reaches_into_completed_subprocesses,
             variables_follow_zeebe_scope_and_mapping_rules,
             failed_jobs_retry_with_backoff_then_raise_incident,
             new_deployments_make_versions_and_keep_running_instances,

@@ -29,6 +29,7 @@ pub const SUBPROCESS: &str = include_str!("fixtures/subprocess.bpmn");
 pub const ERROR_END: &str = include_str!("fixtures/error-end.bpmn");
 pub const TERMINATE: &str = include_str!("fixtures/terminate.bpmn");
 pub const COMPENSATION: &str = include_str!("fixtures/compensation.bpmn");
+pub const COMPENSATION_SUBPROCESS: &str = include_str!("fixtures/compensation-subprocess.bpmn");
 pub const VARIABLES: &str = include_str!("fixtures/variables.bpmn");
 pub const RETAIL_ORDER: &str = include_str!("fixtures/retail-order.bpmn");
 pub const RETAIL_PAYMENT: &str = include_str!("fixtures/retail-payment.bpmn");
@@ -977,6 +978,37 @@ pub fn compensation_runs_handlers_of_completed_activities<S: Store>(h: &mut Harn
             "ELEMENT_COMPLETED compensation",
         ],
     );
+    assert!(!h.active(i));
+}
+
+pub fn compensation_reaches_into_completed_subprocesses<S: Store>(h: &mut Harness<S>) {
+    h.deploy(COMPENSATION_SUBPROCESS);
+    let i = h.create("compensation-subprocess", json!({}));
+    let m = h.mark();
+    h.complete("book", json!({}));
+    let trail = h.trail_since(m);
+    assert_contains(
+        &trail,
+        &[
+            "ELEMENT_COMPLETED trip",
+            "SEQUENCE_FLOW_TAKEN f2",
+            "ELEMENT_ACTIVATING undo",
+            "ELEMENT_ACTIVATED undo",
+        ],
+    );
+    assert_contains(
+        &trail,
+        &[
+            "ELEMENT_ACTIVATING book-comp",
+            "ELEMENT_ACTIVATED book-comp",
+            "ELEMENT_COMPLETING book-comp",
+            "ELEMENT_COMPLETED book-comp",
+            "ELEMENT_ACTIVATING cancel-booking",
+            "ELEMENT_ACTIVATED cancel-booking",
+            "JOB_CREATED cancel-booking",
+        ],
+    );
+    h.complete("cancel-booking", json!({}));
     assert!(!h.active(i));
 }
 
