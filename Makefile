@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test deps lint unit bench-engine
+.PHONY: test deps lint unit bench-engine fuzz
 
 test: deps lint unit
 
@@ -20,3 +20,10 @@ unit:
 # Not part of `make test`: benchmarks are measurements, not pass/fail tests.
 bench-engine:
 	$(CARGO) run --release -p flowmesh-bench-engine
+
+# Not part of `make test`: coverage-guided fuzzing of the parser and of FEEL (needs
+# `cargo install cargo-fuzz`; runs on stable without sanitizers). FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz:
+	cd bpmn && cargo fuzz run -s none parse -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
+	cd bpmn && cargo fuzz run -s none feel -- -max_total_time=$(FUZZ_SECONDS)

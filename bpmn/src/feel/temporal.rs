@@ -156,6 +156,9 @@ fn split_offset(text: &str) -> Option<(&str, Option<i32>)> {
         let (clock, off) = text.split_at(idx);
         let sign = if off.starts_with('-') { -1 } else { 1 };
         let digits = &off[1..];
+        if !digits.chars().all(|c| c.is_ascii_digit() || c == ':') {
+            return None;
+        }
         let (h, m) = match digits.split_once(':') {
             Some((h, m)) => (h, m),
             None if digits.len() == 4 => digits.split_at(2),
@@ -445,6 +448,13 @@ pub fn zoned(ts: Timestamp) -> ZonedDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_with_non_ascii_text_are_refused() {
+        // Found by the FEEL fuzz target: a multi-byte character where offset digits belong.
+        assert!(parse_time(".43-1\u{84}i").is_none());
+        assert!(parse_literal(".43-1\u{84}i").is_none());
+    }
 
     #[test]
     fn durations_parse() {
