@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use flowmesh_bpmn::store::{Error, Kv, Store, Table};
+use flowmesh_bpmn::store::{Error, Kv, KvRead, Store, Table};
 use redb::{
     Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
     TableDefinition, WriteTransaction,
@@ -60,7 +60,7 @@ impl RedbStore {
         let mut txn = self.db.begin_write().map_err(io)?;
         txn.set_durability(self.durability).map_err(io)?;
         let result = {
-            let mut tables = WriteTables::open(&txn)?;
+            let mut tables = Tables::<redb::Table<'_, Bytes, Bytes>>::open(&txn)?;
             f(&mut tables, &txn)
         };
         match result {
@@ -89,29 +89,93 @@ impl Store for RedbStore {
         self.transact_with(|kv, _| f(kv))
     }
 
-    fn read<R, E: From<Error>>(&self, f: impl FnOnce(&dyn Kv) -> Result<R, E>) -> Result<R, E> {
+    fn read<R, E: From<Error>>(&self, f: impl FnOnce(&dyn KvRead) -> Result<R, E>) -> Result<R, E> {
         let txn = self.db.begin_read().map_err(io)?;
-        let tables = ReadTables::open(&txn)?;
+        let tables = Tables::<ReadOnlyTable<Bytes, Bytes>>::open(&txn)?;
         f(&tables)
     }
 }
 
-/// The engine's tables, open for writing in one transaction.
-struct WriteTables<'txn> {
-    tables: Vec<redb::Table<'txn, Bytes, Bytes>>,
+/// The engine's tables of one transaction: redb `Table`s when writing, `ReadOnlyTable`s when
+/// reading. Reads are the same code for both.
+struct Tables<T> {
+    tables: Vec<T>,
 }
 
-impl<'txn> WriteTables<'txn> {
-    fn open(txn: &'txn WriteTransaction) -> Result<WriteTables<'txn>, Error> {
+impl<'txn> Tables<redb::Table<'txn, Bytes, Bytes>> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Self, Error> {
         let tables = Table::ALL
             .iter()
             .map(|t| txn.open_table(definition(*t)).map_err(io))
             .collect::<Result<_, _>>()?;
-        Ok(WriteTables { tables })
+        Ok(Tables { tables })
     }
 }
 
-/// Visits `(key, value)` pairs of a redb range while `f` says to go on.
+impl Tables<ReadOnlyTable<Bytes, Bytes>> {
+    fn open(txn: &ReadTransaction) -> Result<Self, Error> {
+        let tables = Table::ALL
+            .iter()
+            .map(|t| txn.open_table(definition(*t)).map_err(io))
+            .collect::<Result<_, _>>()?;
+        Ok(Tables { tables })
+    }
+}
+
+impl<T: ReadableTable<Bytes, Bytes>> KvRead for Tables<T> {
+    fn get(&self, table: Table, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
+        match self.tables[table as usize].get(key).map_err(io)? {
+            Some(v) => {
+                f(v.value());
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), Error> {
+        let range = self.tables[table as usize]
+            .range::<&[u8]>(prefix..)
+            .map_err(io)?;
+        visit(range, Some(prefix), f)
+    }
+
+    fn range(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), Error> {
+        if from >= to {
+            return Ok(());
+        }
+        let range = self.tables[table as usize]
+            .range::<&[u8]>(from..to)
+            .map_err(io)?;
+        visit(range, None, f)
+    }
+}
+
+impl Kv for Tables<redb::Table<'_, Bytes, Bytes>> {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.tables[table as usize].insert(key, value).map_err(io)?;
+        Ok(())
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), Error> {
+        self.tables[table as usize].remove(key).map_err(io)?;
+        Ok(())
+    }
+}
+
+/// Visits `(key, value)` pairs of a redb range while `f` says to go on (and, with a prefix,
+/// while keys start with it).
 fn visit<'a>(
     range: impl Iterator<
         Item = Result<
@@ -130,128 +194,4 @@ fn visit<'a>(
         }
     }
     Ok(())
-}
-
-/// Reads shared by write and read transactions.
-fn get_in(
-    table: &impl ReadableTable<Bytes, Bytes>,
-    key: &[u8],
-    f: &mut dyn FnMut(&[u8]),
-) -> Result<bool, Error> {
-    match table.get(key).map_err(io)? {
-        Some(v) => {
-            f(v.value());
-            Ok(true)
-        }
-        None => Ok(false),
-    }
-}
-
-fn scan_in(
-    table: &impl ReadableTable<Bytes, Bytes>,
-    prefix: &[u8],
-    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-) -> Result<(), Error> {
-    visit(table.range::<&[u8]>(prefix..).map_err(io)?, Some(prefix), f)
-}
-
-fn range_in(
-    table: &impl ReadableTable<Bytes, Bytes>,
-    from: &[u8],
-    to: &[u8],
-    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-) -> Result<(), Error> {
-    if from >= to {
-        return Ok(());
-    }
-    visit(table.range::<&[u8]>(from..to).map_err(io)?, None, f)
-}
-
-impl Kv for WriteTables<'_> {
-    fn get(&self, table: Table, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
-        get_in(&self.tables[table as usize], key, f)
-    }
-
-    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), Error> {
-        self.tables[table as usize].insert(key, value).map_err(io)?;
-        Ok(())
-    }
-
-    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), Error> {
-        self.tables[table as usize].remove(key).map_err(io)?;
-        Ok(())
-    }
-
-    fn scan(
-        &self,
-        table: Table,
-        prefix: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), Error> {
-        scan_in(&self.tables[table as usize], prefix, f)
-    }
-
-    fn range(
-        &self,
-        table: Table,
-        from: &[u8],
-        to: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), Error> {
-        range_in(&self.tables[table as usize], from, to, f)
-    }
-}
-
-/// The engine's tables in a read transaction.
-struct ReadTables {
-    tables: Vec<ReadOnlyTable<Bytes, Bytes>>,
-}
-
-impl ReadTables {
-    fn open(txn: &ReadTransaction) -> Result<ReadTables, Error> {
-        let tables = Table::ALL
-            .iter()
-            .map(|t| txn.open_table(definition(*t)).map_err(io))
-            .collect::<Result<_, _>>()?;
-        Ok(ReadTables { tables })
-    }
-}
-
-impl Kv for ReadTables {
-    fn get(&self, table: Table, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
-        get_in(&self.tables[table as usize], key, f)
-    }
-
-    fn put(&mut self, table: Table, _: &[u8], _: &[u8]) -> Result<(), Error> {
-        Err(Error::Io(format!(
-            "write to {} in a read transaction",
-            table.name()
-        )))
-    }
-
-    fn delete(&mut self, table: Table, _: &[u8]) -> Result<(), Error> {
-        Err(Error::Io(format!(
-            "delete from {} in a read transaction",
-            table.name()
-        )))
-    }
-
-    fn scan(
-        &self,
-        table: Table,
-        prefix: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), Error> {
-        scan_in(&self.tables[table as usize], prefix, f)
-    }
-
-    fn range(
-        &self,
-        table: Table,
-        from: &[u8],
-        to: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), Error> {
-        range_in(&self.tables[table as usize], from, to, f)
-    }
 }

@@ -33,7 +33,7 @@ impl Store for TempRedb {
 
     fn read<R, E: From<flowmesh_bpmn::store::Error>>(
         &self,
-        f: impl FnOnce(&dyn flowmesh_bpmn::store::Kv) -> Result<R, E>,
+        f: impl FnOnce(&dyn flowmesh_bpmn::store::KvRead) -> Result<R, E>,
     ) -> Result<R, E> {
         self.store.read(f)
     }

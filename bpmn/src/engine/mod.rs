@@ -41,7 +41,7 @@ pub use command::{Accepted, Command, CommandResult, Deployed, Rejection, Rejecti
 pub use event::{ElementRef, Event, Lifecycle};
 pub use records::{Incident, IncidentKind, Job, JobState, ProcessRecord, Publication};
 
-use crate::store::{Kv, Store};
+use crate::store::{Kv, KvRead, Store};
 use context::{Ctx, Models};
 use state::{Reader, Writer};
 
@@ -155,7 +155,7 @@ impl Engine {
 
     /// Jobs waiting for a worker: after a restart, the runtime performs these again (each has
     /// its key as idempotency key).
-    pub fn pending_jobs(&mut self, kv: &dyn Kv) -> Result<Vec<JobActivation>, Error> {
+    pub fn pending_jobs(&mut self, kv: &dyn KvRead) -> Result<Vec<JobActivation>, Error> {
         let r = Reader::new(kv);
         let mut out = Vec::new();
         for job in r.jobs()? {
@@ -173,12 +173,12 @@ impl Engine {
     }
 
     /// Messages the engine published that the runtime has not acknowledged yet.
-    pub fn outbox(&self, kv: &dyn Kv) -> Result<Vec<Publication>, Error> {
+    pub fn outbox(&self, kv: &dyn KvRead) -> Result<Vec<Publication>, Error> {
         Reader::new(kv).outbox()
     }
 
     /// When the next timer, job backoff or message deadline is due; send [`Command::Tick`] then.
-    pub fn next_due(&self, kv: &dyn Kv) -> Result<Option<Timestamp>, Error> {
+    pub fn next_due(&self, kv: &dyn KvRead) -> Result<Option<Timestamp>, Error> {
         Ok(Reader::new(kv)
             .next_due()?
             .and_then(|ms| Timestamp::from_millisecond(ms).ok()))

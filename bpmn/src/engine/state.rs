@@ -15,7 +15,7 @@ use super::records::{
 use crate::feel::Value;
 use crate::model::{ElementIdx, FlowIdx};
 use crate::store::codec::{self, Key, read_str, read_u32, read_u64};
-use crate::store::{Kv, Table};
+use crate::store::{Error as StoreError, Kv, KvRead, Table};
 
 const NEXT_KEY: &[u8] = b"next_key";
 
@@ -51,12 +51,12 @@ impl Hasher for KeyHasher {
 /// Reads of engine state.
 #[derive(Clone, Copy)]
 pub struct Reader<'a> {
-    kv: &'a dyn Kv,
+    kv: &'a dyn KvRead,
     elements: Option<&'a ElementCache>,
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(kv: &'a dyn Kv) -> Reader<'a> {
+    pub fn new(kv: &'a dyn KvRead) -> Reader<'a> {
         Reader { kv, elements: None }
     }
 
@@ -78,49 +78,47 @@ impl<'a> Reader<'a> {
         Ok(self.kv.get(table, key, &mut |_| {})?)
     }
 
-    /// Decodes every value under a key prefix, in key order.
-    fn values<T: DeserializeOwned>(&self, table: Table, prefix: &[u8]) -> Result<Vec<T>, Error> {
+    /// Maps every entry under `prefix` (in key order) with `f`; the first failure stops.
+    fn collect<T>(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, Error> {
         let mut out = Vec::new();
         let mut err = None;
-        self.kv
-            .scan(table, prefix, &mut |_, v| match codec::decode(v) {
-                Ok(t) => {
-                    out.push(t);
-                    true
-                }
-                Err(e) => {
-                    err = Some(e);
-                    false
-                }
-            })?;
+        self.kv.scan(table, prefix, &mut |k, v| match f(k, v) {
+            Ok(t) => {
+                out.push(t);
+                true
+            }
+            Err(e) => {
+                err = Some(e);
+                false
+            }
+        })?;
         match err {
             Some(e) => Err(e.into()),
             None => Ok(out),
         }
     }
 
+    /// Decodes every value under a key prefix, in key order.
+    fn values<T: DeserializeOwned>(&self, table: Table, prefix: &[u8]) -> Result<Vec<T>, Error> {
+        self.collect(table, prefix, |_, v| codec::decode(v))
+    }
+
     /// The u64 that ends each key under a prefix (index tables).
     fn trailing_keys(&self, table: Table, prefix: &[u8]) -> Result<Vec<u64>, Error> {
-        let mut out = Vec::new();
-        let mut err = None;
-        self.kv.scan(
-            table,
-            prefix,
-            &mut |k, _| match read_u64(k, k.len().saturating_sub(8)) {
-                Ok(v) => {
-                    out.push(v);
-                    true
-                }
-                Err(e) => {
-                    err = Some(e);
-                    false
-                }
-            },
-        )?;
-        match err {
-            Some(e) => Err(e.into()),
-            None => Ok(out),
-        }
+        self.collect(table, prefix, |k, _| read_u64(k, k.len().saturating_sub(8)))
+    }
+
+    /// (u64, element) pairs that follow `prefix` in index keys.
+    fn keyed_elements(&self, table: Table, prefix: &[u8]) -> Result<Vec<(u64, ElementIdx)>, Error> {
+        let at = prefix.len();
+        self.collect(table, prefix, |k, _| {
+            Ok((read_u64(k, at)?, ElementIdx(read_u32(k, at + 8)?)))
+        })
     }
 
     pub fn next_key(&self) -> Result<u64, Error> {
@@ -143,27 +141,10 @@ impl<'a> Reader<'a> {
     /// (version, definition key) of every version of a process, oldest first.
     pub fn versions(&self, process_id: &str) -> Result<Vec<(u32, u64)>, Error> {
         let prefix = Key::new().str(process_id);
-        let mut out = Vec::new();
-        let mut err = None;
-        let plen = prefix.bytes().len();
-        self.kv
-            .scan(Table::ProcessVersions, prefix.bytes(), &mut |k, v| match (
-                read_u32(k, plen),
-                codec::decode::<u64>(v),
-            ) {
-                (Ok(version), Ok(key)) => {
-                    out.push((version, key));
-                    true
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    err = Some(e);
-                    false
-                }
-            })?;
-        match err {
-            Some(e) => Err(e.into()),
-            None => Ok(out),
-        }
+        let at = prefix.bytes().len();
+        self.collect(Table::ProcessVersions, prefix.bytes(), |k, v| {
+            Ok((read_u32(k, at)?, codec::decode(v)?))
+        })
     }
 
     pub fn element(&self, key: u64) -> Result<Option<ElementInstance>, Error> {
@@ -189,26 +170,9 @@ impl<'a> Reader<'a> {
 
     /// The variables defined in one scope (not its parents), by name.
     pub fn local_variables(&self, scope: u64) -> Result<Vec<(String, Value)>, Error> {
-        let mut out = Vec::new();
-        let mut err = None;
-        self.kv
-            .scan(Table::Variables, &u64key(scope), &mut |k, v| match (
-                read_str(k, 8),
-                codec::decode::<Value>(v),
-            ) {
-                (Ok((name, _)), Ok(value)) => {
-                    out.push((name.to_owned(), value));
-                    true
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    err = Some(e);
-                    false
-                }
-            })?;
-        match err {
-            Some(e) => Err(e.into()),
-            None => Ok(out),
-        }
+        self.collect(Table::Variables, &u64key(scope), |k, v| {
+            Ok((read_str(k, 8)?.0.to_owned(), codec::decode(v)?))
+        })
     }
 
     pub fn job(&self, key: u64) -> Result<Option<Job>, Error> {
@@ -310,54 +274,15 @@ impl<'a> Reader<'a> {
         name: &str,
         correlation_key: &str,
     ) -> Result<Vec<(u64, ElementIdx)>, Error> {
-        let prefix = Key::new().str(name).str(correlation_key);
-        let plen = prefix.bytes().len();
-        let mut out = Vec::new();
-        let mut err = None;
-        self.kv.scan(
+        self.keyed_elements(
             Table::SubscriptionIndex,
-            prefix.bytes(),
-            &mut |k, _| match (read_u64(k, plen), read_u32(k, plen + 8)) {
-                (Ok(owner), Ok(el)) => {
-                    out.push((owner, ElementIdx(el)));
-                    true
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    err = Some(e);
-                    false
-                }
-            },
-        )?;
-        match err {
-            Some(e) => Err(e.into()),
-            None => Ok(out),
-        }
+            Key::new().str(name).str(correlation_key).bytes(),
+        )
     }
 
     /// Process definitions with a message start event for this name: (definition, element).
     pub fn start_subscriptions(&self, name: &str) -> Result<Vec<(u64, ElementIdx)>, Error> {
-        let prefix = Key::new().str(name);
-        let plen = prefix.bytes().len();
-        let mut out = Vec::new();
-        let mut err = None;
-        self.kv.scan(
-            Table::StartSubscriptions,
-            prefix.bytes(),
-            &mut |k, _| match (read_u64(k, plen), read_u32(k, plen + 8)) {
-                (Ok(def), Ok(el)) => {
-                    out.push((def, ElementIdx(el)));
-                    true
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    err = Some(e);
-                    false
-                }
-            },
-        )?;
-        match err {
-            Some(e) => Err(e.into()),
-            None => Ok(out),
-        }
+        self.keyed_elements(Table::StartSubscriptions, Key::new().str(name).bytes())
     }
 
     pub fn message(&self, key: u64) -> Result<Option<MessageRecord>, Error> {
@@ -541,14 +466,18 @@ impl<'a> Writer<'a> {
     }
 
     pub fn remove_variables(&mut self, scope: u64) -> Result<(), Error> {
+        self.delete_prefix(Table::Variables, &u64key(scope))
+    }
+
+    /// Deletes every entry whose key starts with `prefix`.
+    fn delete_prefix(&mut self, table: Table, prefix: &[u8]) -> Result<(), Error> {
         let mut keys = Vec::new();
-        self.kv
-            .scan(Table::Variables, &u64key(scope), &mut |k, _| {
-                keys.push(k.to_vec());
-                true
-            })?;
+        self.kv.scan(table, prefix, &mut |k, _| {
+            keys.push(k.to_vec());
+            true
+        })?;
         for k in keys {
-            self.delete(Table::Variables, &k)?;
+            self.delete(table, &k)?;
         }
         Ok(())
     }
@@ -690,16 +619,7 @@ impl<'a> Writer<'a> {
                     .bytes(),
             )?;
         }
-        let mut keys = Vec::new();
-        self.kv
-            .scan(Table::Correlated, &u64key(m.key), &mut |k, _| {
-                keys.push(k.to_vec());
-                true
-            })?;
-        for k in keys {
-            self.delete(Table::Correlated, &k)?;
-        }
-        Ok(())
+        self.delete_prefix(Table::Correlated, &u64key(m.key))
     }
 
     pub fn mark_correlated(&mut self, message: u64, instance: u64) -> Result<(), Error> {
@@ -752,15 +672,7 @@ impl<'a> Writer<'a> {
 
     /// Forgets every join counter of a scope (it ended).
     pub fn clear_taken(&mut self, scope: u64) -> Result<(), Error> {
-        let mut keys = Vec::new();
-        self.kv.scan(Table::Joins, &u64key(scope), &mut |k, _| {
-            keys.push(k.to_vec());
-            true
-        })?;
-        for k in keys {
-            self.delete(Table::Joins, &k)?;
-        }
-        Ok(())
+        self.delete_prefix(Table::Joins, &u64key(scope))
     }
 
     pub fn put_compensation(&mut self, c: &CompensationSub) -> Result<(), Error> {

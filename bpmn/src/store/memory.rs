@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use super::{Error, Kv, Store, Table};
+use super::{Error, Kv, KvRead, Store, Table};
 
 type Map = BTreeMap<Box<[u8]>, Box<[u8]>>;
 
@@ -15,9 +15,14 @@ pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 type Undo = (Table, Box<[u8]>, Option<Box<[u8]>>);
 
 /// Engine state in memory.
-#[derive(Default)]
 pub struct MemoryStore {
     tables: Vec<Map>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> MemoryStore {
+        MemoryStore::new()
+    }
 }
 
 impl MemoryStore {
@@ -59,11 +64,32 @@ struct Tx<'a> {
     undo: Vec<Undo>,
 }
 
-impl Kv for Tx<'_> {
+impl KvRead for Tx<'_> {
     fn get(&self, table: Table, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
-        Ok(get(self.tables, table, key, f))
+        self.tables.get(table, key, f)
     }
 
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), Error> {
+        self.tables.scan(table, prefix, f)
+    }
+
+    fn range(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), Error> {
+        self.tables.range(table, from, to, f)
+    }
+}
+
+impl Kv for Tx<'_> {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), Error> {
         let key: Box<[u8]> = key.into();
         let old = self.tables[table as usize].insert(key.clone(), value.into());
@@ -77,6 +103,19 @@ impl Kv for Tx<'_> {
         }
         Ok(())
     }
+}
+
+/// The tables themselves are the read view, inside and outside transactions.
+impl KvRead for Vec<Map> {
+    fn get(&self, table: Table, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
+        Ok(match self[table as usize].get(key) {
+            Some(v) => {
+                f(v);
+                true
+            }
+            None => false,
+        })
+    }
 
     fn scan(
         &self,
@@ -84,7 +123,13 @@ impl Kv for Tx<'_> {
         prefix: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), Error> {
-        scan(self.tables, table, prefix, f);
+        for (k, v) in
+            self[table as usize].range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+        {
+            if !k.starts_with(prefix) || !f(k, v) {
+                break;
+            }
+        }
         Ok(())
     }
 
@@ -95,44 +140,17 @@ impl Kv for Tx<'_> {
         to: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), Error> {
-        range(self.tables, table, from, to, f);
+        if from >= to {
+            return Ok(());
+        }
+        for (k, v) in
+            self[table as usize].range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)))
+        {
+            if !f(k, v) {
+                break;
+            }
+        }
         Ok(())
-    }
-}
-
-fn get(tables: &[Map], table: Table, key: &[u8], f: &mut dyn FnMut(&[u8])) -> bool {
-    match tables[table as usize].get(key) {
-        Some(v) => {
-            f(v);
-            true
-        }
-        None => false,
-    }
-}
-
-fn scan(tables: &[Map], table: Table, prefix: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
-    for (k, v) in
-        tables[table as usize].range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
-    {
-        if !k.starts_with(prefix) || !f(k, v) {
-            break;
-        }
-    }
-}
-
-fn range(
-    tables: &[Map],
-    table: Table,
-    from: &[u8],
-    to: &[u8],
-    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-) {
-    for (k, v) in
-        tables[table as usize].range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)))
-    {
-        if !f(k, v) {
-            break;
-        }
     }
 }
 
@@ -152,60 +170,11 @@ impl Tx<'_> {
     }
 }
 
-/// Reads outside a transaction use the same code with an empty undo log.
-struct View<'a> {
-    tables: &'a [Map],
-}
-
-impl Kv for View<'_> {
-    fn get(&self, table: Table, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
-        Ok(get(self.tables, table, key, f))
-    }
-
-    fn put(&mut self, table: Table, _: &[u8], _: &[u8]) -> Result<(), Error> {
-        Err(Error::Io(format!(
-            "write to {} in a read-only view",
-            table.name()
-        )))
-    }
-
-    fn delete(&mut self, table: Table, _: &[u8]) -> Result<(), Error> {
-        Err(Error::Io(format!(
-            "delete from {} in a read-only view",
-            table.name()
-        )))
-    }
-
-    fn scan(
-        &self,
-        table: Table,
-        prefix: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), Error> {
-        scan(self.tables, table, prefix, f);
-        Ok(())
-    }
-
-    fn range(
-        &self,
-        table: Table,
-        from: &[u8],
-        to: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), Error> {
-        range(self.tables, table, from, to, f);
-        Ok(())
-    }
-}
-
 impl Store for MemoryStore {
     fn transact<R, E: From<Error>>(
         &mut self,
         f: impl FnOnce(&mut dyn Kv) -> Result<R, E>,
     ) -> Result<R, E> {
-        if self.tables.is_empty() {
-            *self = MemoryStore::new();
-        }
         let mut tx = Tx {
             tables: &mut self.tables,
             undo: Vec::new(),
@@ -219,14 +188,7 @@ impl Store for MemoryStore {
         }
     }
 
-    fn read<R, E: From<Error>>(&self, f: impl FnOnce(&dyn Kv) -> Result<R, E>) -> Result<R, E> {
-        if self.tables.is_empty() {
-            return f(&View {
-                tables: &MemoryStore::new().tables,
-            });
-        }
-        f(&View {
-            tables: &self.tables,
-        })
+    fn read<R, E: From<Error>>(&self, f: impl FnOnce(&dyn KvRead) -> Result<R, E>) -> Result<R, E> {
+        f(&self.tables)
     }
 }

@@ -114,12 +114,11 @@ pub enum Error {
     NewerFormat { found: u8, supported: u8 },
 }
 
-/// One transaction's view of the tables: reads see the transaction's own writes.
-pub trait Kv {
+/// Reads of one transaction's (or snapshot's) tables; writing transactions see their own
+/// writes.
+pub trait KvRead {
     /// Calls `f` with the value stored under `key`, if any; returns whether there was one.
     fn get(&self, table: Table, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error>;
-    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), Error>;
-    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), Error>;
     /// Visits the entries whose key starts with `prefix`, in key order, while `f` returns true.
     fn scan(
         &self,
@@ -137,6 +136,12 @@ pub trait Kv {
     ) -> Result<(), Error>;
 }
 
+/// A write transaction's tables.
+pub trait Kv: KvRead {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), Error>;
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), Error>;
+}
+
 /// A place to keep engine state, with atomic batches.
 pub trait Store {
     /// Runs `f` in one write transaction: committed (durably, for durable stores) when `f`
@@ -146,6 +151,6 @@ pub trait Store {
         f: impl FnOnce(&mut dyn Kv) -> Result<R, E>,
     ) -> Result<R, E>;
 
-    /// Runs `f` against the current committed state, changing nothing.
-    fn read<R, E: From<Error>>(&self, f: impl FnOnce(&dyn Kv) -> Result<R, E>) -> Result<R, E>;
+    /// Runs `f` against the current committed state.
+    fn read<R, E: From<Error>>(&self, f: impl FnOnce(&dyn KvRead) -> Result<R, E>) -> Result<R, E>;
 }

@@ -4,7 +4,7 @@
 use super::{Behavior, Ctx, ElementInstance, Error, Leave, Process, create_job, lifecycle};
 use crate::engine::event::{ElementRef, Event, Lifecycle};
 use crate::engine::records::IncidentKind;
-use crate::engine::{compensation, errors, messages, variables};
+use crate::engine::{errors, variables};
 use crate::feel::Context;
 use crate::model::{EndResult, Kind, MessageThrow};
 
@@ -30,11 +30,7 @@ impl Behavior for EndEvent {
             }
             EndResult::Message(MessageThrow::Job(def)) => create_job(ctx, el, model, def),
             EndResult::Message(MessageThrow::Publish(p)) => {
-                if messages::publish_from_model(ctx, el, p)? {
-                    lifecycle::activated(ctx, el)?;
-                    lifecycle::complete(ctx, el.key, None, Leave::Nothing)?;
-                }
-                Ok(())
+                super::publish_and_complete(ctx, el, p, Leave::Nothing)
             }
             EndResult::Error(_) => {
                 lifecycle::activated(ctx, el)?;
@@ -44,13 +40,7 @@ impl Behavior for EndEvent {
                 lifecycle::activated(ctx, el)?;
                 terminate_rest(ctx, el)
             }
-            EndResult::Compensation(target) => {
-                lifecycle::activated(ctx, el)?;
-                if compensation::throw(ctx, el, *target)? == 0 {
-                    lifecycle::complete(ctx, el.key, None, Leave::Nothing)?;
-                }
-                Ok(())
-            }
+            EndResult::Compensation(target) => super::compensate(ctx, el, *target, Leave::Nothing),
         }
     }
 

@@ -82,6 +82,36 @@ pub(crate) fn of(kind: &Kind) -> &'static dyn Behavior {
     }
 }
 
+/// A message throw or end event without a job: the engine publishes the message, then the
+/// event completes (unless an incident stopped it).
+pub(crate) fn publish_and_complete(
+    ctx: &mut Ctx<'_>,
+    el: &ElementInstance,
+    publish: &crate::model::MessagePublish,
+    leave: Leave,
+) -> Result<(), Error> {
+    if super::messages::publish_from_model(ctx, el, publish)? {
+        lifecycle::activated(ctx, el)?;
+        lifecycle::complete(ctx, el.key, None, leave)?;
+    }
+    Ok(())
+}
+
+/// A compensation throw or end event: starts the handlers and waits for them; with none to run
+/// it completes at once.
+pub(crate) fn compensate(
+    ctx: &mut Ctx<'_>,
+    el: &ElementInstance,
+    target: Option<ElementIdx>,
+    leave: Leave,
+) -> Result<(), Error> {
+    lifecycle::activated(ctx, el)?;
+    if super::compensation::throw(ctx, el, target)? == 0 {
+        lifecycle::complete(ctx, el.key, None, leave)?;
+    }
+    Ok(())
+}
+
 /// Deployment refuses models with unsupported elements; reaching one means state is corrupt.
 struct Unsupported;
 

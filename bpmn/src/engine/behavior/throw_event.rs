@@ -2,7 +2,6 @@
 //! and compensation (waits until the compensation handlers are done).
 
 use super::{Behavior, Ctx, ElementInstance, Error, Leave, Process, create_job, lifecycle};
-use crate::engine::{compensation, messages};
 use crate::feel::Context;
 use crate::model::{Kind, MessageThrow, ThrowResult};
 
@@ -28,19 +27,9 @@ impl Behavior for ThrowEvent {
             }
             ThrowResult::Message(MessageThrow::Job(def)) => create_job(ctx, el, model, def),
             ThrowResult::Message(MessageThrow::Publish(p)) => {
-                if messages::publish_from_model(ctx, el, p)? {
-                    lifecycle::activated(ctx, el)?;
-                    lifecycle::complete(ctx, el.key, None, Leave::All)?;
-                }
-                Ok(())
+                super::publish_and_complete(ctx, el, p, Leave::All)
             }
-            ThrowResult::Compensation(target) => {
-                lifecycle::activated(ctx, el)?;
-                if compensation::throw(ctx, el, *target)? == 0 {
-                    lifecycle::complete(ctx, el.key, None, Leave::All)?;
-                }
-                Ok(())
-            }
+            ThrowResult::Compensation(target) => super::compensate(ctx, el, *target, Leave::All),
         }
     }
 }
