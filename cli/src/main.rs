@@ -1,6 +1,9 @@
 //! `flowmesh`: the one user-facing binary. It parses arguments and calls the crates; the work
 //! happens in them.
 
+mod control_plane;
+mod remote;
+mod table;
 mod validate;
 
 use std::process::ExitCode;
@@ -18,11 +21,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Validate(validate::Args),
+    ControlPlane(control_plane::Args),
+    Deploy(remote::DeployArgs),
+    Get(remote::GetArgs),
+    Rollout(remote::RolloutArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::ControlPlane(args) => control_plane::run(args),
+        Command::Deploy(args) => remote::deploy(args),
+        Command::Get(args) => remote::get(args),
+        Command::Rollout(args) => remote::rollout(args),
     }
 }

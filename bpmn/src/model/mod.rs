@@ -181,6 +181,30 @@ impl Process {
             .find(|&c| matches!(self.element(c).kind, Kind::StartEvent(StartTrigger::None)))
     }
 
+    /// The message names this process waits for (catch events, receive tasks, boundary and
+    /// start events), where they are static; sorted, without repeats.
+    pub fn waited_messages(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .elements
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Kind::StartEvent(StartTrigger::Message(m))
+                | Kind::IntermediateCatch(CatchTrigger::Message(m))
+                | Kind::Task(TaskKind::Receive { message: m, .. })
+                | Kind::Boundary(Boundary {
+                    trigger: BoundaryTrigger::Message(m),
+                    ..
+                }) => Some(m),
+                _ => None,
+            })
+            .filter(|m| m.name.is_constant())
+            .map(|m| m.name.source().to_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Top-level start events that a message or a timer triggers.
     pub fn triggered_starts(&self) -> impl Iterator<Item = ElementIdx> + '_ {
         self.root().children.iter().copied().filter(|&c| {

@@ -81,6 +81,11 @@ impl Error {
     }
 }
 
+/// Decodes a BPMN file's bytes to text by its BOM or XML declaration (UTF-8 must be valid).
+pub fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, Error> {
+    xml::decode(bytes)
+}
+
 /// Parses a BPMN file's bytes (any encoding the XML declaration names) with default limits.
 pub fn parse_bytes(bytes: &[u8]) -> Result<Definitions, Error> {
     parse_bytes_with(bytes, &Limits::default())

@@ -1,0 +1,128 @@
+//! `flowmesh control-plane`: runs one node of the control plane until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use flowmesh_control_plane::{ControlPlane, Options, node};
+
+/// Run a control-plane node. Without --peers it is a single-node cluster that initializes
+/// itself; with --peers (the same list on every node) the cluster forms once a majority is up.
+/// Restarting a node with the same data dir rejoins.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// This node's id, a number unique in the cluster.
+    #[arg(long)]
+    id: u64,
+    /// Where the HTTP API and Raft RPC listen, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    listen: SocketAddr,
+    /// Where the node keeps its Raft log and state (one redb file).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Every voter as ID=HOST:PORT, comma-separated, this node included.
+    #[arg(long, value_parser = node::parse_peers)]
+    peers: Option<std::collections::BTreeMap<u64, String>>,
+    /// File holding the bearer token that writes (and peers) must present; default:
+    /// $FLOWMESH_TOKEN. Without either, writes are open.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Build a snapshot and compact the log after this many applied entries.
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_logs: u64,
+    /// Raft heartbeat in milliseconds; elections start after 4 to 8 missed heartbeats.
+    #[arg(long, default_value_t = 100)]
+    heartbeat_ms: u64,
+    /// Serve PUT /v1/debug/cut to simulate partitions (tests only).
+    #[arg(long, hide = true)]
+    fault_injection: bool,
+}
+
+pub(crate) fn token(file: Option<&PathBuf>) -> Result<Option<String>, String> {
+    match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --token-file {}: {e}", path.display()))?;
+            let token = text.trim().to_owned();
+            if token.is_empty() {
+                return Err(format!("--token-file {} is empty", path.display()));
+            }
+            Ok(Some(token))
+        }
+        None => Ok(std::env::var("FLOWMESH_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())),
+    }
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    // openraft logs every unreachable peer at error level; that is expected while a node is
+    // down, so only its failures of its own show by default.
+    let filter = std::env::var("FLOWMESH_LOG").unwrap_or_else(|_| "info,openraft=off".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let token = match token(args.token_file.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("flowmesh control-plane: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if token.is_none() {
+        eprintln!(
+            "flowmesh control-plane: warning: no token (--token-file or FLOWMESH_TOKEN): writes are open to anyone who can connect"
+        );
+    }
+    let mut options = Options::new(args.id, args.listen, args.data_dir);
+    options.peers = args.peers.unwrap_or_default();
+    options.token = token;
+    options.fault_injection = args.fault_injection;
+    options.snapshot_logs = args.snapshot_logs;
+    options.heartbeat = Duration::from_millis(args.heartbeat_ms);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flowmesh control-plane: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let node = ControlPlane::build(options).await?;
+        let handle = node.handle();
+        eprintln!(
+            "flowmesh control-plane: node {} listening on {}",
+            handle.id, handle.addr
+        );
+        node.run(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flowmesh control-plane: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
