@@ -31,9 +31,14 @@ pub(crate) struct Args {
     /// Build a snapshot and compact the log after this many applied entries.
     #[arg(long, default_value_t = 10_000)]
     snapshot_logs: u64,
-    /// Raft heartbeat in milliseconds; elections start after 4 to 8 missed heartbeats.
-    #[arg(long, default_value_t = 100)]
+    /// Raft heartbeat in milliseconds. A follower that stops hearing from its leader calls an
+    /// election after 12 to 16 heartbeats (a leader lease of 8 plus a random 4 to 8).
+    #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
+    /// Start without forming a cluster and wait to be added to one (POST /v1/cluster/members
+    /// on any member, with this node's id and address).
+    #[arg(long, conflicts_with = "peers")]
+    join: bool,
     /// Serve PUT /v1/debug/cut to simulate partitions (tests only).
     #[arg(long, hide = true)]
     fault_injection: bool,
@@ -84,6 +89,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     options.fault_injection = args.fault_injection;
     options.snapshot_logs = args.snapshot_logs;
     options.heartbeat = Duration::from_millis(args.heartbeat_ms);
+    options.join = args.join;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

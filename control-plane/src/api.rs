@@ -50,6 +50,8 @@ type Shared = Arc<App>;
 
 /// How long a forwarded write or a read-index request may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request waits for an election to end before answering `no_leader`.
+const ELECTION_WAIT: Duration = Duration::from_secs(3);
 /// Longest long-poll a watch may ask for.
 const MAX_WATCH: Duration = Duration::from_secs(300);
 
@@ -165,6 +167,19 @@ impl App {
         Some((leader, node.addr.clone()))
     }
 
+    /// The leader, waiting a little for one while an election is under way.
+    async fn await_leader(&self) -> Option<(NodeId, String)> {
+        if let Some(l) = self.leader() {
+            return Some(l);
+        }
+        let _ = self
+            .raft
+            .wait(Some(ELECTION_WAIT))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await;
+        self.leader()
+    }
+
     fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader == Some(self.id)
     }
@@ -181,7 +196,7 @@ impl App {
         if self.is_leader() {
             return None;
         }
-        let Some((leader, addr)) = self.leader() else {
+        let Some((leader, addr)) = self.await_leader().await else {
             return Some(
                 ApiError::no_leader("no leader is elected right now; retry in a moment")
                     .into_response(),
@@ -237,7 +252,8 @@ impl App {
             read.map_or(0, |l| l.index)
         } else {
             let (leader, addr) = self
-                .leader()
+                .await_leader()
+                .await
                 .ok_or_else(|| ApiError::no_leader("no leader to confirm a linearizable read"))?;
             let url = format!("http://{addr}/raft/read-index");
             let reply = self
@@ -646,6 +662,7 @@ fn cluster_view(app: &App) -> ClusterResponse {
         leader: metrics.current_leader,
         term: metrics.current_term,
         last_applied: metrics.last_applied.map_or(0, |l| l.index),
+        snapshot: metrics.snapshot.map_or(0, |l| l.index),
         members,
     }
 }

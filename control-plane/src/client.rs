@@ -38,6 +38,9 @@ impl Error {
     }
 }
 
+/// Pause between attempts of a read that met an election.
+const ELECTION_RETRY: Duration = Duration::from_millis(50);
+
 #[derive(Clone)]
 pub struct Client {
     base: String,
@@ -57,10 +60,19 @@ impl Client {
         }
     }
 
+    /// How long each request may take (default 15 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }
 
+    /// Sends one request. A read that meets an election (`503 no_leader`) is repeated until a
+    /// leader answers or the client's timeout ends: reads have no effect, and elections are short.
+    /// Writes are sent once; the caller decides whether repeating one is safe.
     pub async fn send_raw(
         &self,
         method: Method,
@@ -68,8 +80,24 @@ impl Client {
         content_type: &str,
         body: Bytes,
     ) -> Result<Bytes, Error> {
-        self.send_with_timeout(method, path, content_type, body, self.timeout)
-            .await
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let answer = self
+                .send_with_timeout(method.clone(), path, content_type, body.clone(), left)
+                .await;
+            match answer {
+                Err(Error::Refused { status, error, .. })
+                    if method == Method::GET
+                        && status == StatusCode::SERVICE_UNAVAILABLE
+                        && error == "no_leader"
+                        && left > ELECTION_RETRY =>
+                {
+                    tokio::time::sleep(ELECTION_RETRY).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn send_with_timeout(

@@ -37,8 +37,12 @@ pub struct Options {
     pub fault_injection: bool,
     /// Build a snapshot (and compact the log) after this many applied entries.
     pub snapshot_logs: u64,
-    /// Raft heartbeat interval; elections start after 4–8 of them without a leader.
+    /// Raft heartbeat interval. A follower that stops hearing from its leader calls an election
+    /// after 12–16 of them: openraft's leader lease (8) plus a random 4–8.
     pub heartbeat: Duration,
+    /// Start without initializing a cluster: wait to be added to an existing one
+    /// (`POST /v1/cluster/members` on any member).
+    pub join: bool,
 }
 
 impl Options {
@@ -51,7 +55,8 @@ impl Options {
             token: None,
             fault_injection: false,
             snapshot_logs: 10_000,
-            heartbeat: Duration::from_millis(100),
+            heartbeat: Duration::from_millis(50),
+            join: false,
         }
     }
 }
@@ -151,9 +156,11 @@ impl ControlPlane {
         };
         // Every node initializes with the same voters; a node that has state already (a
         // restart) is refused, which is what should happen.
-        match raft.initialize(members).await {
-            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-            Err(e) => return Err(Error::Raft(e.to_string())),
+        if !options.join {
+            match raft.initialize(members).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(Error::Raft(e.to_string())),
+            }
         }
         let proposer = Proposer::start(raft.clone());
         let app = Arc::new(App {

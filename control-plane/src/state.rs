@@ -72,6 +72,9 @@ pub struct ModelRecord {
     pub xml: String,
     pub messages: Vec<String>,
     pub deployed_at_ms: i64,
+    /// The revision this deployment made.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,6 +135,7 @@ impl ControlState {
                     return (Ok(applied), Vec::new());
                 }
                 let version = latest.map_or(1, |m| m.version + 1);
+                self.revision += 1;
                 let record = ModelRecord {
                     process: process.clone(),
                     version,
@@ -140,8 +144,8 @@ impl ControlState {
                     xml: xml.clone(),
                     messages: messages.clone(),
                     deployed_at_ms: *at_ms,
+                    revision: self.revision,
                 };
-                self.revision += 1;
                 self.record(Change::ModelDeployed {
                     revision: self.revision,
                     model: summary(&record),
@@ -379,6 +383,7 @@ fn summary(m: &ModelRecord) -> ModelSummary {
         owner: m.owner.clone(),
         sha256: m.sha256.clone(),
         deployed_at: rfc3339(m.deployed_at_ms),
+        revision: m.revision,
     }
 }
 

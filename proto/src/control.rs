@@ -15,6 +15,9 @@ pub struct ModelSummary {
     pub sha256: String,
     /// RFC 3339, as the leader's clock read it.
     pub deployed_at: String,
+    /// The revision the deployment made: versions of all processes in deployment order.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// `POST /v1/deployments?owner=SERVICE` answer (201).
@@ -147,6 +150,9 @@ pub struct ClusterResponse {
     pub leader: Option<u64>,
     pub term: u64,
     pub last_applied: u64,
+    /// The last log index the node's current snapshot covers (0: none yet).
+    #[serde(default)]
+    pub snapshot: u64,
     pub members: Vec<Member>,
 }
 
