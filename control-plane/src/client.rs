@@ -10,6 +10,7 @@ use flowmesh_proto::control::{
 };
 use flowmesh_proto::error::ErrorBody;
 use hyper::{Method, StatusCode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -38,7 +39,7 @@ impl Error {
     }
 }
 
-/// Pause between attempts of a read that met an election.
+/// Pause between attempts of a request that met an election.
 const ELECTION_RETRY: Duration = Duration::from_millis(50);
 
 #[derive(Clone)]
@@ -70,9 +71,10 @@ impl Client {
         &self.base
     }
 
-    /// Sends one request. A read that meets an election (`503 no_leader`) is repeated until a
-    /// leader answers or the client's timeout ends: reads have no effect, and elections are short.
-    /// Writes are sent once; the caller decides whether repeating one is safe.
+    /// Sends one request. A request that meets an election (`503 no_leader`) is repeated until a
+    /// leader answers or the client's timeout ends. That is safe for writes too: every write of
+    /// the API is idempotent (the same deployment again makes no new version, a registration or
+    /// rollout sets a value), so one that did land before the leader changed lands only once.
     pub async fn send_raw(
         &self,
         method: Method,
@@ -88,8 +90,7 @@ impl Client {
                 .await;
             match answer {
                 Err(Error::Refused { status, error, .. })
-                    if method == Method::GET
-                        && status == StatusCode::SERVICE_UNAVAILABLE
+                    if status == StatusCode::SERVICE_UNAVAILABLE
                         && error == "no_leader"
                         && left > ELECTION_RETRY =>
                 {
@@ -155,7 +156,7 @@ impl Client {
 
     pub async fn deploy(&self, xml: Bytes, owner: Option<&str>) -> Result<DeployResponse, Error> {
         let path = match owner {
-            Some(o) => format!("/v1/deployments?owner={o}"),
+            Some(o) => format!("/v1/deployments?owner={}", encode(o)),
             None => "/v1/deployments".to_owned(),
         };
         let answer = self
@@ -177,7 +178,11 @@ impl Client {
         let body = self
             .send_raw(
                 Method::GET,
-                &format!("/v1/models/{process}/versions/{version}"),
+                &format!(
+                    "/v1/models/{}/versions/{}",
+                    encode(process),
+                    encode(version)
+                ),
                 "application/json",
                 Bytes::new(),
             )
@@ -192,7 +197,7 @@ impl Client {
     ) -> Result<serde_json::Value, Error> {
         self.json(
             Method::PUT,
-            &format!("/v1/models/{process}/rollout"),
+            &format!("/v1/models/{}/rollout", encode(process)),
             Some(weights),
         )
         .await
@@ -206,7 +211,11 @@ impl Client {
     ) -> Result<serde_json::Value, Error> {
         self.json(
             Method::PUT,
-            &format!("/v1/services/{service}/instances/{instance}"),
+            &format!(
+                "/v1/services/{}/instances/{}",
+                encode(service),
+                encode(instance)
+            ),
             Some(request),
         )
         .await
@@ -239,6 +248,17 @@ impl Client {
             .await?;
         serde_json::from_slice(&body).map_err(|e| Error::Protocol(e.to_string()))
     }
+}
+
+/// Everything but RFC 3986's unreserved characters is escaped: names go into paths and queries.
+const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn encode(part: &str) -> String {
+    utf8_percent_encode(part, ESCAPED).to_string()
 }
 
 fn read_path(path: &str, linearizable: bool) -> String {
