@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test deps lint unit bench-engine fuzz
+.PHONY: test deps lint unit bench-engine bench-control-plane fuzz
 
 test: deps lint unit
 
@@ -20,6 +20,11 @@ unit:
 # Not part of `make test`: benchmarks are measurements, not pass/fail tests.
 bench-engine:
 	$(CARGO) run --release -p flowmesh-bench-engine
+
+# Three flowmesh control-plane nodes next to three etcd members (installs etcd-server on first use).
+bench-control-plane:
+	$(CARGO) build --release --bin flowmesh
+	$(CARGO) run --release -p flowmesh-bench-control-plane
 
 # Not part of `make test`: coverage-guided fuzzing of the parser and of FEEL (needs
 # `cargo install cargo-fuzz`; runs on stable without sanitizers). FUZZ_SECONDS per target.

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::codec;
 use crate::faults::Faults;
 use crate::http::HttpClient;
 use crate::network::FROM_HEADER;
@@ -825,8 +826,15 @@ async fn admit_peer(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 fn rpc_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
+    codec::decode(body)
         .map_err(|e| ApiError::bad("invalid_rpc", format!("cannot read the Raft request: {e}")))
+}
+
+/// A Raft RPC answer, encoded as peers read it.
+fn rpc_answer<T: serde::Serialize>(answer: &T) -> Result<Response, ApiError> {
+    let bytes = codec::encode(answer)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, codec::RPC_CONTENT_TYPE)], bytes).into_response())
 }
 
 async fn raft_append(
@@ -836,7 +844,7 @@ async fn raft_append(
 ) -> Result<Response, ApiError> {
     admit_peer(&app, &headers).await?;
     let request: AppendEntriesRequest<TypeConfig> = rpc_body(&body)?;
-    Ok(Json(app.raft.append_entries(request).await).into_response())
+    rpc_answer(&app.raft.append_entries(request).await)
 }
 
 async fn raft_vote(
@@ -846,7 +854,7 @@ async fn raft_vote(
 ) -> Result<Response, ApiError> {
     admit_peer(&app, &headers).await?;
     let request: VoteRequest<NodeId> = rpc_body(&body)?;
-    Ok(Json(app.raft.vote(request).await).into_response())
+    rpc_answer(&app.raft.vote(request).await)
 }
 
 async fn raft_snapshot(
@@ -856,7 +864,7 @@ async fn raft_snapshot(
 ) -> Result<Response, ApiError> {
     admit_peer(&app, &headers).await?;
     let request: InstallSnapshotRequest<TypeConfig> = rpc_body(&body)?;
-    Ok(Json(app.raft.install_snapshot(request).await).into_response())
+    rpc_answer(&app.raft.install_snapshot(request).await)
 }
 
 #[derive(serde::Serialize, Deserialize)]

@@ -19,6 +19,7 @@
 
 mod api;
 pub mod client;
+pub mod codec;
 pub mod faults;
 pub mod http;
 pub mod network;

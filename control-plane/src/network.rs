@@ -17,6 +17,7 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::codec;
 use crate::faults::Faults;
 use crate::http::HttpClient;
 use crate::types::{Node, NodeId, TypeConfig};
@@ -90,11 +91,10 @@ impl Peer {
             ))));
         }
         let url = format!("http://{}/raft/{path}", self.addr);
-        let body =
-            serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let body = codec::encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let bearer = self.token.as_ref().map(|t| format!("Bearer {t}"));
         let mut headers = vec![
-            ("content-type", "application/json"),
+            ("content-type", codec::RPC_CONTENT_TYPE),
             (FROM_HEADER, self.me.as_str()),
         ];
         if let Some(b) = &bearer {
@@ -128,7 +128,7 @@ impl Peer {
             };
             return Err(RPCError::Network(NetworkError::new(&failure)));
         }
-        let result: Result<Resp, E> = serde_json::from_slice(&reply.body).map_err(|e| {
+        let result: Result<Resp, E> = codec::decode(&reply.body).map_err(|e| {
             RPCError::Network(NetworkError::new(&Failure::Decode {
                 node: self.target,
                 message: e.to_string(),

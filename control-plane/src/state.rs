@@ -84,14 +84,6 @@ pub struct InstanceRecord {
     pub expires_at_ms: i64,
 }
 
-/// A row that applying changed, for the storage layer to write (or delete when `None`).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Row {
-    Model(String, u32),
-    Rollout(String),
-    Instance(String, String),
-}
-
 /// The replicated state, as every node holds it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ControlState {
@@ -111,8 +103,8 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 impl ControlState {
-    /// Applies one command; returns what it did and the rows it changed.
-    pub fn apply(&mut self, command: &Command) -> (Result<Applied, String>, Vec<Row>) {
+    /// Applies one command; returns what it did.
+    pub fn apply(&mut self, command: &Command) -> Result<Applied, String> {
         match command {
             Command::Deploy {
                 process,
@@ -132,7 +124,7 @@ impl ControlState {
                         owner: m.owner.clone(),
                         unchanged: true,
                     };
-                    return (Ok(applied), Vec::new());
+                    return Ok(applied);
                 }
                 let version = latest.map_or(1, |m| m.version + 1);
                 self.revision += 1;
@@ -157,12 +149,10 @@ impl ControlState {
                     owner: owner.clone(),
                     unchanged: false,
                 };
-                (Ok(applied), vec![Row::Model(process.clone(), version)])
+                Ok(applied)
             }
             Command::Rollout { process, weights } => {
-                if let Err(e) = self.check_rollout(process, weights) {
-                    return (Err(e), Vec::new());
-                }
+                self.check_rollout(process, weights)?;
                 self.revision += 1;
                 self.record(Change::RolloutChanged {
                     revision: self.revision,
@@ -170,7 +160,7 @@ impl ControlState {
                     weights: text_keys(weights),
                 });
                 self.rollouts.insert(process.clone(), weights.clone());
-                (Ok(Applied::RolloutSet), vec![Row::Rollout(process.clone())])
+                Ok(Applied::RolloutSet)
             }
             Command::Register {
                 service,
@@ -207,13 +197,9 @@ impl ControlState {
                     };
                     self.record(change);
                 }
-                (
-                    Ok(Applied::Registered { new }),
-                    vec![Row::Instance(service.clone(), instance.clone())],
-                )
+                Ok(Applied::Registered { new })
             }
             Command::ExpireLeases { at_ms } => {
-                let mut rows = Vec::new();
                 let mut expired = Vec::new();
                 for (service, instances) in &self.services {
                     for (id, record) in instances {
@@ -235,16 +221,12 @@ impl ControlState {
                         service: service.clone(),
                         instance: id.clone(),
                     });
-                    rows.push(Row::Instance(service.clone(), id.clone()));
                 }
-                (
-                    Ok(Applied::Expired {
-                        count: expired.len(),
-                    }),
-                    rows,
-                )
+                Ok(Applied::Expired {
+                    count: expired.len(),
+                })
             }
-            Command::Noop => (Ok(Applied::Noop), Vec::new()),
+            Command::Noop => Ok(Applied::Noop),
         }
     }
 
@@ -419,7 +401,7 @@ mod tests {
     fn unchanged_models_make_no_version_and_no_revision() {
         let mut s = ControlState::default();
         assert!(matches!(
-            s.apply(&deploy("order", "a")).0,
+            s.apply(&deploy("order", "a")),
             Ok(Applied::Deployed {
                 version: 1,
                 unchanged: false,
@@ -427,7 +409,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            s.apply(&deploy("order", "a")).0,
+            s.apply(&deploy("order", "a")),
             Ok(Applied::Deployed {
                 version: 1,
                 unchanged: true,
@@ -435,7 +417,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            s.apply(&deploy("order", "b")).0,
+            s.apply(&deploy("order", "b")),
             Ok(Applied::Deployed { version: 2, .. })
         ));
         assert_eq!(s.revision, 2);
@@ -451,17 +433,17 @@ mod tests {
             process: "order".into(),
             weights: [(1, 50), (3, 50)].into(),
         };
-        assert!(s.apply(&bad).0.unwrap_err().contains("no version 3"));
+        assert!(s.apply(&bad).unwrap_err().contains("no version 3"));
         let bad = Command::Rollout {
             process: "order".into(),
             weights: [(1, 50), (2, 40)].into(),
         };
-        assert!(s.apply(&bad).0.unwrap_err().contains("add up to 90"));
+        assert!(s.apply(&bad).unwrap_err().contains("add up to 90"));
         let good = Command::Rollout {
             process: "order".into(),
             weights: [(1, 90), (2, 10)].into(),
         };
-        assert_eq!(s.apply(&good).0, Ok(Applied::RolloutSet));
+        assert_eq!(s.apply(&good), Ok(Applied::RolloutSet));
     }
 
     #[test]
@@ -474,17 +456,14 @@ mod tests {
             lease_seconds: 10,
             at_ms,
         };
-        assert_eq!(s.apply(&reg(0)).0, Ok(Applied::Registered { new: true }));
+        assert_eq!(s.apply(&reg(0)), Ok(Applied::Registered { new: true }));
         let r = s.revision;
-        assert_eq!(
-            s.apply(&reg(5_000)).0,
-            Ok(Applied::Registered { new: false })
-        );
+        assert_eq!(s.apply(&reg(5_000)), Ok(Applied::Registered { new: false }));
         assert_eq!(s.revision, r, "a renewal is not a visible change");
         assert!(!s.has_expired(14_999));
         assert!(s.has_expired(15_000));
         assert_eq!(
-            s.apply(&Command::ExpireLeases { at_ms: 15_000 }).0,
+            s.apply(&Command::ExpireLeases { at_ms: 15_000 }),
             Ok(Applied::Expired { count: 1 })
         );
         assert!(s.services.is_empty());
