@@ -40,10 +40,7 @@ fn write(dir: &Path, name: &str, body: &[u8]) -> String {
 }
 
 async fn single() -> Cluster {
-    let cluster = Cluster::start(1, &[]);
-    cluster.ready(1, UP).await;
-    cluster.leader(UP).await;
-    cluster
+    Cluster::up(1, &[], UP).await
 }
 
 #[tokio::test]

@@ -9,13 +9,11 @@
 mod cluster;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cluster::{Cluster, deploy_anywhere, deployed_in_order, model};
+use cluster::{Cluster, DeployStream, deploy_anywhere, deployed_in_order, model};
 use hyper::Method;
 
 /// One cluster at a time: the timing promises (a leader within 3 s) are about the cluster, not
@@ -27,9 +25,7 @@ const UP: Duration = Duration::from_secs(15);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_node_keeps_acknowledged_deployments_after_kill_9() {
     let _serial = SERIAL.lock().await;
-    let mut cluster = Cluster::start(1, &[]);
-    cluster.ready(1, UP).await;
-    cluster.leader(UP).await;
+    let mut cluster = Cluster::up(1, &[], UP).await;
     for n in 0..5 {
         cluster
             .client(1)
@@ -55,34 +51,8 @@ async fn single_node_keeps_acknowledged_deployments_after_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_killed_ten_times_under_writes_loses_and_repeats_nothing() {
     let _serial = SERIAL.lock().await;
-    let mut cluster = Cluster::start(3, &[]);
-    for id in 1..=3 {
-        cluster.ready(id, UP).await;
-    }
-    cluster.leader(UP).await;
-    let clients: Vec<_> = (1..=3)
-        .map(|id| cluster.client(id).with_timeout(Duration::from_secs(2)))
-        .collect();
-    let acked = Arc::new(tokio::sync::Mutex::new(Vec::<(u64, Instant)>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (acked, stop, clients) = (acked.clone(), stop.clone(), clients.clone());
-        tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) {
-                // Stamped with when the write was sent: an acknowledgement that was already on its
-                // way when the leader died does not show that a new leader serves writes.
-                let sent = Instant::now();
-                if deploy_anywhere(&clients, n, Duration::from_secs(30))
-                    .await
-                    .is_ok()
-                {
-                    acked.lock().await.push((n, sent));
-                }
-                n += 1;
-            }
-        })
-    };
+    let mut cluster = Cluster::up(3, &[], UP).await;
+    let stream = DeployStream::start(cluster.clients(Duration::from_secs(2)));
     for round in 0..10 {
         let leader = cluster.leader(UP).await;
         let killed_at = Instant::now();
@@ -109,12 +79,7 @@ async fn leader_killed_ten_times_under_writes_loses_and_repeats_nothing() {
                     }
                 }
             }
-            let served = acked
-                .lock()
-                .await
-                .last()
-                .is_some_and(|(_, sent)| *sent > killed_at);
-            if served {
+            if stream.acknowledged_since(killed_at).await {
                 break;
             }
             assert!(
@@ -132,14 +97,7 @@ async fn leader_killed_ten_times_under_writes_loses_and_repeats_nothing() {
         cluster.ready(leader, UP).await;
         cluster.caught_up(leader, UP).await;
     }
-    stop.store(true, Ordering::Relaxed);
-    writer.await.unwrap();
-    let acked: BTreeSet<String> = acked
-        .lock()
-        .await
-        .iter()
-        .map(|(n, _)| format!("p{n:05}"))
-        .collect();
+    let acked = stream.stop().await;
     assert!(
         acked.len() >= 10,
         "only {} writes were acknowledged",
@@ -167,10 +125,7 @@ async fn leader_killed_ten_times_under_writes_loses_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_that_was_down_catches_up_by_log_and_by_snapshot() {
     let _serial = SERIAL.lock().await;
-    let mut cluster = Cluster::start(3, &["--snapshot-logs", "20"]);
-    for id in 1..=3 {
-        cluster.ready(id, UP).await;
-    }
+    let mut cluster = Cluster::up(3, &["--snapshot-logs", "20"], UP).await;
     let leader = cluster.leader(UP).await;
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     let others: Vec<_> = (1..=3)
@@ -207,11 +162,7 @@ async fn a_follower_that_was_down_catches_up_by_log_and_by_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_acknowledged_on_one_node_is_visible_to_a_linearizable_read_on_another() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(3, &[]);
-    for id in 1..=3 {
-        cluster.ready(id, UP).await;
-    }
-    cluster.leader(UP).await;
+    let cluster = Cluster::up(3, &[], UP).await;
     for n in 0..30u64 {
         let writer = 1 + n % 3;
         let reader = 1 + (n + 1) % 3;
@@ -231,31 +182,8 @@ async fn a_write_acknowledged_on_one_node_is_visible_to_a_linearizable_read_on_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_and_removing_members_while_writing_loses_nothing() {
     let _serial = SERIAL.lock().await;
-    let mut cluster = Cluster::start(3, &[]);
-    for id in 1..=3 {
-        cluster.ready(id, UP).await;
-    }
-    cluster.leader(UP).await;
-    let clients: Vec<_> = (1..=3)
-        .map(|id| cluster.client(id).with_timeout(Duration::from_secs(2)))
-        .collect();
-    let acked = Arc::new(tokio::sync::Mutex::new(Vec::<u64>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (acked, stop, clients) = (acked.clone(), stop.clone(), clients.clone());
-        tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) {
-                if deploy_anywhere(&clients, n, Duration::from_secs(30))
-                    .await
-                    .is_ok()
-                {
-                    acked.lock().await.push(n);
-                }
-                n += 1;
-            }
-        })
-    };
+    let mut cluster = Cluster::up(3, &[], UP).await;
+    let stream = DeployStream::start(cluster.clients(Duration::from_secs(2)));
     let addr = cluster.spawn_joiner(4);
     cluster.ready(4, UP).await;
     let add = serde_json::json!({"id": 4, "addr": addr}).to_string();
@@ -269,7 +197,7 @@ async fn adding_and_removing_members_while_writing_loses_nothing() {
         )
         .await
         .unwrap();
-    let before_remove = acked.lock().await.len();
+    let before_remove = stream.count().await;
     cluster
         .client(3)
         .send_raw(
@@ -282,15 +210,14 @@ async fn adding_and_removing_members_while_writing_loses_nothing() {
         .unwrap();
     // Keep writing after the change, through the remaining members.
     let deadline = Instant::now() + UP;
-    while acked.lock().await.len() < before_remove + 10 {
+    while stream.count().await < before_remove + 10 {
         assert!(
             Instant::now() < deadline,
             "writes stopped after the membership change"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop.store(true, Ordering::Relaxed);
-    writer.await.unwrap();
+    let acked = stream.stop().await;
     cluster.kill(1);
     let view = cluster.client(4).cluster().await.unwrap();
     let voters: BTreeSet<u64> = view
@@ -300,12 +227,6 @@ async fn adding_and_removing_members_while_writing_loses_nothing() {
         .map(|m| m.id)
         .collect();
     assert_eq!(voters, BTreeSet::from([2, 3, 4]));
-    let acked: BTreeSet<String> = acked
-        .lock()
-        .await
-        .iter()
-        .map(|n| format!("p{n:05}"))
-        .collect();
     for id in [2, 3, 4] {
         let have: BTreeSet<String> = deployed_in_order(&cluster.client(id))
             .await
@@ -323,10 +244,7 @@ async fn adding_and_removing_members_while_writing_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_minority_cannot_acknowledge_writes() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(3, &["--fault-injection"]);
-    for id in 1..=3 {
-        cluster.ready(id, UP).await;
-    }
+    let cluster = Cluster::up(3, &["--fault-injection"], UP).await;
     let old = cluster.leader(UP).await;
     let majority: Vec<u64> = (1..=3).filter(|id| *id != old).collect();
     cluster.cut(old, &majority).await;

@@ -837,34 +837,54 @@ fn rpc_answer<T: serde::Serialize>(answer: &T) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, codec::RPC_CONTENT_TYPE)], bytes).into_response())
 }
 
-async fn raft_append(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    admit_peer(&app, &headers).await?;
-    let request: AppendEntriesRequest<TypeConfig> = rpc_body(&body)?;
-    rpc_answer(&app.raft.append_entries(request).await)
+/// A Raft RPC from a peer: admitted, decoded, handed to Raft, its answer encoded.
+async fn raft_rpc<Req, Resp, Fut>(
+    app: &App,
+    headers: &HeaderMap,
+    body: &Bytes,
+    call: impl FnOnce(Raft, Req) -> Fut,
+) -> Result<Response, ApiError>
+where
+    Req: for<'de> Deserialize<'de>,
+    Resp: serde::Serialize,
+    Fut: Future<Output = Resp>,
+{
+    admit_peer(app, headers).await?;
+    let request: Req = rpc_body(body)?;
+    rpc_answer(&call(app.raft.clone(), request).await)
 }
 
-async fn raft_vote(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    admit_peer(&app, &headers).await?;
-    let request: VoteRequest<NodeId> = rpc_body(&body)?;
-    rpc_answer(&app.raft.vote(request).await)
+async fn raft_append(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    raft_rpc(
+        &app,
+        &headers,
+        &body,
+        |raft, r: AppendEntriesRequest<TypeConfig>| async move { raft.append_entries(r).await },
+    )
+    .await
+    .into_response()
 }
 
-async fn raft_snapshot(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    admit_peer(&app, &headers).await?;
-    let request: InstallSnapshotRequest<TypeConfig> = rpc_body(&body)?;
-    rpc_answer(&app.raft.install_snapshot(request).await)
+async fn raft_vote(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    raft_rpc(
+        &app,
+        &headers,
+        &body,
+        |raft, r: VoteRequest<NodeId>| async move { raft.vote(r).await },
+    )
+    .await
+    .into_response()
+}
+
+async fn raft_snapshot(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    raft_rpc(
+        &app,
+        &headers,
+        &body,
+        |raft, r: InstallSnapshotRequest<TypeConfig>| async move { raft.install_snapshot(r).await },
+    )
+    .await
+    .into_response()
 }
 
 #[derive(serde::Serialize, Deserialize)]

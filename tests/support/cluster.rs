@@ -49,6 +49,24 @@ impl Cluster {
         cluster
     }
 
+    /// Starts `n` nodes and waits until each answers and a leader is elected.
+    pub(crate) async fn up(n: u64, extra: &[&str], within: Duration) -> Cluster {
+        let cluster = Cluster::start(n, extra);
+        for id in 1..=n {
+            cluster.ready(id, within).await;
+        }
+        cluster.leader(within).await;
+        cluster
+    }
+
+    /// A client of every node, each request bounded by `timeout`.
+    pub(crate) fn clients(&self, timeout: Duration) -> Vec<Client> {
+        self.addrs
+            .keys()
+            .map(|id| self.client(*id).with_timeout(timeout))
+            .collect()
+    }
+
     fn peers(&self) -> String {
         self.addrs
             .iter()
@@ -275,4 +293,64 @@ pub(crate) async fn deployed_in_order(c: &Client) -> Vec<(u64, String, u32)> {
         .collect();
     list.sort();
     list
+}
+
+/// Deployments `p00000`, `p00001`, ... sent one after another through any of `clients` until
+/// stopped; remembers which were acknowledged and when each was sent.
+pub(crate) struct DeployStream {
+    acked: std::sync::Arc<tokio::sync::Mutex<Vec<(u64, Instant)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DeployStream {
+    pub(crate) fn start(clients: Vec<Client>) -> DeployStream {
+        let acked = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = {
+            let (acked, stop) = (acked.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Stamped with when the write was sent: an acknowledgement that was already
+                    // on its way when a leader died does not show that a new one serves writes.
+                    let sent = Instant::now();
+                    if deploy_anywhere(&clients, n, Duration::from_secs(30))
+                        .await
+                        .is_ok()
+                    {
+                        acked.lock().await.push((n, sent));
+                    }
+                    n += 1;
+                }
+            })
+        };
+        DeployStream { acked, stop, task }
+    }
+
+    /// How many were acknowledged so far.
+    pub(crate) async fn count(&self) -> usize {
+        self.acked.lock().await.len()
+    }
+
+    /// Whether a deployment sent after `t` was acknowledged.
+    pub(crate) async fn acknowledged_since(&self, t: Instant) -> bool {
+        self.acked
+            .lock()
+            .await
+            .last()
+            .is_some_and(|(_, sent)| *sent > t)
+    }
+
+    /// Stops after the deployment in flight; the acknowledged process ids.
+    pub(crate) async fn stop(self) -> std::collections::BTreeSet<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.task.await;
+        self.acked
+            .lock()
+            .await
+            .iter()
+            .map(|(n, _)| format!("p{n:05}"))
+            .collect()
+    }
 }

@@ -117,18 +117,26 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
     codec::encode(v).map_err(corrupt)
 }
 
-/// The state as of the stored snapshot (empty when there is none).
-fn read_machine(db: &Database) -> Result<Machine, Error> {
+/// The stored snapshot: its meta and its bytes.
+fn stored_snapshot(db: &Database) -> Result<Option<(SnapshotMeta, Vec<u8>)>, Error> {
     let txn = db.begin_read().map_err(io)?;
     let table = txn.open_table(SM_SNAPSHOT).map_err(io)?;
     let (Some(meta), Some(data)) = (
         table.get("meta").map_err(io)?,
         table.get("data").map_err(io)?,
     ) else {
-        return Ok(Machine::default());
+        return Ok(None);
     };
     let meta: SnapshotMeta = codec::decode(meta.value()).map_err(corrupt)?;
-    let data: SnapshotData = codec::decode(data.value()).map_err(corrupt)?;
+    Ok(Some((meta, data.value().to_vec())))
+}
+
+/// The state as of the stored snapshot (empty when there is none).
+fn read_machine(db: &Database) -> Result<Machine, Error> {
+    let Some((meta, bytes)) = stored_snapshot(db)? else {
+        return Ok(Machine::default());
+    };
+    let data: SnapshotData = codec::decode(&bytes).map_err(corrupt)?;
     Ok(Machine {
         state: data.into_state(),
         applied: meta.last_log_id,
@@ -136,15 +144,20 @@ fn read_machine(db: &Database) -> Result<Machine, Error> {
     })
 }
 
-fn snapshot_op(meta: &SnapshotMeta, data: Vec<u8>) -> Result<Op, Error> {
-    Ok(Op::Snapshot {
-        meta: encode(meta)?,
-        data,
-    })
-}
-
-fn sm_write(e: Error) -> StorageError {
-    StorageIOError::write_state_machine(&e).into()
+/// Makes `bytes` the stored snapshot, durably.
+async fn store_snapshot(
+    writer: &Writer,
+    meta: &SnapshotMeta,
+    bytes: Vec<u8>,
+) -> Result<(), StorageError> {
+    let failed = |e: &Error| -> StorageError {
+        StorageIOError::write_snapshot(Some(meta.signature()), e).into()
+    };
+    let op = Op::Snapshot {
+        meta: encode(meta).map_err(|e| failed(&e))?,
+        data: bytes,
+    };
+    writer.durable(vec![op]).await.map_err(|e| failed(&e))
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -219,13 +232,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
-        let op = snapshot_op(meta, bytes).map_err(sm_write)?;
-        self.writer
-            .durable(vec![op])
-            .await
-            .map_err(|e| -> StorageError {
-                StorageIOError::write_snapshot(Some(meta.signature()), &e).into()
-            })?;
+        store_snapshot(&self.writer, meta, bytes).await?;
         *machine = installed;
         self.revision.send_replace(machine.state.revision);
         Ok(())
@@ -233,22 +240,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         let db = self.db.clone();
-        blocking(move || -> Result<Option<Snapshot>, Error> {
-            let txn = db.begin_read().map_err(io)?;
-            let table = txn.open_table(SM_SNAPSHOT).map_err(io)?;
-            let (Some(meta), Some(data)) = (
-                table.get("meta").map_err(io)?,
-                table.get("data").map_err(io)?,
-            ) else {
-                return Ok(None);
-            };
-            let meta: SnapshotMeta = codec::decode(meta.value()).map_err(corrupt)?;
-            Ok(Some(Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(data.value().to_vec())),
-            }))
-        })
-        .map_err(|e| -> StorageError { StorageIOError::read_snapshot(None, &e).into() })
+        blocking(move || stored_snapshot(&db))
+            .map(|stored| {
+                stored.map(|(meta, bytes)| Snapshot {
+                    meta,
+                    snapshot: Box::new(Cursor::new(bytes)),
+                })
+            })
+            .map_err(|e| -> StorageError { StorageIOError::read_snapshot(None, &e).into() })
     }
 }
 
@@ -279,13 +278,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let bytes = codec::encode(&data)
             .map_err(|e| -> StorageError { StorageIOError::write_snapshot(None, &e).into() })?;
-        let op = snapshot_op(&meta, bytes.clone()).map_err(sm_write)?;
-        self.writer
-            .durable(vec![op])
-            .await
-            .map_err(|e| -> StorageError {
-                StorageIOError::write_snapshot(Some(meta.signature()), &e).into()
-            })?;
+        store_snapshot(&self.writer, &meta, bytes.clone()).await?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),
