@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use flowmesh_control_plane::{ControlPlane, Options, node};
 
+use crate::service;
+
 /// Run a control-plane node. Without --peers it is a single-node cluster that initializes
 /// itself; with --peers (the same list on every node) the cluster forms once a majority is up.
 /// Restarting a node with the same data dir rejoins.
@@ -65,12 +67,7 @@ pub(crate) fn token(file: Option<&PathBuf>) -> Result<Option<String>, String> {
 pub(crate) fn run(args: Args) -> ExitCode {
     // openraft logs every unreachable peer at error level; that is expected while a node is
     // down, so only its failures of its own show by default.
-    let filter = std::env::var("FLOWMESH_LOG").unwrap_or_else(|_| "info,openraft=off".to_owned());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    service::init_logging("info,openraft=off");
     let token = match token(args.token_file.as_ref()) {
         Ok(t) => t,
         Err(e) => {
@@ -90,13 +87,10 @@ pub(crate) fn run(args: Args) -> ExitCode {
     options.snapshot_logs = args.snapshot_logs;
     options.heartbeat = Duration::from_millis(args.heartbeat_ms);
     options.join = args.join;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match service::runtime() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("flowmesh control-plane: cannot start the runtime: {e}");
+            eprintln!("flowmesh control-plane: {e}");
             return ExitCode::from(1);
         }
     };
@@ -107,7 +101,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
             "flowmesh control-plane: node {} listening on {}",
             handle.id, handle.addr
         );
-        node.run(shutdown_signal()).await
+        node.run(service::shutdown_signal()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -115,20 +109,5 @@ pub(crate) fn run(args: Args) -> ExitCode {
             eprintln!("flowmesh control-plane: {e}");
             ExitCode::from(1)
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
     }
 }

@@ -2,7 +2,9 @@
 //! happens in them.
 
 mod control_plane;
+mod proxy;
 mod remote;
+mod service;
 mod table;
 mod validate;
 
@@ -22,6 +24,7 @@ struct Cli {
 enum Command {
     Validate(validate::Args),
     ControlPlane(control_plane::Args),
+    Proxy(proxy::Args),
     Deploy(remote::DeployArgs),
     Get(remote::GetArgs),
     Rollout(remote::RolloutArgs),
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::ControlPlane(args) => control_plane::run(args),
+        Command::Proxy(args) => proxy::run(&args),
         Command::Deploy(args) => remote::deploy(args),
         Command::Get(args) => remote::get(args),
         Command::Rollout(args) => remote::rollout(args),

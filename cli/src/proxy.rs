@@ -1,0 +1,54 @@
+//! `flowmesh proxy --config FILE.toml`: runs the sidecar until SIGINT or SIGTERM, then drains
+//! in-flight requests.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use flowmesh_proxy::Sidecar;
+use flowmesh_proxy::config::Config;
+
+use crate::service;
+
+/// Run the sidecar next to one service (every configuration key: docs/configuration.md).
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// The sidecar's TOML configuration file.
+    #[arg(long, value_name = "FILE.toml")]
+    config: PathBuf,
+}
+
+pub(crate) fn run(args: &Args) -> ExitCode {
+    service::init_logging("info");
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flowmesh proxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match service::runtime() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flowmesh proxy: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let service = config.service.clone();
+    let app = config.app.address;
+    let result = runtime.block_on(async move {
+        let sidecar = Sidecar::build(config).await?;
+        let handle = sidecar.handle();
+        eprintln!(
+            "flowmesh proxy: {service}: inbound {} → app {app}, local API {}",
+            handle.inbound, handle.local
+        );
+        sidecar.run(service::shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flowmesh proxy: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! What the long-running subcommands (`control-plane`, `proxy`) share: logging to stderr under
+//! `$FLOWMESH_LOG`, a multi-threaded runtime, and stopping on SIGINT or SIGTERM.
+
+/// Logs to stderr, filtered by `$FLOWMESH_LOG` or `default_filter`.
+pub(crate) fn init_logging(default_filter: &str) {
+    let filter = std::env::var("FLOWMESH_LOG").unwrap_or_else(|_| default_filter.to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,375 @@
+//! The sidecar's configuration: one TOML file (`flowmesh proxy --config FILE.toml`), every key
+//! documented in docs/configuration.md. Unknown keys are refused (a typo must not silently fall
+//! back to a default), and every refusal names the key and what it wants.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole file, with defaults filled in.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The service this sidecar stands next to.
+    pub service: String,
+    /// Unique per sidecar; default: `{service}-{hostname}-{inbound port}`.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// Where the sidecar keeps its redb file(s).
+    pub data_dir: PathBuf,
+    /// Control-plane nodes to talk to (any of them; followers forward).
+    #[serde(default)]
+    pub control_plane: Vec<String>,
+    /// A file holding the bearer token for control-plane writes.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    pub app: App,
+    #[serde(default)]
+    pub listen: Listen,
+    #[serde(default)]
+    pub telemetry: Telemetry,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    /// Where the app listens (`host:port`).
+    #[serde(deserialize_with = "socket_addr")]
+    pub address: SocketAddr,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// The local API: `/v1/...`, `/metrics`, `/healthz`, `/readyz`.
+    #[serde(deserialize_with = "socket_addr")]
+    pub local: SocketAddr,
+    /// Callers reach the app through here.
+    #[serde(deserialize_with = "socket_addr")]
+    pub inbound: SocketAddr,
+    /// The app reaches other services through here.
+    #[serde(deserialize_with = "socket_addr")]
+    pub outbound: SocketAddr,
+    /// Other sidecars reach this one here.
+    #[serde(deserialize_with = "socket_addr")]
+    pub mesh: SocketAddr,
+}
+
+impl Default for Listen {
+    fn default() -> Listen {
+        Listen {
+            local: SocketAddr::from(([127, 0, 0, 1], 15000)),
+            inbound: SocketAddr::from(([0, 0, 0, 0], 15001)),
+            outbound: SocketAddr::from(([127, 0, 0, 1], 15002)),
+            mesh: SocketAddr::from(([0, 0, 0, 0], 15003)),
+        }
+    }
+}
+
+/// Where spans go.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telemetry {
+    /// OTLP/HTTP base URL (`/v1/traces` is appended); default `$OTEL_EXPORTER_OTLP_ENDPOINT`;
+    /// `"none"` turns export off.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Telemetry {
+    /// The OTLP endpoint in effect, given the environment's `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn endpoint(&self, env: Option<String>) -> Option<String> {
+        let chosen = self.otlp_endpoint.clone().or(env)?;
+        let chosen = chosen.trim().trim_end_matches('/').to_owned();
+        (!chosen.is_empty() && chosen != "none").then_some(chosen)
+    }
+}
+
+/// What the proxy accepts before it refuses, and how long it waits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Most header fields in one request (more: 431).
+    pub max_header_count: usize,
+    /// Most bytes of a request head, request line and headers together (more: 431).
+    pub max_header_bytes: usize,
+    /// Largest request body, in bytes; 0 = no limit (more: 413).
+    pub max_body_bytes: u64,
+    /// Most bytes of a body held in memory for an observation rule that reads it.
+    pub max_buffered_body_bytes: usize,
+    /// Time a client has to send a request head (then: 408 and close).
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Time an idle keep-alive connection stays open.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// Time the upstream has to answer with a response head (then: 504).
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// Time to open a connection upstream (then: 502).
+    #[serde(deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    /// Most concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Most open client connections per listener (more wait to be accepted).
+    pub max_connections: usize,
+    /// Time in-flight requests get to finish on shutdown.
+    #[serde(deserialize_with = "duration")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_header_count: 100,
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: 64 * 1024 * 1024,
+            max_buffered_body_bytes: 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(2),
+            max_concurrent_streams: 256,
+            max_connections: 10_000,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "'{text}' is not an IP address and port (for example \"127.0.0.1:8080\" or \"[::1]:8080\")"
+        ))
+    })
+}
+
+/// Durations are written as `"10s"`, `"250ms"`, `"1m 30s"`.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    let parsed: jiff::SignedDuration = text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "'{text}' is not a duration (write it like \"10s\", \"250ms\" or \"1m 30s\")"
+        ))
+    })?;
+    Duration::try_from(parsed)
+        .map_err(|_| serde::de::Error::custom(format!("'{text}' is negative")))
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| Error::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses and checks the text of a config file.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !valid_name(&self.service) {
+            return Err(format!(
+                "service = \"{}\": use letters, digits, '-', '_' and '.' (it names the service in the mesh)",
+                self.service
+            ));
+        }
+        if let Some(instance) = &self.instance
+            && !valid_name(instance)
+        {
+            return Err(format!(
+                "instance = \"{instance}\": use letters, digits, '-', '_' and '.'"
+            ));
+        }
+        for url in &self.control_plane {
+            if !url.starts_with("http://") {
+                return Err(format!(
+                    "control_plane: '{url}' must start with http:// (for example \"http://127.0.0.1:7700\")"
+                ));
+            }
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && endpoint != "none"
+            && !endpoint.starts_with("http://")
+        {
+            return Err(format!(
+                "telemetry.otlp_endpoint: '{endpoint}' must start with http:// or be \"none\""
+            ));
+        }
+        let l = &self.limits;
+        if l.max_header_count == 0 || l.max_header_bytes < 1024 {
+            return Err(
+                "limits: max_header_count must be at least 1 and max_header_bytes at least 1024"
+                    .to_owned(),
+            );
+        }
+        if l.max_concurrent_streams == 0 || l.max_connections == 0 {
+            return Err(
+                "limits: max_concurrent_streams and max_connections must be at least 1".to_owned(),
+            );
+        }
+        let listen = &self.listen;
+        let ports = [
+            ("local", listen.local),
+            ("inbound", listen.inbound),
+            ("outbound", listen.outbound),
+            ("mesh", listen.mesh),
+        ];
+        for (i, (a, addr_a)) in ports.iter().enumerate() {
+            for (b, addr_b) in &ports[i + 1..] {
+                if addr_a.port() != 0 && addr_a == addr_b {
+                    return Err(format!("listen.{a} and listen.{b} are both {addr_a}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The instance name in effect.
+    pub fn instance_name(&self, inbound_port: u16) -> String {
+        self.instance.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .map(|h| h.trim().to_owned())
+                .filter(|h| valid_name(h))
+                .unwrap_or_else(|| "host".to_owned());
+            format!("{}-{host}-{inbound_port}", self.service)
+        })
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+service = "payment"
+data_dir = "/tmp/x"
+[app]
+address = "127.0.0.1:8082"
+"#;
+
+    #[test]
+    fn the_contract_example_parses_and_defaults_fill_the_rest() {
+        let full = r#"
+service = "payment"
+instance = "payment-1"
+data_dir = "/var/lib/flowmesh/payment"
+control_plane = ["http://127.0.0.1:7700"]
+token_file = "/etc/flowmesh/token"
+
+[app]
+address = "127.0.0.1:8082"
+
+[listen]
+local = "127.0.0.1:15000"
+inbound = "0.0.0.0:15001"
+outbound = "127.0.0.1:15002"
+mesh = "0.0.0.0:15003"
+
+[telemetry]
+otlp_endpoint = "http://127.0.0.1:4318"
+"#;
+        let c = Config::parse(full).unwrap();
+        assert_eq!(c.instance_name(1), "payment-1");
+        assert_eq!(c.listen.mesh.port(), 15003);
+        assert_eq!(c.limits.max_header_count, 100);
+        assert_eq!(
+            c.telemetry.endpoint(None).as_deref(),
+            Some("http://127.0.0.1:4318")
+        );
+
+        let m = Config::parse(MINIMAL).unwrap();
+        assert_eq!(m.listen.inbound.port(), 15001);
+        assert!(m.instance_name(15001).starts_with("payment-"));
+        assert!(m.instance_name(15001).ends_with("-15001"));
+        assert_eq!(m.telemetry.endpoint(None), None);
+        assert_eq!(
+            m.telemetry
+                .endpoint(Some("http://otel:4318/".into()))
+                .as_deref(),
+            Some("http://otel:4318")
+        );
+    }
+
+    #[test]
+    fn durations_and_none_read_as_written() {
+        let c = Config::parse(&format!(
+            "{MINIMAL}[limits]\nrequest_timeout = \"1m 30s\"\nheader_read_timeout = \"250ms\"\n[telemetry]\notlp_endpoint = \"none\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.limits.request_timeout, Duration::from_secs(90));
+        assert_eq!(c.limits.header_read_timeout, Duration::from_millis(250));
+        assert_eq!(c.telemetry.endpoint(Some("http://x:1".into())), None);
+    }
+
+    #[test]
+    fn refusals_name_the_key_and_what_it_wants() {
+        let cases = [
+            (
+                MINIMAL.replace("[app]", "servce = \"x\"\n[app]"),
+                "unknown field `servce`",
+            ),
+            (
+                MINIMAL.replace("127.0.0.1:8082", "localhost"),
+                "not an IP address and port",
+            ),
+            (
+                format!("{MINIMAL}[limits]\nidle_timeout = \"soon\"\n"),
+                "not a duration",
+            ),
+            (
+                MINIMAL.replace("\"payment\"", "\"pay ment\""),
+                "service = \"pay ment\"",
+            ),
+            (
+                format!("control_plane = [\"https://cp:7700\"]\n{MINIMAL}"),
+                "must start with http://",
+            ),
+            (
+                MINIMAL.replace("[app]\naddress = \"127.0.0.1:8082\"\n", ""),
+                "missing field `app`",
+            ),
+            (
+                format!("{MINIMAL}[listen]\nlocal = \"127.0.0.1:1\"\ninbound = \"127.0.0.1:1\"\n"),
+                "listen.local and listen.inbound",
+            ),
+        ];
+        for (text, says) in cases {
+            let e = Config::parse(&text).unwrap_err();
+            assert!(e.contains(says), "{e}\nshould say: {says}");
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Forwarding one request to an upstream over a pooled HTTP/1.1 client and streaming the answer
+//! back: hop-by-hop fields dropped, `X-Forwarded-For` appended, bodies never buffered, a size
+//! limit on request bodies, a deadline for the response head, and protocol upgrades
+//! (WebSocket) spliced through once the upstream agrees.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::body::{self, Body, BoxError};
+use crate::config::Limits;
+use crate::hop;
+
+/// A cheap handle to the pooled upstream client.
+#[derive(Clone)]
+pub struct Forwarder {
+    client: Client<HttpConnector, Body>,
+    request_timeout: Duration,
+    max_body_bytes: u64,
+}
+
+/// What kind of upstream failure a forward met, for the caller's answer and metrics.
+fn failure_status(e: &hyper_util::client::legacy::Error) -> (StatusCode, &'static str) {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+        }
+        source = s.source();
+    }
+    if e.is_connect() {
+        (StatusCode::BAD_GATEWAY, "upstream_unreachable")
+    } else {
+        (StatusCode::BAD_GATEWAY, "upstream_failed")
+    }
+}
+
+impl Forwarder {
+    pub fn new(limits: &Limits) -> Forwarder {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(limits.connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Forwarder {
+            client,
+            request_timeout: limits.request_timeout,
+            max_body_bytes: limits.max_body_bytes,
+        }
+    }
+
+    /// Sends `request` to `upstream` (`host:port`) and returns its answer, or the proxy's own
+    /// refusal: 413 for a body over the limit, 502 when the upstream cannot be reached or fails,
+    /// 504 when it sends no response head in time.
+    pub async fn forward(
+        &self,
+        mut request: Request<Incoming>,
+        upstream: &Authority,
+        client: SocketAddr,
+    ) -> Response<Body> {
+        if self.max_body_bytes > 0
+            && content_length(request.headers()).is_some_and(|n| n > self.max_body_bytes)
+        {
+            return body::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "the request body is larger than {} bytes (limits.max_body_bytes)",
+                    self.max_body_bytes
+                ),
+            );
+        }
+        let version = request.version();
+        let upgrade = version == Version::HTTP_11 && hop::wants_upgrade(request.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+
+        let (mut parts, incoming) = request.into_parts();
+        // HTTP/2 carries the host in :authority; HTTP/1.1 upstreams want a Host field.
+        if !parts.headers.contains_key(header::HOST)
+            && let Some(authority) = parts.uri.authority()
+            && let Ok(value) = HeaderValue::from_str(authority.as_str())
+        {
+            parts.headers.insert(header::HOST, value);
+        }
+        hop::strip(&mut parts.headers, upgrade);
+        append_forwarded_for(&mut parts.headers, client);
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(upstream.clone())
+            .path_and_query(path);
+        parts.uri = match uri.build() {
+            Ok(u) => u,
+            Err(e) => {
+                return body::error(StatusCode::BAD_REQUEST, "bad_target", e.to_string());
+            }
+        };
+        parts.version = Version::HTTP_11;
+        let body: Body = if self.max_body_bytes > 0 {
+            Limited::new(incoming, self.max_body_bytes as usize)
+                .map_err(BoxError::from)
+                .boxed()
+        } else {
+            incoming.map_err(BoxError::from).boxed()
+        };
+        let sent = self.client.request(Request::from_parts(parts, body));
+        let mut response = match tokio::time::timeout(self.request_timeout, sent).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                let (status, error) = failure_status(&e);
+                let detail = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => format!(
+                        "the request body is larger than {} bytes (limits.max_body_bytes)",
+                        self.max_body_bytes
+                    ),
+                    _ => format!("{upstream}: {}", innermost(&e)),
+                };
+                return body::error(status, error, detail);
+            }
+            Err(_) => {
+                return body::error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    format!(
+                        "{upstream} sent no response within {} ms (limits.request_timeout)",
+                        self.request_timeout.as_millis()
+                    ),
+                );
+            }
+        };
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_upgrade) = client_upgrade
+        {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(async move {
+                if let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) {
+                    let mut client = TokioIo::new(client);
+                    let mut upstream = TokioIo::new(upstream);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+            let (parts, _) = response.into_parts();
+            return Response::from_parts(parts, body::empty());
+        }
+        let (mut parts, incoming) = response.into_parts();
+        hop::strip(&mut parts.headers, false);
+        // The caller's protocol, not the upstream's (an HTTP/1.0 app behind an HTTP/1.1 client).
+        parts.version = version;
+        Response::from_parts(parts, incoming.map_err(BoxError::from).boxed())
+    }
+}
+
+fn content_length(headers: &hyper::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn append_forwarded_for(headers: &mut hyper::HeaderMap, client: SocketAddr) {
+    let ip = client.ip().to_string();
+    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(previous) => format!("{previous}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert("x-forwarded-for", v);
+    }
+}
+
+/// The innermost cause of a client error ("Connection refused", not "client error (Connect)").
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    last
+}

@@ -1,0 +1,109 @@
+//! Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, so a proxy drops them
+//! before it forwards a message: the fixed set below and every field the `Connection` header
+//! names. An upgrade (`Connection: upgrade` with `Upgrade`) is the one exception: the proxy
+//! keeps it so that the upstream can agree to switch protocols.
+
+use hyper::HeaderMap;
+use hyper::header::{self, HeaderName, HeaderValue};
+
+/// Fields that are hop-by-hop whether or not `Connection` names them.
+const ALWAYS: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// Whether the message asks to upgrade the connection (WebSocket and the like).
+pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_tokens(headers).any(|t| t == "upgrade")
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes the hop-by-hop fields; with `keep_upgrade`, an upgrade request or answer keeps
+/// `Connection: upgrade` and `Upgrade`.
+pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let upgrade = keep_upgrade && wants_upgrade(headers);
+    let named: Vec<String> = connection_tokens(headers).collect();
+    for name in named {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes())
+            && !(upgrade && name == header::UPGRADE)
+        {
+            headers.remove(name);
+        }
+    }
+    for name in ALWAYS {
+        headers.remove(name);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn fixed_and_named_hop_fields_go_end_to_end_fields_stay() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, X-Trace-Hop"),
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("x-trace-hop", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic x"),
+            ("upgrade", "websocket"),
+            ("content-type", "application/json"),
+            ("x-order-id", "4711"),
+        ]);
+        strip(&mut h, true);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["content-type", "x-order-id"]);
+    }
+
+    #[test]
+    fn an_upgrade_keeps_connection_upgrade_and_upgrade() {
+        let mut h = headers(&[
+            ("connection", "Upgrade, keep-alive"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "abc"),
+        ]);
+        assert!(wants_upgrade(&h));
+        strip(&mut h, true);
+        assert_eq!(h["connection"], "upgrade");
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["sec-websocket-key"], "abc");
+
+        let mut plain = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        strip(&mut plain, false);
+        assert!(plain.is_empty());
+    }
+}

@@ -1,0 +1,59 @@
+//! The local API on `listen.local`: health, readiness and metrics (the `/v1/...` endpoints of
+//! the workflow runtime join it later).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+struct Local {
+    metrics: Metrics,
+    app: SocketAddr,
+}
+
+pub fn router(metrics: Metrics, app: SocketAddr) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(Local { metrics, app })
+}
+
+/// Ready when the app accepts connections: before that, traffic sent here would only fail.
+async fn readyz(State(local): State<Local>) -> Response {
+    let connect = tokio::net::TcpStream::connect(local.app);
+    match tokio::time::timeout(Duration::from_millis(500), connect).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the app at {} refuses connections: {e}\n",
+                local.app
+            ),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the app at {} does not answer\n", local.app),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics_text(State(local): State<Local>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        local.metrics.render(),
+    )
+        .into_response()
+}

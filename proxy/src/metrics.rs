@@ -1,0 +1,174 @@
+//! The sidecar's metrics, in Prometheus text on the local API's `/metrics`: requests and their
+//! latency by direction, route and status, open connections, and dropped spans.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    direction: &'static str,
+    /// The observation rule's route template, or `other`: never the raw path (its values
+    /// would make a series per order id).
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~26 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0001, 2.0, 19,
+    ))
+}
+
+struct Inner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    connections: Family<DirectionLabels, Gauge>,
+    dropped_spans: Counter,
+}
+
+/// A cheap handle to the metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+/// Counts an open connection until dropped.
+pub struct OpenConnection {
+    gauge: Gauge,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("flowmesh");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let connections = Family::<DirectionLabels, Gauge>::default();
+        let dropped_spans = Counter::default();
+        registry.register(
+            "requests",
+            "HTTP requests the sidecar carried, by direction, route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's head to its response head, by direction, route and status",
+            latency.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Client connections open now, by listener",
+            connections.clone(),
+        );
+        registry.register(
+            "dropped_spans",
+            "Spans dropped because the export queue was full or the collector refused them",
+            dropped_spans.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                latency,
+                connections,
+                dropped_spans,
+            }),
+        }
+    }
+
+    pub fn request(&self, direction: &'static str, route: &str, status: u16, took: Duration) {
+        let labels = RequestLabels {
+            direction,
+            route: route.to_owned(),
+            status,
+        };
+        self.inner.requests.get_or_create(&labels).inc();
+        self.inner
+            .latency
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn connection_opened(&self, direction: &'static str) -> OpenConnection {
+        let gauge = self
+            .inner
+            .connections
+            .get_or_create(&DirectionLabels { direction })
+            .clone();
+        gauge.inc();
+        OpenConnection { gauge }
+    }
+
+    pub fn span_dropped(&self, n: u64) {
+        self.inner.dropped_spans.inc_by(n);
+    }
+
+    pub fn dropped_spans(&self) -> u64 {
+        self.inner.dropped_spans.get()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_connections_and_drops_show_in_the_text() {
+        let m = Metrics::new();
+        m.request("inbound", "other", 200, Duration::from_millis(3));
+        m.request("inbound", "other", 200, Duration::from_millis(5));
+        let open = m.connection_opened("inbound");
+        m.span_dropped(2);
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"flowmesh_requests_total{direction="inbound",route="other",status="200"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"flowmesh_open_connections{direction="inbound"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("flowmesh_dropped_spans_total 2"), "{text}");
+        drop(open);
+        assert!(
+            m.render()
+                .contains(r#"flowmesh_open_connections{direction="inbound"} 0"#)
+        );
+    }
+}

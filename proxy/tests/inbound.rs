@@ -1,0 +1,306 @@
+//! The inbound proxy with a real app on 127.0.0.1: what reaches the app and what comes back
+//! (headers, bodies of 10 MiB both ways, statuses, HTTP/2 from the caller, upgrades), and the
+//! proxy's own answers when the app cannot be reached, answers too late, or a body is too big.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/app.rs"]
+mod app;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use flowmesh_proxy::config::Config;
+use flowmesh_proxy::{Handle, Sidecar};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+/// A sidecar in this process in front of `app`, every listener on a free port.
+struct Running {
+    handle: Handle,
+    _stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn sidecar(app: SocketAddr, limits: &str) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+service = "payment"
+data_dir = "{}"
+[app]
+address = "{app}"
+[listen]
+local = "127.0.0.1:0"
+inbound = "127.0.0.1:0"
+outbound = "127.0.0.1:0"
+mesh = "127.0.0.1:0"
+[limits]
+{limits}
+"#,
+        dir.path().display()
+    );
+    let sidecar = Sidecar::build(Config::parse(&text).unwrap()).await.unwrap();
+    let handle = sidecar.handle();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(sidecar.run(async {
+        let _ = stopped.await;
+    }));
+    Running {
+        handle,
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+type TestBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+fn client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+fn h2_client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new())
+}
+
+fn empty() -> TestBody {
+    Full::new(Bytes::new()).boxed()
+}
+
+async fn json(response: hyper::Response<hyper::body::Incoming>) -> serde_json::Value {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+}
+
+#[tokio::test]
+async fn headers_reach_the_app_and_hop_by_hop_fields_do_not() {
+    let app = app::start().await;
+    let s = sidecar(app.addr, "").await;
+    let request = Request::builder()
+        .uri(format!("http://{}/orders/4711?x=1", s.handle.inbound))
+        .header("x-order-id", "4711")
+        .header("connection", "keep-alive, x-secret-hop")
+        .header("x-secret-hop", "must not pass")
+        .header("proxy-authorization", "Basic abc")
+        .body(empty())
+        .unwrap();
+    let response = client().request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.version(), hyper::Version::HTTP_11);
+    let echo = json(response).await;
+    assert_eq!(echo["path"], "/orders/4711");
+    assert_eq!(echo["query"], "x=1");
+    let headers = &echo["headers"];
+    assert_eq!(headers["x-order-id"], "4711");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["host"], s.handle.inbound.to_string());
+    for hop in ["x-secret-hop", "proxy-authorization", "connection"] {
+        assert!(
+            headers.get(hop).is_none(),
+            "{hop} reached the app: {headers}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn statuses_and_their_headers_come_back_unchanged() {
+    let app = app::start().await;
+    let s = sidecar(app.addr, "").await;
+    for code in [200u16, 201, 204, 301, 404, 409, 500, 503] {
+        let request = Request::builder()
+            .uri(format!("http://{}/status/{code}", s.handle.inbound))
+            .body(empty())
+            .unwrap();
+        let response = client().request(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), code);
+        assert_eq!(response.headers()["x-app"], "yes");
+    }
+    let metrics = reqwest_text(&format!("http://{}/metrics", s.handle.local)).await;
+    assert!(
+        metrics.contains(
+            r#"flowmesh_requests_total{direction="inbound",route="other",status="409"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+/// GET with the test client, as text.
+async fn reqwest_text(url: &str) -> String {
+    let request = Request::builder().uri(url).body(empty()).unwrap();
+    let response = client().request(request).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test]
+async fn ten_mib_bodies_stream_both_ways() {
+    let app = app::start().await;
+    let s = sidecar(app.addr, "").await;
+    const N: u64 = 10 * 1024 * 1024;
+
+    // Upload in chunks of unknown total length (chunked), checked byte by byte by the app.
+    let chunks = (0..N).step_by(256 * 1024).map(|start| {
+        let end = (start + 256 * 1024).min(N);
+        Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(
+            (start..end).map(app::pattern).collect::<Vec<u8>>(),
+        )))
+    });
+    let body = StreamBody::new(futures_util::stream::iter(chunks)).boxed();
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{}/upload", s.handle.inbound))
+        .body(body)
+        .unwrap();
+    let echo = json(client().request(request).await.unwrap()).await;
+    assert_eq!(echo["body_bytes"], N);
+    assert_eq!(echo["body_is_pattern"], true);
+
+    // Download, checked the same way.
+    let request = Request::builder()
+        .uri(format!("http://{}/download?bytes={N}", s.handle.inbound))
+        .body(empty())
+        .unwrap();
+    let mut body = client().request(request).await.unwrap().into_body();
+    let mut at = 0u64;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            for b in data.iter() {
+                assert_eq!(*b, app::pattern(at), "byte {at}");
+                at += 1;
+            }
+        }
+    }
+    assert_eq!(at, N);
+}
+
+#[tokio::test]
+async fn http2_callers_reach_an_http1_app() {
+    let app = app::start().await;
+    let s = sidecar(app.addr, "").await;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{}/h2", s.handle.inbound))
+        .header("x-order-id", "h2-1")
+        .body(
+            Full::new(Bytes::from(
+                (0..1000).map(app::pattern).collect::<Vec<u8>>(),
+            ))
+            .boxed(),
+        )
+        .unwrap();
+    let response = h2_client().request(request).await.unwrap();
+    assert_eq!(response.version(), hyper::Version::HTTP_2);
+    let echo = json(response).await;
+    assert_eq!(echo["version"], "HTTP/1.1");
+    assert_eq!(echo["headers"]["x-order-id"], "h2-1");
+    assert_eq!(echo["headers"]["host"], s.handle.inbound.to_string());
+    assert_eq!(echo["body_bytes"], 1000);
+}
+
+#[tokio::test]
+async fn an_upgrade_is_spliced_through_to_the_app() {
+    let app = app::start().await;
+    let s = sidecar(app.addr, "").await;
+    let mut stream = tokio::net::TcpStream::connect(s.handle.inbound)
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"GET /chat HTTP/1.1\r\nhost: payment\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    for message in [&b"hello"[..], b"through the sidecar", &[0u8, 255, 7]] {
+        stream.write_all(message).await.unwrap();
+        let mut back = vec![0u8; message.len()];
+        stream.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, message);
+    }
+}
+
+#[tokio::test]
+async fn the_proxy_answers_502_504_and_413_itself() {
+    // Nothing listens on the app's port: 502 that says where it tried.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = free.local_addr().unwrap();
+    drop(free);
+    let s = sidecar(gone, "").await;
+    let request = Request::builder()
+        .uri(format!("http://{}/x", s.handle.inbound))
+        .body(empty())
+        .unwrap();
+    let response = client().request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let body = json(response).await;
+    assert_eq!(body["error"], "upstream_unreachable");
+    assert!(body["detail"].as_str().unwrap().contains(&gone.to_string()));
+    let ready = client()
+        .request(
+            Request::builder()
+                .uri(format!("http://{}/readyz", s.handle.local))
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let app = app::start().await;
+    let s = sidecar(
+        app.addr,
+        "request_timeout = \"200ms\"\nmax_body_bytes = 1000\n",
+    )
+    .await;
+    // The app never answers: 504 after the request timeout.
+    let request = Request::builder()
+        .uri(format!("http://{}/never", s.handle.inbound))
+        .body(empty())
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), client().request(request))
+        .await
+        .expect("the proxy answers")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(json(response).await["error"], "upstream_timeout");
+
+    // Too big, declared: 413 before anything reaches the app.
+    let before = app.hits.load(std::sync::atomic::Ordering::Relaxed);
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{}/upload", s.handle.inbound))
+        .body(Full::new(Bytes::from(vec![0u8; 5000])).boxed())
+        .unwrap();
+    let response = client().request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.hits.load(std::sync::atomic::Ordering::Relaxed), before);
+
+    // Too big, streamed without a length: 413 once the limit is passed.
+    let chunks = (0..10)
+        .map(|_| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![1u8; 500]))));
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{}/upload", s.handle.inbound))
+        .body(StreamBody::new(futures_util::stream::iter(chunks)).boxed())
+        .unwrap();
+    let response = client().request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
