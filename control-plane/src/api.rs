@@ -64,7 +64,10 @@ pub(crate) fn router(app: Shared) -> axum::Router {
         .route("/v1/models/{process}/versions/{version}", get(model_xml))
         .route("/v1/models/{process}/rollout", put(rollout))
         .route("/v1/services", get(services))
-        .route("/v1/services/{name}/instances/{id}", put(register))
+        .route(
+            "/v1/services/{name}/instances/{id}",
+            put(register).delete(deregister),
+        )
         .route("/v1/routes", get(routes))
         .route("/v1/watch", get(watch_changes))
         .route("/v1/cluster", get(cluster))
@@ -560,6 +563,29 @@ async fn register(
         Json(serde_json::json!({"revision": outcome.revision, "new": new})),
     )
         .into_response())
+}
+
+async fn deregister(
+    State(app): State<Shared>,
+    Path((name, id)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    app.authorize(&headers)?;
+    if let Some(forwarded) = app
+        .forward(Method::DELETE, &uri, &headers, Bytes::new())
+        .await
+    {
+        return Ok(forwarded);
+    }
+    let outcome = app
+        .propose(Command::Deregister {
+            service: name,
+            instance: id,
+        })
+        .await?;
+    let existed = matches!(outcome.result, Ok(Applied::Deregistered { existed: true }));
+    Ok(Json(serde_json::json!({"revision": outcome.revision, "existed": existed})).into_response())
 }
 
 async fn services(

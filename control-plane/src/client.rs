@@ -221,6 +221,24 @@ impl Client {
         .await
     }
 
+    /// Drops a registration (a sidecar stopping); dropping one that is gone is not an error.
+    pub async fn deregister(
+        &self,
+        service: &str,
+        instance: &str,
+    ) -> Result<serde_json::Value, Error> {
+        self.json(
+            Method::DELETE,
+            &format!(
+                "/v1/services/{}/instances/{}",
+                encode(service),
+                encode(instance)
+            ),
+            None::<&()>,
+        )
+        .await
+    }
+
     pub async fn services(&self, linearizable: bool) -> Result<ServicesResponse, Error> {
         self.json(
             Method::GET,

@@ -42,6 +42,8 @@ pub enum Command {
     ExpireLeases { at_ms: i64 },
     /// Changes nothing; for measuring the write path.
     Noop,
+    /// Drops one registration (a sidecar stopping); dropping one that is gone changes nothing.
+    Deregister { service: String, instance: String },
 }
 
 /// What applying a command did.
@@ -61,6 +63,9 @@ pub enum Applied {
         count: usize,
     },
     Noop,
+    Deregistered {
+        existed: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -227,6 +232,27 @@ impl ControlState {
                 })
             }
             Command::Noop => Ok(Applied::Noop),
+            Command::Deregister { service, instance } => {
+                let existed = match self.services.get_mut(service) {
+                    Some(instances) => {
+                        let existed = instances.remove(instance).is_some();
+                        if instances.is_empty() {
+                            self.services.remove(service);
+                        }
+                        existed
+                    }
+                    None => false,
+                };
+                if existed {
+                    self.revision += 1;
+                    self.record(Change::ServiceDeregistered {
+                        revision: self.revision,
+                        service: service.clone(),
+                        instance: instance.clone(),
+                    });
+                }
+                Ok(Applied::Deregistered { existed })
+            }
         }
     }
 
@@ -354,7 +380,8 @@ fn change_revision(c: &Change) -> u64 {
         Change::ModelDeployed { revision, .. }
         | Change::RolloutChanged { revision, .. }
         | Change::ServiceRegistered { revision, .. }
-        | Change::ServiceExpired { revision, .. } => *revision,
+        | Change::ServiceExpired { revision, .. }
+        | Change::ServiceDeregistered { revision, .. } => *revision,
     }
 }
 
@@ -467,6 +494,24 @@ mod tests {
             Ok(Applied::Expired { count: 1 })
         );
         assert!(s.services.is_empty());
+
+        assert_eq!(s.apply(&reg(20_000)), Ok(Applied::Registered { new: true }));
+        let goodbye = Command::Deregister {
+            service: "payment".into(),
+            instance: "p-1".into(),
+        };
+        let r = s.revision;
+        assert_eq!(
+            s.apply(&goodbye),
+            Ok(Applied::Deregistered { existed: true })
+        );
+        assert_eq!(s.revision, r + 1);
+        assert!(s.services.is_empty());
+        assert_eq!(
+            s.apply(&goodbye),
+            Ok(Applied::Deregistered { existed: false })
+        );
+        assert_eq!(s.revision, r + 1, "a second goodbye changes nothing");
     }
 
     #[test]

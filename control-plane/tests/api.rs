@@ -365,6 +365,21 @@ async fn registrations_renew_and_expire_with_their_lease() {
         (status, error.as_str()),
         (StatusCode::BAD_REQUEST, "invalid_registration")
     );
+
+    // Goodbye: the instance is gone at once; a second goodbye is not an error.
+    assert_eq!(
+        refusal(node.anonymous().deregister("payment", "payment-2").await).0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        c.deregister("payment", "payment-2").await.unwrap()["existed"],
+        true
+    );
+    assert!(c.services(true).await.unwrap().services.is_empty());
+    assert_eq!(
+        c.deregister("payment", "payment-2").await.unwrap()["existed"],
+        false
+    );
 }
 
 #[tokio::test]

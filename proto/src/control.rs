@@ -116,6 +116,12 @@ pub enum Change {
         service: String,
         instance: String,
     },
+    /// The sidecar said goodbye (`DELETE /v1/services/{name}/instances/{id}`).
+    ServiceDeregistered {
+        revision: u64,
+        service: String,
+        instance: String,
+    },
 }
 
 /// Everything, for a watcher that is too far behind for the change list.
