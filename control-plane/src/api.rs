@@ -45,6 +45,9 @@ pub(crate) struct App {
     pub(crate) faults: Faults,
     pub(crate) fault_injection: bool,
     pub(crate) client: HttpClient,
+    /// Turns true when the node starts to stop: long-polls answer at once instead of holding
+    /// the graceful shutdown for their whole timeout.
+    pub(crate) stopping: watch::Receiver<bool>,
 }
 
 type Shared = Arc<App>;
@@ -651,16 +654,22 @@ async fn watch_changes(
                 return Ok(Json(response));
             }
         }
-        match tokio::time::timeout_at(deadline, revisions.changed()).await {
-            Ok(Ok(())) => continue,
-            Ok(Err(_)) => {
+        let mut stopping = app.stopping.clone();
+        // Quiet: the timeout passed, or the node is stopping; either way, answer "no change".
+        let changed = tokio::select! {
+            changed = tokio::time::timeout_at(deadline, revisions.changed()) => changed.ok(),
+            _ = stopping.wait_for(|s| *s) => None,
+        };
+        match changed {
+            Some(Ok(())) => continue,
+            Some(Err(_)) => {
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "shutting_down",
                     "the node is stopping",
                 ));
             }
-            Err(_) => {
+            None => {
                 let revision = app.machine.read().await.state.revision;
                 return Ok(Json(WatchResponse {
                     revision,

@@ -82,6 +82,7 @@ pub enum Error {
 pub struct ControlPlane {
     listener: TcpListener,
     app: Arc<App>,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// A cheap handle to a running (or built) node.
@@ -163,6 +164,7 @@ impl ControlPlane {
             }
         }
         let proposer = Proposer::start(raft.clone());
+        let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let app = Arc::new(App {
             id: options.id,
             raft,
@@ -173,8 +175,13 @@ impl ControlPlane {
             faults,
             fault_injection: options.fault_injection,
             client,
+            stopping: stopping_rx,
         });
-        Ok(ControlPlane { listener, app })
+        Ok(ControlPlane {
+            listener,
+            app,
+            stopping,
+        })
     }
 
     pub fn handle(&self) -> Handle {
@@ -195,8 +202,12 @@ impl ControlPlane {
     ) -> Result<(), Error> {
         let leases = tokio::spawn(expire_leases(self.app.clone()));
         let router = api::router(self.app.clone());
+        let stopping = self.stopping;
         let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stopping.send(true);
+            })
             .await;
         leases.abort();
         let _ = self.app.raft.shutdown().await;

@@ -68,6 +68,10 @@ pub struct Listen {
     /// Other sidecars reach this one here.
     #[serde(deserialize_with = "socket_addr")]
     pub mesh: SocketAddr,
+    /// The mesh address other sidecars are told (in the registry); default: `mesh`, with an
+    /// unspecified IP replaced by the one this host uses to reach the control plane.
+    #[serde(deserialize_with = "optional_socket_addr")]
+    pub mesh_advertise: Option<SocketAddr>,
 }
 
 impl Default for Listen {
@@ -77,6 +81,7 @@ impl Default for Listen {
             inbound: SocketAddr::from(([0, 0, 0, 0], 15001)),
             outbound: SocketAddr::from(([127, 0, 0, 1], 15002)),
             mesh: SocketAddr::from(([0, 0, 0, 0], 15003)),
+            mesh_advertise: None,
         }
     }
 }
@@ -157,6 +162,10 @@ fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> 
             "'{text}' is not an IP address and port (for example \"127.0.0.1:8080\" or \"[::1]:8080\")"
         ))
     })
+}
+
+fn optional_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    socket_addr(d).map(Some)
 }
 
 /// Durations are written as `"10s"`, `"250ms"`, `"1m 30s"`.

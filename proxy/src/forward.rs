@@ -19,13 +19,21 @@ use crate::body::{self, Body, BoxError};
 use crate::config::Limits;
 use crate::hop;
 
-/// A cheap handle to the pooled upstream client.
+/// A cheap handle to the pooled upstream clients.
 #[derive(Clone)]
 pub struct Forwarder {
-    client: Client<HttpConnector, Body>,
+    http1: Client<HttpConnector, Body>,
+    /// Between sidecars: HTTP/2 (prior knowledge), many requests on one connection. Upgrades
+    /// still go over HTTP/1.1, where they exist.
+    http2: Option<Client<HttpConnector, Body>>,
     request_timeout: Duration,
     max_body_bytes: u64,
 }
+
+/// Marks a response as the proxy's own answer to an upstream that refused the connection (the
+/// outbound proxy then passes over that instance for a while).
+#[derive(Clone, Copy, Debug)]
+pub struct Unreachable;
 
 /// What kind of upstream failure a forward met, for the caller's answer and metrics.
 fn failure_status(e: &hyper_util::client::legacy::Error) -> (StatusCode, &'static str) {
@@ -43,19 +51,40 @@ fn failure_status(e: &hyper_util::client::legacy::Error) -> (StatusCode, &'stati
     }
 }
 
+fn connector(limits: &Limits) -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(limits.connect_timeout));
+    connector
+}
+
 impl Forwarder {
+    /// To an app: HTTP/1.1, pooled keep-alive connections.
     pub fn new(limits: &Limits) -> Forwarder {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(limits.connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
+        let http1 = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
-            .build(connector);
+            .build(connector(limits));
         Forwarder {
-            client,
+            http1,
+            http2: None,
             request_timeout: limits.request_timeout,
             max_body_bytes: limits.max_body_bytes,
+        }
+    }
+
+    /// To other sidecars: HTTP/2 without upgrade negotiation (both ends are ours).
+    pub fn mesh(limits: &Limits) -> Forwarder {
+        let http2 = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .http2_keep_alive_interval(Some(limits.idle_timeout / 2))
+            .http2_keep_alive_timeout(limits.idle_timeout / 2)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector(limits));
+        Forwarder {
+            http2: Some(http2),
+            ..Forwarder::new(limits)
         }
     }
 
@@ -117,7 +146,11 @@ impl Forwarder {
         } else {
             incoming.map_err(BoxError::from).boxed()
         };
-        let sent = self.client.request(Request::from_parts(parts, body));
+        let client = match &self.http2 {
+            Some(h2) if !upgrade => h2,
+            _ => &self.http1,
+        };
+        let sent = client.request(Request::from_parts(parts, body));
         let mut response = match tokio::time::timeout(self.request_timeout, sent).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -129,7 +162,11 @@ impl Forwarder {
                     ),
                     _ => format!("{upstream}: {}", innermost(&e)),
                 };
-                return body::error(status, error, detail);
+                let mut answer = body::error(status, error, detail);
+                if e.is_connect() {
+                    answer.extensions_mut().insert(Unreachable);
+                }
+                return answer;
             }
             Err(_) => {
                 return body::error(

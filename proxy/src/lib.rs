@@ -1,8 +1,11 @@
 //! flowmesh-proxy: the sidecar. It stands next to one service: the data plane proxies the
-//! service's HTTP traffic (inbound now; outbound and the mesh next), and the engine's state
-//! lives durably in its redb file.
+//! service's HTTP traffic (callers → app, app → other services through their sidecars), and
+//! the engine's state lives durably in its redb file.
 //!
 //! - [`config`]: the TOML file. [`sidecar`]: options → build → run, and a handle.
+//! - [`routing`]: which service an app's request is for, and checks on the mesh side;
+//!   [`registry`]: the live instances, followed from the control plane and cached in redb
+//!   ([`cache`]); [`registration`]: this sidecar's own entry; [`control`]: which node to ask.
 //! - [`server`]: serving a listener (HTTP/1.1 and HTTP/2, limits, graceful stop);
 //!   [`forward`]: sending a request upstream and streaming the answer back; [`hop`]:
 //!   hop-by-hop headers; [`body`]: the body type and JSON error answers.
@@ -10,12 +13,17 @@
 //! - [`engine_store`]: engine state in a redb file, one fsynced transaction per batch.
 
 pub mod body;
+pub mod cache;
 pub mod config;
+pub mod control;
 pub mod engine_store;
 pub mod forward;
 pub mod hop;
 pub mod local_api;
 pub mod metrics;
+pub mod registration;
+pub mod registry;
+pub mod routing;
 pub mod server;
 pub mod sidecar;
 

@@ -1,20 +1,28 @@
-//! The sidecar as one component: options ([`Config`]) → [`Sidecar::build`] (binds every
-//! listener, so a port in use fails at once) → [`Sidecar::run`] until shutdown, with a cheap
-//! [`Handle`] for the bound addresses and the metrics.
+//! The sidecar as one component: options ([`Config`]) → [`Sidecar::build`] (opens its redb
+//! file, binds every listener, so a taken port fails at once) → [`Sidecar::run`] until
+//! shutdown, with a cheap [`Handle`] for the bound addresses, the registry and the metrics.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+use hyper::body::Incoming;
 use hyper::http::uri::Authority;
+use hyper::{Request, Response};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::body::Body;
+use crate::cache::{self, Cache};
 use crate::config::{Config, Limits};
+use crate::control::ControlPlanes;
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
-use crate::{local_api, server};
+use crate::registry::Registry;
+use crate::routing::{self, Outbound};
+use crate::{local_api, registration, server};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -26,24 +34,45 @@ pub enum Error {
     },
     #[error("app.address {0} cannot be used as an upstream")]
     App(SocketAddr),
+    #[error("cannot read token_file {path}: {message}")]
+    Token { path: String, message: String },
+    #[error(transparent)]
+    Cache(#[from] cache::Error),
     #[error("the local API stopped: {0}")]
     Local(std::io::Error),
 }
 
-pub struct Sidecar {
-    config: Config,
+struct Listeners {
     local: TcpListener,
     inbound: TcpListener,
-    app: Authority,
-    metrics: Metrics,
+    outbound: TcpListener,
+    mesh: TcpListener,
 }
 
-/// What a running sidecar exposes: where it listens, and its metrics.
+pub struct Sidecar {
+    config: Config,
+    instance: String,
+    listeners: Listeners,
+    app: Authority,
+    metrics: Metrics,
+    registry: Registry,
+    cache: Cache,
+    control: Option<ControlPlanes>,
+    mesh_advertise: SocketAddr,
+}
+
+/// What a running sidecar exposes.
 #[derive(Clone)]
 pub struct Handle {
+    pub instance: String,
     pub local: SocketAddr,
     pub inbound: SocketAddr,
+    pub outbound: SocketAddr,
+    pub mesh: SocketAddr,
+    /// The mesh address the registry gets.
+    pub mesh_advertise: SocketAddr,
     pub metrics: Metrics,
+    pub registry: Registry,
 }
 
 async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
@@ -52,59 +81,198 @@ async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, Error
         .map_err(|source| Error::Listen { name, addr, source })
 }
 
+fn bound(listener: &TcpListener) -> SocketAddr {
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// The IP this host would use to reach `url`'s host (no packet is sent), else loopback.
+fn local_ip_towards(url: Option<&String>) -> IpAddr {
+    let target = url
+        .and_then(|u| u.strip_prefix("http://"))
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|authority| {
+            std::net::ToSocketAddrs::to_socket_addrs(authority)
+                .ok()?
+                .next()
+        });
+    target
+        .and_then(|t| {
+            let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+            socket.connect(t).ok()?;
+            Some(socket.local_addr().ok()?.ip())
+        })
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
 impl Sidecar {
     pub async fn build(config: Config) -> Result<Sidecar, Error> {
         let app = Authority::try_from(config.app.address.to_string())
             .map_err(|_| Error::App(config.app.address))?;
-        let local = bind("local", config.listen.local).await?;
-        let inbound = bind("inbound", config.listen.inbound).await?;
+        let token = match &config.token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| Error::Token {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let cache = Cache::open(&config.data_dir)?;
+        let listen = &config.listen;
+        let listeners = Listeners {
+            local: bind("local", listen.local).await?,
+            inbound: bind("inbound", listen.inbound).await?,
+            outbound: bind("outbound", listen.outbound).await?,
+            mesh: bind("mesh", listen.mesh).await?,
+        };
+        let mesh = bound(&listeners.mesh);
+        let mesh_advertise = listen.mesh_advertise.unwrap_or_else(|| {
+            if mesh.ip().is_unspecified() {
+                SocketAddr::new(local_ip_towards(config.control_plane.first()), mesh.port())
+            } else {
+                mesh
+            }
+        });
+        let registry = Registry::default();
+        registry.restore(&cache);
+        let instance = config.instance_name(bound(&listeners.inbound).port());
         Ok(Sidecar {
+            control: ControlPlanes::new(&config.control_plane, token),
             config,
-            local,
-            inbound,
+            instance,
+            listeners,
             app,
             metrics: Metrics::new(),
+            registry,
+            cache,
+            mesh_advertise,
         })
     }
 
     pub fn handle(&self) -> Handle {
-        let addr = |l: &TcpListener| {
-            l.local_addr()
-                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
-        };
         Handle {
-            local: addr(&self.local),
-            inbound: addr(&self.inbound),
+            instance: self.instance.clone(),
+            local: bound(&self.listeners.local),
+            inbound: bound(&self.listeners.inbound),
+            outbound: bound(&self.listeners.outbound),
+            mesh: bound(&self.listeners.mesh),
+            mesh_advertise: self.mesh_advertise,
             metrics: self.metrics.clone(),
+            registry: self.registry.clone(),
         }
     }
 
-    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    /// Serves until `shutdown` resolves: then leaves the registry, stops accepting and drains
+    /// in-flight requests.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let handle = self.handle();
         let limits = Arc::new(self.config.limits.clone());
         let (stop, stopped) = watch::channel(false);
         let on_stop = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let me = self.config.service.clone();
+        let to_app = Forwarder::new(&limits);
 
-        let inbound = tokio::spawn(serve_inbound(
-            self.inbound,
-            limits.clone(),
-            self.metrics.clone(),
-            Forwarder::new(&limits),
-            self.app.clone(),
+        let mut background = Vec::new();
+        if let Some(control) = &self.control {
+            background.push(tokio::spawn(
+                self.registry
+                    .clone()
+                    .follow(control.clone(), self.cache.clone()),
+            ));
+            let addresses = BTreeMap::from([
+                ("mesh".to_owned(), self.mesh_advertise.to_string()),
+                ("inbound".to_owned(), handle.inbound.to_string()),
+            ]);
+            background.push(tokio::spawn(registration::keep(
+                control.clone(),
+                me.clone(),
+                self.instance.clone(),
+                addresses,
+            )));
+        }
+
+        let metrics = self.metrics.clone();
+        let (forwarder, app) = (to_app.clone(), self.app.clone());
+        let inbound = serve(
+            self.listeners.inbound,
+            "inbound",
+            &limits,
+            &metrics,
+            move |mut request: Request<Incoming>, peer| {
+                let (forwarder, app) = (forwarder.clone(), app.clone());
+                async move {
+                    routing::unmark(request.headers_mut());
+                    (
+                        forwarder.forward(request, &app, peer).await,
+                        "other".to_owned(),
+                    )
+                }
+            },
             on_stop(stopped.clone()),
-        ));
+        );
+        let (forwarder, app, mesh_me) = (to_app.clone(), self.app.clone(), me.clone());
+        let mesh = serve(
+            self.listeners.mesh,
+            "mesh",
+            &limits,
+            &metrics,
+            move |mut request: Request<Incoming>, peer| {
+                let (forwarder, app, me) = (forwarder.clone(), app.clone(), mesh_me.clone());
+                async move {
+                    if let Some(refusal) = routing::mesh_refusal(&request, &me) {
+                        return (refusal, "other".to_owned());
+                    }
+                    routing::unmark(request.headers_mut());
+                    (
+                        forwarder.forward(request, &app, peer).await,
+                        "other".to_owned(),
+                    )
+                }
+            },
+            on_stop(stopped.clone()),
+        );
+        let outbound_routes = Outbound {
+            me: me.clone(),
+            registry: self.registry.clone(),
+            forwarder: Forwarder::mesh(&limits),
+        };
+        let outbound = serve(
+            self.listeners.outbound,
+            "outbound",
+            &limits,
+            &metrics,
+            move |request: Request<Incoming>, peer| {
+                let routes = outbound_routes.clone();
+                async move {
+                    let (answer, _service) = routes.handle(request, peer).await;
+                    (answer, "other".to_owned())
+                }
+            },
+            on_stop(stopped.clone()),
+        );
         let local = axum::serve(
-            self.local,
+            self.listeners.local,
             local_api::router(self.metrics.clone(), self.config.app.address),
         )
         .with_graceful_shutdown(on_stop(stopped.clone()));
         let local = tokio::spawn(async move { local.await });
 
         shutdown.await;
+        for task in &background {
+            task.abort();
+        }
+        if let Some(control) = &self.control {
+            registration::leave(control, &me, &self.instance).await;
+        }
         let _ = stop.send(true);
-        let _ = inbound.await;
+        let _ = tokio::join!(inbound, mesh, outbound);
         match local.await {
             Ok(Err(e)) => Err(Error::Local(e)),
             _ => Ok(()),
@@ -112,29 +280,41 @@ impl Sidecar {
     }
 }
 
-/// Callers → the app.
-async fn serve_inbound(
+/// Serves one data-plane listener in its own task, counting each request under `direction`
+/// and the route the handler names.
+fn serve<H, F>(
     listener: TcpListener,
-    limits: Arc<Limits>,
-    metrics: Metrics,
-    forwarder: Forwarder,
-    app: Authority,
-    shutdown: impl Future<Output = ()>,
-) {
-    let m = metrics.clone();
+    direction: &'static str,
+    limits: &Arc<Limits>,
+    metrics: &Metrics,
+    handler: H,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = (Response<Body>, String)> + Send + 'static,
+{
+    let counted = metrics.clone();
     let handle = move |request, peer| {
-        let (forwarder, app, metrics) = (forwarder.clone(), app.clone(), m.clone());
+        let (handler, metrics) = (handler.clone(), counted.clone());
         async move {
             let started = Instant::now();
-            let response = forwarder.forward(request, &app, peer).await;
+            let (response, route) = handler(request, peer).await;
             metrics.request(
-                "inbound",
-                "other",
+                direction,
+                &route,
                 response.status().as_u16(),
                 started.elapsed(),
             );
             response
         }
     };
-    server::serve(listener, "inbound", limits, metrics, handle, shutdown).await;
+    tokio::spawn(server::serve(
+        listener,
+        direction,
+        limits.clone(),
+        metrics.clone(),
+        handle,
+        shutdown,
+    ))
 }

@@ -1,0 +1,152 @@
+//! Where a request goes in the mesh. Outbound: the app names a service (absolute-form
+//! `http://inventory/...` as sent with `HTTP_PROXY`, or `Host: inventory`), and the request
+//! goes to a live instance of that service's sidecar, marked with the target and the caller.
+//! Mesh: a peer's request is checked to be meant for this service, unmarked, and handed to the
+//! app.
+
+use std::net::SocketAddr;
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::http::uri::Authority;
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::body::{self, Body};
+use crate::forward::{Forwarder, Unreachable};
+use crate::registry::Registry;
+
+/// The service a request is for, on the mesh.
+pub const SERVICE_HEADER: &str = "x-flowmesh-service";
+/// The service that sent it.
+pub const FROM_HEADER: &str = "x-flowmesh-from";
+
+/// Drops the mesh's own fields: an app must not forge them, an app must not see them.
+pub fn unmark(headers: &mut HeaderMap) {
+    headers.remove(SERVICE_HEADER);
+    headers.remove(FROM_HEADER);
+}
+
+/// The service an app's request names: the absolute-form URI's host, else `Host`, without a
+/// port, lower-cased.
+pub fn target_service<B>(request: &Request<B>) -> Option<String> {
+    let host = match request.uri().host() {
+        Some(h) => h.to_owned(),
+        None => {
+            let value = request.headers().get(header::HOST)?.to_str().ok()?;
+            let authority: Authority = value.parse().ok()?;
+            authority.host().to_owned()
+        }
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+#[derive(Clone)]
+pub struct Outbound {
+    pub me: String,
+    pub registry: Registry,
+    pub forwarder: Forwarder,
+}
+
+impl Outbound {
+    /// Sends an app's request to a live instance of the service it names; the answer, and
+    /// the service for metrics.
+    pub async fn handle(
+        &self,
+        mut request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> (Response<Body>, String) {
+        if request.method() == Method::CONNECT {
+            let answer = body::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "connect_not_supported",
+                "the outbound proxy carries plain HTTP; send the request itself (HTTP_PROXY=http://this-address), not a CONNECT tunnel",
+            );
+            return (answer, "other".to_owned());
+        }
+        let Some(service) = target_service(&request) else {
+            let answer = body::error(
+                StatusCode::BAD_REQUEST,
+                "no_target",
+                "the request names no service: send it as http://SERVICE/path (HTTP_PROXY) or with Host: SERVICE",
+            );
+            return (answer, "other".to_owned());
+        };
+        let instance = match self.registry.pick(&service) {
+            Ok(i) => i,
+            Err(e) => {
+                let answer = body::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no_instance",
+                    e.to_string(),
+                );
+                return (answer, service);
+            }
+        };
+        let headers = request.headers_mut();
+        unmark(headers);
+        if let (Ok(to), Ok(from)) = (
+            HeaderValue::from_str(&service),
+            HeaderValue::from_str(&self.me),
+        ) {
+            headers.insert(SERVICE_HEADER, to);
+            headers.insert(FROM_HEADER, from);
+        }
+        let Ok(upstream) = Authority::try_from(instance.mesh.to_string()) else {
+            let answer = body::error(
+                StatusCode::BAD_GATEWAY,
+                "bad_instance",
+                format!("instance {} has an unusable mesh address", instance.id),
+            );
+            return (answer, service);
+        };
+        let answer = self.forwarder.forward(request, &upstream, peer).await;
+        if answer.extensions().get::<Unreachable>().is_some() {
+            self.registry.eject(instance.mesh);
+        }
+        (answer, service)
+    }
+}
+
+/// The refusal of a peer's request that is not for `me`; `None` when it is.
+pub fn mesh_refusal(request: &Request<Incoming>, me: &str) -> Option<Response<Body>> {
+    match request
+        .headers()
+        .get(SERVICE_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(target) if target.eq_ignore_ascii_case(me) => None,
+        Some(target) => Some(body::error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected",
+            format!("this sidecar serves '{me}', not '{target}'; the registry may be stale"),
+        )),
+        None => Some(body::error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "not_from_the_mesh",
+            format!(
+                "the mesh port takes requests from other sidecars (with {SERVICE_HEADER}); callers use the inbound port"
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_comes_from_the_absolute_uri_or_host() {
+        let absolute = Request::get("http://Inventory:8080/items")
+            .body(())
+            .unwrap();
+        assert_eq!(target_service(&absolute).as_deref(), Some("inventory"));
+        let origin = Request::get("/items")
+            .header("host", "shipping.")
+            .body(())
+            .unwrap();
+        assert_eq!(target_service(&origin).as_deref(), Some("shipping"));
+        let none = Request::get("/items").body(()).unwrap();
+        assert_eq!(target_service(&none), None);
+    }
+}

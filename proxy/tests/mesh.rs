@@ -1,0 +1,325 @@
+//! Two sidecars and a control plane on 127.0.0.1: the app of `checkout` calls `inventory`
+//! through its outbound port; the request crosses to inventory's sidecar over HTTP/2 and
+//! reaches inventory's app. Registration, deregistration, the routing refusals, and routing
+//! from the cached registry while the control plane is down.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/app.rs"]
+mod app;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use flowmesh_control_plane::{ControlPlane, Options};
+use flowmesh_proxy::config::Config;
+use flowmesh_proxy::{Handle, Sidecar};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+const TOKEN: &str = "mesh-test-token";
+const UP: Duration = Duration::from_secs(15);
+
+struct Stopper(Option<oneshot::Sender<()>>);
+
+impl Stopper {
+    fn stop(&mut self) {
+        if let Some(s) = self.0.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn control_plane(dir: &Path) -> (String, Stopper, tokio::task::JoinHandle<()>) {
+    let mut options = Options::new(1, "127.0.0.1:0".parse().unwrap(), dir.join("cp"));
+    options.token = Some(TOKEN.to_owned());
+    let node = ControlPlane::build(options).await.unwrap();
+    let url = format!("http://{}", node.handle().addr);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = node
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (url, Stopper(Some(stop)), task)
+}
+
+/// A sidecar of `service` in front of `app`, data in `dir`, following `control_plane`.
+async fn sidecar(
+    service: &str,
+    app: SocketAddr,
+    dir: &Path,
+    control_plane: &str,
+) -> (Handle, Stopper, tokio::task::JoinHandle<()>) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("token"), TOKEN).unwrap();
+    let text = format!(
+        r#"
+service = "{service}"
+data_dir = "{dir}"
+control_plane = ["{control_plane}"]
+token_file = "{dir}/token"
+[app]
+address = "{app}"
+[listen]
+local = "127.0.0.1:0"
+inbound = "127.0.0.1:0"
+outbound = "127.0.0.1:0"
+mesh = "127.0.0.1:0"
+"#,
+        dir = dir.display()
+    );
+    let sidecar = Sidecar::build(Config::parse(&text).unwrap()).await.unwrap();
+    let handle = sidecar.handle();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = sidecar
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (handle, Stopper(Some(stop)), task)
+}
+
+/// Waits until `handle`'s registry can route to `service` (or, with `false`, cannot).
+async fn routable(handle: &Handle, service: &str, wanted: bool) {
+    let deadline = Instant::now() + UP;
+    while handle.registry.pick(service).is_ok() != wanted {
+        assert!(
+            Instant::now() < deadline,
+            "{service} routable={wanted} never held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+type TestBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+fn client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+fn empty() -> TestBody {
+    Full::new(Bytes::new()).boxed()
+}
+
+async fn json(response: hyper::Response<hyper::body::Incoming>) -> serde_json::Value {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+}
+
+/// A request from checkout's app to `service` through the outbound port, naming it in `Host`.
+fn via(outbound: SocketAddr, service: &str, path: &str) -> hyper::http::request::Builder {
+    Request::builder()
+        .uri(format!("http://{outbound}{path}"))
+        .header("host", service)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_reaches_another_service_through_both_sidecars() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let inventory_app = app::start().await;
+    let checkout_app = app::start().await;
+    let (inventory, mut inventory_stop, inventory_task) = sidecar(
+        "inventory",
+        inventory_app.addr,
+        &dir.path().join("inventory"),
+        &cp,
+    )
+    .await;
+    let (checkout, _checkout_stop, _checkout_task) = sidecar(
+        "checkout",
+        checkout_app.addr,
+        &dir.path().join("checkout"),
+        &cp,
+    )
+    .await;
+    routable(&checkout, "inventory", true).await;
+
+    // Host names the service; headers arrive, the mesh's own fields do not.
+    let request = via(checkout.outbound, "inventory", "/items/7?full=1")
+        .header("x-order-id", "4711")
+        .header("x-flowmesh-service", "forged")
+        .body(empty())
+        .unwrap();
+    let response = client().request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let echo = json(response).await;
+    assert_eq!(echo["path"], "/items/7");
+    assert_eq!(echo["query"], "full=1");
+    assert_eq!(echo["headers"]["x-order-id"], "4711");
+    assert_eq!(echo["headers"]["host"], "inventory");
+    assert!(
+        echo["headers"].get("x-flowmesh-service").is_none(),
+        "{echo}"
+    );
+    assert!(echo["headers"].get("x-flowmesh-from").is_none(), "{echo}");
+
+    // Absolute-form, as an app with HTTP_PROXY sends it.
+    let mut stream = tokio::net::TcpStream::connect(checkout.outbound)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET http://inventory/status/409 HTTP/1.1\r\nhost: inventory\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 409"), "{text}");
+
+    // 10 MiB up and down across both hops.
+    const N: u64 = 10 * 1024 * 1024;
+    let chunks = (0..N).step_by(256 * 1024).map(|start| {
+        let end = (start + 256 * 1024).min(N);
+        Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(
+            (start..end).map(app::pattern).collect::<Vec<u8>>(),
+        )))
+    });
+    let request = via(checkout.outbound, "inventory", "/upload")
+        .method(Method::POST)
+        .body(StreamBody::new(futures_util::stream::iter(chunks)).boxed())
+        .unwrap();
+    let echo = json(client().request(request).await.unwrap()).await;
+    assert_eq!(echo["body_bytes"], N);
+    assert_eq!(echo["body_is_pattern"], true);
+    let request = via(
+        checkout.outbound,
+        "inventory",
+        &format!("/download?bytes={N}"),
+    )
+    .body(empty())
+    .unwrap();
+    let body = client()
+        .request(request)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(body.len() as u64, N);
+    assert!(
+        body.iter()
+            .enumerate()
+            .all(|(i, b)| *b == app::pattern(i as u64))
+    );
+
+    // An upgrade across both hops (HTTP/1.1 between the sidecars for it).
+    let mut stream = tokio::net::TcpStream::connect(checkout.outbound)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /chat HTTP/1.1\r\nhost: inventory\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"));
+    stream.write_all(b"ping across the mesh").await.unwrap();
+    let mut back = [0u8; 20];
+    stream.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"ping across the mesh");
+
+    // Refusals: a service nobody registered; a caller on the mesh port.
+    let response = client()
+        .request(
+            via(checkout.outbound, "shipping", "/x")
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let refusal = json(response).await;
+    assert_eq!(refusal["error"], "no_instance");
+    assert!(refusal["detail"].as_str().unwrap().contains("'shipping'"));
+    let response = client()
+        .request(
+            Request::builder()
+                .uri(format!("http://{}/x", inventory.mesh))
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
+
+    // Inventory's sidecar stops: it leaves the registry, and checkout stops routing to it.
+    inventory_stop.stop();
+    inventory_task.await.unwrap();
+    routable(&checkout, "inventory", false).await;
+    let response = client()
+        .request(
+            via(checkout.outbound, "inventory", "/x")
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_control_plane_down_routing_goes_on_from_the_cached_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, mut cp_stop, cp_task) = control_plane(dir.path()).await;
+    let inventory_app = app::start().await;
+    let (_inventory, _inventory_stop, _inventory_task) = sidecar(
+        "inventory",
+        inventory_app.addr,
+        &dir.path().join("inventory"),
+        &cp,
+    )
+    .await;
+    let checkout_dir = dir.path().join("checkout");
+    let (checkout, mut checkout_stop, checkout_task) =
+        sidecar("checkout", inventory_app.addr, &checkout_dir, &cp).await;
+    routable(&checkout, "inventory", true).await;
+
+    cp_stop.stop();
+    cp_task.await.unwrap();
+    let ok = |outbound| async move {
+        client()
+            .request(
+                via(outbound, "inventory", "/status/200")
+                    .body(empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(ok(checkout.outbound).await, StatusCode::OK);
+
+    // A restart while the control plane is still down starts from the copy in redb.
+    checkout_stop.stop();
+    checkout_task.await.unwrap();
+    let (checkout, _stop, _task) =
+        sidecar("checkout", inventory_app.addr, &checkout_dir, &cp).await;
+    assert!(checkout.registry.pick("inventory").is_ok());
+    assert_eq!(ok(checkout.outbound).await, StatusCode::OK);
+}
