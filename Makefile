@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test deps lint unit bench-engine bench-control-plane fuzz
+.PHONY: test deps lint unit bench-engine bench-control-plane bench-proxy fuzz
 
 test: deps lint unit
 
@@ -25,6 +25,11 @@ bench-engine:
 bench-control-plane:
 	$(CARGO) build --release --bin flowmesh
 	$(CARGO) run --release -p flowmesh-bench-control-plane
+
+# One and two sidecar hops next to nginx as a reverse proxy (installs nginx on first use).
+bench-proxy:
+	$(CARGO) build --release --bin flowmesh
+	$(CARGO) run --release -p flowmesh-bench-proxy
 
 # Not part of `make test`: coverage-guided fuzzing of the parser and of FEEL (needs
 # `cargo install cargo-fuzz`; runs on stable without sanitizers). FUZZ_SECONDS per target.

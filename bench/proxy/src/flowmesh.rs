@@ -1,0 +1,104 @@
+//! flowmesh on the same machine: a control plane (one node) and two sidecars. `app` stands in
+//! front of the nginx app (one hop: its inbound port); `client` routes to it through the mesh
+//! (two hops: client's outbound → app's mesh → the app).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::procs::{Children, free_port};
+
+const TOKEN: &str = "bench-token";
+
+/// The `flowmesh` binary: `$FLOWMESH_BIN`, or the one built next to this benchmark.
+fn binary() -> Result<PathBuf, String> {
+    if let Ok(path) = std::env::var("FLOWMESH_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let sibling = me.with_file_name("flowmesh");
+    if sibling.exists() {
+        return Ok(sibling);
+    }
+    Err(format!(
+        "{} not found: build it first (`cargo build --release --bin flowmesh`, which `make bench-proxy` does) or set FLOWMESH_BIN",
+        sibling.display()
+    ))
+}
+
+pub(crate) struct Mesh {
+    /// The sidecar in front of the app: its inbound port and process id.
+    pub(crate) inbound: u16,
+    pub(crate) app_sidecar_pid: u32,
+    /// The other sidecar's outbound port.
+    pub(crate) outbound: u16,
+}
+
+fn sidecar(
+    bin: &Path,
+    dir: &Path,
+    service: &str,
+    app_port: u16,
+    cp_port: u16,
+    children: &mut Children,
+) -> Result<(u16, u16, u32), String> {
+    let (local, inbound, outbound, mesh) = (free_port()?, free_port()?, free_port()?, free_port()?);
+    let data = dir.join(format!("sidecar-{service}"));
+    let config = dir.join(format!("sidecar-{service}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "service = \"{service}\"\ndata_dir = \"{}\"\ncontrol_plane = [\"http://127.0.0.1:{cp_port}\"]\ntoken_file = \"{}\"\n\
+             [app]\naddress = \"127.0.0.1:{app_port}\"\n\
+             [listen]\nlocal = \"127.0.0.1:{local}\"\ninbound = \"127.0.0.1:{inbound}\"\noutbound = \"127.0.0.1:{outbound}\"\nmesh = \"127.0.0.1:{mesh}\"\n\
+             [telemetry]\notlp_endpoint = \"none\"\n",
+            data.display(),
+            dir.join("token").display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let log = std::fs::File::create(dir.join(format!("sidecar-{service}.log")))
+        .map_err(|e| e.to_string())?;
+    let child = Command::new(bin)
+        .args(["proxy", "--config"])
+        .arg(&config)
+        .env("FLOWMESH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let pid = child.id();
+    children.0.push(child);
+    Ok((inbound, outbound, pid))
+}
+
+pub(crate) fn start(dir: &Path, app_port: u16, children: &mut Children) -> Result<Mesh, String> {
+    let bin = binary()?;
+    std::fs::write(dir.join("token"), TOKEN).map_err(|e| e.to_string())?;
+    let cp_port = free_port()?;
+    let log = std::fs::File::create(dir.join("control-plane.log")).map_err(|e| e.to_string())?;
+    let cp = Command::new(&bin)
+        .args([
+            "control-plane",
+            "--id",
+            "1",
+            "--listen",
+            &format!("127.0.0.1:{cp_port}"),
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("control-plane"))
+        .arg("--token-file")
+        .arg(dir.join("token"))
+        .env("FLOWMESH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    children.0.push(cp);
+    let (inbound, _, app_sidecar_pid) = sidecar(&bin, dir, "app", app_port, cp_port, children)?;
+    let (_, outbound, _) = sidecar(&bin, dir, "client", app_port, cp_port, children)?;
+    Ok(Mesh {
+        inbound,
+        app_sidecar_pid,
+        outbound,
+    })
+}

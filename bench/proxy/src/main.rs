@@ -1,0 +1,182 @@
+//! `bench/proxy`: what one and two flowmesh hops add to an HTTP/1.1 request, next to nginx as a
+//! plain reverse proxy, in the same run on the same machine with the same load generator:
+//! latency at a fixed offered rate (open loop), saturation throughput, and the sidecar's
+//! memory. Human-readable lines go to stderr; the last line on stdout is one JSON object.
+//!
+//! Usage: `make bench-proxy`, or `cargo run --release -p flowmesh-bench-proxy [-- --seconds N]`.
+
+mod flowmesh;
+mod load;
+#[path = "../../engine/src/machine.rs"]
+mod machine;
+mod nginx;
+#[path = "../../control-plane/src/procs.rs"]
+mod procs;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use load::Target;
+use procs::Children;
+
+const RATE: u32 = 1000;
+const CONNECTIONS: usize = 64;
+/// Open-loop rounds over all targets.
+const ROUNDS: u64 = 3;
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
+}
+
+/// Waits until `target` answers 200 with 1 KiB.
+async fn ready(name: &str, target: &Target) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let probe = load::open_loop(target, 100, Duration::from_millis(50)).await;
+        if probe.errors == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "{name} did not answer within 20 s (see the logs in the run's temp dir)"
+    ))
+}
+
+async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("no temp dir: {e}"))?;
+    let mut children = Children::default();
+    let app = nginx::app(dir.path(), &mut children)?;
+    let nginx = nginx::proxy(dir.path(), app, &mut children)?;
+    let mesh = flowmesh::start(dir.path(), app, &mut children)?;
+    let url = |port: u16| format!("http://127.0.0.1:{port}/");
+    let targets = [
+        (
+            "direct",
+            Target {
+                url: url(app),
+                host: None,
+            },
+        ),
+        (
+            "flowmesh",
+            Target {
+                url: url(mesh.inbound),
+                host: None,
+            },
+        ),
+        (
+            "nginx",
+            Target {
+                url: url(nginx),
+                host: None,
+            },
+        ),
+        (
+            "two_hops",
+            Target {
+                url: url(mesh.outbound),
+                host: Some("app".to_owned()),
+            },
+        ),
+    ];
+    for (name, target) in &targets {
+        ready(name, target).await?;
+    }
+    let rss_idle = rss_mib(mesh.app_sidecar_pid);
+    let mut json = serde_json::Map::new();
+    json.insert("bench".into(), "proxy".into());
+    json.insert("rate_per_s".into(), RATE.into());
+    json.insert("seconds".into(), seconds.into());
+    // Rounds interleave the targets, so that a slow spell of the machine hits them all alike.
+    let mut measured: Vec<load::Latency> =
+        targets.iter().map(|_| load::Latency::default()).collect();
+    for _ in 0..ROUNDS {
+        for ((_, target), all) in targets.iter().zip(&mut measured) {
+            let round = Duration::from_secs(seconds.div_ceil(ROUNDS));
+            all.merge(load::open_loop(target, RATE, round).await);
+        }
+    }
+    for ((name, _), l) in targets.iter().zip(&mut measured) {
+        let (p50, p99, p999) = (l.us(0.50), l.us(0.99), l.us(0.999));
+        eprintln!(
+            "{name:>9} at {RATE}/s: p50 {p50:>7.1} µs, p99 {p99:>7.1} µs, p99.9 {p999:>7.1} µs, {} errors",
+            l.errors
+        );
+        json.insert(format!("{name}_p50_us"), p50.into());
+        json.insert(format!("{name}_p99_us"), p99.into());
+        json.insert(format!("{name}_p999_us"), p999.into());
+        json.insert(format!("{name}_errors"), l.errors.into());
+    }
+    let mut rss_load: f64 = 0.0;
+    for (name, target) in &targets {
+        // The sidecar's memory, sampled while it is saturated.
+        let pid = mesh.app_sidecar_pid;
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let sampler = tokio::spawn(async move {
+            let mut max: f64 = 0.0;
+            while stopped.try_recv().is_err() {
+                max = max.max(rss_mib(pid));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            max
+        });
+        let rps = load::saturate(
+            target,
+            CONNECTIONS,
+            Duration::from_secs(seconds.div_ceil(2)),
+        )
+        .await;
+        let _ = stop.send(());
+        let sampled = sampler.await.unwrap_or(0.0);
+        if *name == "flowmesh" || *name == "two_hops" {
+            rss_load = rss_load.max(sampled);
+        }
+        eprintln!("{name:>9} saturated with {CONNECTIONS} connections: {rps:>8.0} requests/s");
+        json.insert(format!("{name}_max_rps"), rps.round().into());
+    }
+    eprintln!("flowmesh sidecar RSS: idle {rss_idle} MiB, after load {rss_load} MiB");
+    json.insert("rss_idle_mib".into(), rss_idle.into());
+    json.insert("rss_load_mib".into(), rss_load.into());
+    json.insert("machine".into(), machine::describe().into());
+    drop(children);
+    Ok(serde_json::Value::Object(json))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let seconds = match args.iter().position(|a| a == "--seconds") {
+        Some(i) => match args.get(i + 1).and_then(|s| s.parse::<u64>().ok()) {
+            Some(s) if s > 0 => s,
+            _ => {
+                eprintln!("--seconds needs a whole number of seconds above 0");
+                return ExitCode::from(2);
+            }
+        },
+        None => 10,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench(seconds)) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench/proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
