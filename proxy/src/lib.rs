@@ -8,7 +8,8 @@
 //!   ([`cache`]); [`registration`]: this sidecar's own entry; [`control`]: which node to ask.
 //! - [`server`]: serving a listener (HTTP/1.1 and HTTP/2, limits, graceful stop);
 //!   [`forward`]: sending a request upstream and streaming the answer back; [`hop`]:
-//!   hop-by-hop headers; [`body`]: the body type and JSON error answers.
+//!   hop-by-hop headers; [`body`]: the body type and JSON error answers; [`guard`]: refusing
+//!   ambiguous HTTP/1 framing before the parser sees it.
 //! - [`local_api`]: health, readiness, metrics; [`metrics`]: Prometheus text.
 //! - [`engine_store`]: engine state in a redb file, one fsynced transaction per batch.
 
@@ -18,6 +19,7 @@ pub mod config;
 pub mod control;
 pub mod engine_store;
 pub mod forward;
+pub mod guard;
 pub mod hop;
 pub mod local_api;
 pub mod metrics;

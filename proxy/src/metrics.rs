@@ -21,6 +21,12 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    direction: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionLabels {
     direction: &'static str,
 }
@@ -37,6 +43,7 @@ struct Inner {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
     connections: Family<DirectionLabels, Gauge>,
+    refused: Family<RefusedLabels, Counter>,
     dropped_spans: Counter,
 }
 
@@ -72,6 +79,12 @@ impl Metrics {
         );
         let connections = Family::<DirectionLabels, Gauge>::default();
         let dropped_spans = Counter::default();
+        let refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "refused_requests",
+            "HTTP/1 requests refused for ambiguous framing before the parser saw them, by reason",
+            refused.clone(),
+        );
         registry.register(
             "requests",
             "HTTP requests the sidecar carried, by direction, route and status",
@@ -98,6 +111,7 @@ impl Metrics {
                 requests,
                 latency,
                 connections,
+                refused,
                 dropped_spans,
             }),
         }
@@ -124,6 +138,13 @@ impl Metrics {
             .clone();
         gauge.inc();
         OpenConnection { gauge }
+    }
+
+    pub fn request_refused(&self, direction: &'static str, reason: &'static str) {
+        self.inner
+            .refused
+            .get_or_create(&RefusedLabels { direction, reason })
+            .inc();
     }
 
     pub fn span_dropped(&self, n: u64) {

@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 
 use crate::body::Body;
 use crate::config::Limits;
+use crate::guard::Guarded;
 use crate::metrics::Metrics;
 
 /// Serves `handle(request, peer)` on `listener` until `shutdown` resolves; then stops
@@ -74,6 +75,16 @@ pub async fn serve<H, F>(
             let handle = handle.clone();
             async move { Ok::<_, Infallible>(handle(request, peer).await) }
         });
+        let refused = metrics.clone();
+        let stream = Guarded::new(
+            stream,
+            limits.max_header_bytes.max(8192),
+            limits.max_header_count,
+            move |reason| {
+                tracing::info!(%direction, %peer, %reason, "refused a request");
+                refused.request_refused(direction, reason);
+            },
+        );
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
