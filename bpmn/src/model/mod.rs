@@ -10,6 +10,7 @@
 // would add indirection to every read for no saving that matters.
 #![allow(clippy::large_enum_variant)]
 
+pub mod binding;
 mod diagram;
 mod problem;
 pub mod timer;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 use crate::feel::Expression;
 
+pub use binding::{FLOWMESH_NS, HttpBinding, KeySource, PathTemplate, RequestView};
 pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
 pub use problem::{Problem, ProblemKind};
 pub use timer::{TimerDef, TimerKind};
@@ -52,6 +54,10 @@ pub struct Definitions {
     pub processes: Vec<Arc<Process>>,
     pub collaboration: Option<Collaboration>,
     pub diagram: Diagram,
+    /// `flowmesh:http` bindings on the file's messages.
+    pub bindings: Vec<HttpBinding>,
+    /// Bindings that cannot be used; they keep the file from deploying.
+    pub binding_problems: Vec<Problem>,
 }
 
 impl Definitions {
@@ -88,6 +94,7 @@ impl Definitions {
                 out.extend(p.problems.iter().cloned());
             }
         }
+        out.extend(self.binding_problems.iter().cloned());
         out.sort_by_key(|p| (p.pos.line, p.pos.col));
         out
     }

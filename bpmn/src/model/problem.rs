@@ -53,6 +53,8 @@ pub enum ProblemKind {
     InvalidStructure,
     MissingError,
     DuplicateId,
+    /// A `flowmesh:http` binding that cannot be matched.
+    InvalidBinding,
 }
 
 impl ProblemKind {
@@ -67,6 +69,7 @@ impl ProblemKind {
             ProblemKind::MissingCorrelationKey => "message without correlation key",
             ProblemKind::InvalidTimer => "invalid timer",
             ProblemKind::InvalidExpression => "invalid expression",
+            ProblemKind::InvalidBinding => "invalid HTTP binding",
             ProblemKind::MissingCondition => "gateway flow without condition",
             ProblemKind::InvalidReference => "dangling reference",
             ProblemKind::InvalidStructure => "invalid structure",

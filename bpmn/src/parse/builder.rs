@@ -12,7 +12,7 @@ use super::events::{self, EventDef};
 use super::xml::{
     BPMN, LineIndex, attr, bool_attr, bpmn_children, is_bpmn, ref_attr, strip_prefix, text,
 };
-use super::{Error, diagram, zeebe};
+use super::{Error, diagram, flowmesh, zeebe};
 use crate::feel::{Expression, Value};
 use crate::model::{
     Boundary, BoundaryTrigger, CatchTrigger, Collaboration, Definitions, Element, ElementIdx,
@@ -36,6 +36,7 @@ pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definit
         });
     }
     let refs = Refs::read(root);
+    let (bindings, binding_problems) = flowmesh::bindings(root, lines);
     let processes = bpmn_children(root, "process")
         .map(|p| Arc::new(ProcessBuilder::new(p, &refs, lines).build()))
         .collect();
@@ -47,6 +48,8 @@ pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definit
             .next()
             .map(|c| collaboration(c, lines)),
         diagram: diagram::read(root),
+        bindings,
+        binding_problems,
     })
 }
 

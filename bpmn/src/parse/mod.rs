@@ -7,6 +7,7 @@
 mod builder;
 mod diagram;
 mod events;
+mod flowmesh;
 mod xml;
 mod zeebe;
 
