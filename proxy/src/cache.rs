@@ -1,14 +1,18 @@
 //! What the sidecar keeps across restarts in its own redb file (`data_dir/sidecar.redb`): the
-//! last registry view it saw, so that it can route before (or without) the control plane.
+//! last registry view it saw, so that it can route before (or without) the control plane; the
+//! trace context last seen for each business key; the deployed models' XML.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use flowmesh_proto::control::ServicesResponse;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
 const STATE: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("sidecar_state");
+/// Business key → the last trace context seen with it and when (unix seconds, big endian).
+const TRACES: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("trace_by_key");
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -40,6 +44,7 @@ impl Cache {
         let db = Database::create(&path).map_err(|e| failed(e.to_string()))?;
         let txn = db.begin_write().map_err(|e| failed(e.to_string()))?;
         txn.open_table(STATE).map_err(|e| failed(e.to_string()))?;
+        txn.open_table(TRACES).map_err(|e| failed(e.to_string()))?;
         txn.commit().map_err(|e| failed(e.to_string()))?;
         Ok(Cache { db: Arc::new(db) })
     }
@@ -60,6 +65,57 @@ impl Cache {
         match table.get("registry").map_err(io)? {
             Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(io),
             None => Ok(None),
+        }
+    }
+
+    /// Stores trace contexts by business key, all in one transaction.
+    pub fn store_traces(&self, entries: &[(String, Vec<u8>)]) -> Result<(), Error> {
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut table = txn.open_table(TRACES).map_err(io)?;
+            for (key, value) in entries {
+                table.insert(key.as_str(), value.as_slice()).map_err(io)?;
+            }
+        }
+        txn.commit().map_err(io)
+    }
+
+    pub fn load_trace(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(TRACES).map_err(io)?;
+        Ok(table.get(key).map_err(io)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Removes trace contexts for which `stale(value)` holds; returns how many.
+    pub fn prune_traces(&self, stale: impl Fn(&[u8]) -> bool) -> Result<u64, Error> {
+        let txn = self.db.begin_write().map_err(io)?;
+        let removed = {
+            let mut table = txn.open_table(TRACES).map_err(io)?;
+            let before = table.len().map_err(io)?;
+            table.retain(|_, v| !stale(v)).map_err(io)?;
+            before - table.len().map_err(io)?
+        };
+        txn.commit().map_err(io)?;
+        Ok(removed)
+    }
+
+    /// Stores the XML of the deployed models this sidecar matches traffic against.
+    pub fn store_models(&self, models: &[(String, String)]) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(models).map_err(io)?;
+        let txn = self.db.begin_write().map_err(io)?;
+        txn.open_table(STATE)
+            .map_err(io)?
+            .insert("models", bytes.as_slice())
+            .map_err(io)?;
+        txn.commit().map_err(io)
+    }
+
+    pub fn load_models(&self) -> Result<Vec<(String, String)>, Error> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(STATE).map_err(io)?;
+        match table.get("models").map_err(io)? {
+            Some(v) => serde_json::from_slice(v.value()).map_err(io),
+            None => Ok(Vec::new()),
         }
     }
 }

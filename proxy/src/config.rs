@@ -86,13 +86,28 @@ impl Default for Listen {
     }
 }
 
-/// Where spans go.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Where spans go, and how traces are stitched.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Telemetry {
     /// OTLP/HTTP base URL (`/v1/traces` is appended); default `$OTEL_EXPORTER_OTLP_ENDPOINT`;
     /// `"none"` turns export off.
     pub otlp_endpoint: Option<String>,
+    /// Spans waiting for export at most; more are dropped and counted.
+    pub max_queued_spans: usize,
+    /// How long the trace context of a business key is kept for stitching.
+    #[serde(deserialize_with = "duration")]
+    pub stitch_ttl: Duration,
+}
+
+impl Default for Telemetry {
+    fn default() -> Telemetry {
+        Telemetry {
+            otlp_endpoint: None,
+            max_queued_spans: 4096,
+            stitch_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
 }
 
 impl Telemetry {

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Request, Response, StatusCode, Uri, Version};
@@ -93,7 +92,7 @@ impl Forwarder {
     /// 504 when it sends no response head in time.
     pub async fn forward(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<Body>,
         upstream: &Authority,
         client: SocketAddr,
     ) -> Response<Body> {
@@ -144,7 +143,7 @@ impl Forwarder {
                 .map_err(BoxError::from)
                 .boxed()
         } else {
-            incoming.map_err(BoxError::from).boxed()
+            incoming
         };
         let client = match &self.http2 {
             Some(h2) if !upgrade => h2,

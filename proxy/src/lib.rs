@@ -10,6 +10,8 @@
 //!   [`forward`]: sending a request upstream and streaming the answer back; [`hop`]:
 //!   hop-by-hop headers; [`body`]: the body type and JSON error answers; [`guard`]: refusing
 //!   ambiguous HTTP/1 framing before the parser sees it.
+//! - [`observe`]: the models' HTTP bindings, followed from the control plane, matched against
+//!   requests; [`telemetry`]: spans, trace stitching by business key, OTLP export.
 //! - [`local_api`]: health, readiness, metrics; [`metrics`]: Prometheus text.
 //! - [`engine_store`]: engine state in a redb file, one fsynced transaction per batch.
 
@@ -23,10 +25,12 @@ pub mod guard;
 pub mod hop;
 pub mod local_api;
 pub mod metrics;
+pub mod observe;
 pub mod registration;
 pub mod registry;
 pub mod routing;
 pub mod server;
 pub mod sidecar;
+pub mod telemetry;
 
 pub use sidecar::{Handle, Sidecar};

@@ -27,6 +27,12 @@ struct RefusedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MessageLabels {
+    direction: &'static str,
+    message: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionLabels {
     direction: &'static str,
 }
@@ -44,6 +50,8 @@ struct Inner {
     latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
     connections: Family<DirectionLabels, Gauge>,
     refused: Family<RefusedLabels, Counter>,
+    observations: Family<MessageLabels, Counter>,
+    missed: Family<MessageLabels, Counter>,
     dropped_spans: Counter,
 }
 
@@ -80,6 +88,18 @@ impl Metrics {
         let connections = Family::<DirectionLabels, Gauge>::default();
         let dropped_spans = Counter::default();
         let refused = Family::<RefusedLabels, Counter>::default();
+        let observations = Family::<MessageLabels, Counter>::default();
+        let missed = Family::<MessageLabels, Counter>::default();
+        registry.register(
+            "observations",
+            "Requests that matched an HTTP binding and became a BPMN message, by direction and message",
+            observations.clone(),
+        );
+        registry.register(
+            "observations_missed",
+            "Requests that matched a binding's route but carried no correlation key",
+            missed.clone(),
+        );
         registry.register(
             "refused_requests",
             "HTTP/1 requests refused for ambiguous framing before the parser saw them, by reason",
@@ -112,6 +132,8 @@ impl Metrics {
                 latency,
                 connections,
                 refused,
+                observations,
+                missed,
                 dropped_spans,
             }),
         }
@@ -144,6 +166,26 @@ impl Metrics {
         self.inner
             .refused
             .get_or_create(&RefusedLabels { direction, reason })
+            .inc();
+    }
+
+    pub fn observed(&self, direction: &'static str, message: &str) {
+        self.inner
+            .observations
+            .get_or_create(&MessageLabels {
+                direction,
+                message: message.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn observation_missed(&self, direction: &'static str, message: &str) {
+        self.inner
+            .missed
+            .get_or_create(&MessageLabels {
+                direction,
+                message: message.to_owned(),
+            })
             .inc();
     }
 

@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::uri::Authority;
 use hyper::{Method, Request, Response, StatusCode};
@@ -53,7 +52,7 @@ impl Outbound {
     /// the service for metrics.
     pub async fn handle(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<Body>,
         peer: SocketAddr,
     ) -> (Response<Body>, String) {
         if request.method() == Method::CONNECT {
@@ -109,7 +108,7 @@ impl Outbound {
 }
 
 /// The refusal of a peer's request that is not for `me`; `None` when it is.
-pub fn mesh_refusal(request: &Request<Incoming>, me: &str) -> Option<Response<Body>> {
+pub fn mesh_refusal<B>(request: &Request<B>, me: &str) -> Option<Response<Body>> {
     match request
         .headers()
         .get(SERVICE_HEADER)

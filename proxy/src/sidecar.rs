@@ -20,8 +20,12 @@ use crate::config::{Config, Limits};
 use crate::control::ControlPlanes;
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
+use crate::observe::RuleSet;
 use crate::registry::Registry;
 use crate::routing::{self, Outbound};
+use crate::telemetry::Telemetry;
+use crate::telemetry::export::{self, Exporter};
+use crate::telemetry::stitch::Stitch;
 use crate::{local_api, registration, server};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,8 @@ pub enum Error {
     Cache(#[from] cache::Error),
     #[error("the local API stopped: {0}")]
     Local(std::io::Error),
+    #[error(transparent)]
+    Export(#[from] export::Error),
 }
 
 struct Listeners {
@@ -59,6 +65,9 @@ pub struct Sidecar {
     cache: Cache,
     control: Option<ControlPlanes>,
     mesh_advertise: SocketAddr,
+    rules: RuleSet,
+    telemetry: Telemetry,
+    export: Option<export::Sender>,
 }
 
 /// What a running sidecar exposes.
@@ -73,6 +82,7 @@ pub struct Handle {
     pub mesh_advertise: SocketAddr,
     pub metrics: Metrics,
     pub registry: Registry,
+    pub rules: RuleSet,
 }
 
 async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
@@ -141,13 +151,39 @@ impl Sidecar {
         let registry = Registry::default();
         registry.restore(&cache);
         let instance = config.instance_name(bound(&listeners.inbound).port());
+        let metrics = Metrics::new();
+        let rules = RuleSet::default();
+        rules.restore(&cache);
+        let (exporter, export): (Option<Exporter>, _) = match config
+            .telemetry
+            .endpoint(std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        {
+            Some(endpoint) => {
+                let mut options =
+                    export::Options::new(endpoint, config.service.clone(), instance.clone());
+                options.queue = config.telemetry.max_queued_spans;
+                let (exporter, sender) = export::build(options, metrics.clone())?;
+                (Some(exporter), Some(sender))
+            }
+            None => (None, None),
+        };
+        let telemetry = Telemetry::new(
+            exporter,
+            Stitch::new(cache.clone(), config.telemetry.stitch_ttl),
+            rules.clone(),
+            metrics.clone(),
+            config.limits.max_buffered_body_bytes,
+        );
         Ok(Sidecar {
+            rules,
+            telemetry,
+            export,
             control: ControlPlanes::new(&config.control_plane, token),
             config,
             instance,
             listeners,
             app,
-            metrics: Metrics::new(),
+            metrics,
             registry,
             cache,
             mesh_advertise,
@@ -164,12 +200,13 @@ impl Sidecar {
             mesh_advertise: self.mesh_advertise,
             metrics: self.metrics.clone(),
             registry: self.registry.clone(),
+            rules: self.rules.clone(),
         }
     }
 
     /// Serves until `shutdown` resolves: then leaves the registry, stops accepting and drains
     /// in-flight requests.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let handle = self.handle();
         let limits = Arc::new(self.config.limits.clone());
         let (stop, stopped) = watch::channel(false);
@@ -180,7 +217,19 @@ impl Sidecar {
         let to_app = Forwarder::new(&limits);
 
         let mut background = Vec::new();
+        let exporting = self.export.take().map(|sender| tokio::spawn(sender.run()));
+        let stitch = self.telemetry.stitch().clone();
+        background.push(tokio::spawn(
+            stitch
+                .clone()
+                .write_behind(std::time::Duration::from_millis(200)),
+        ));
         if let Some(control) = &self.control {
+            background.push(tokio::spawn(
+                self.rules
+                    .clone()
+                    .follow(control.clone(), self.cache.clone()),
+            ));
             background.push(tokio::spawn(
                 self.registry
                     .clone()
@@ -200,12 +249,17 @@ impl Sidecar {
 
         let metrics = self.metrics.clone();
         let (forwarder, app) = (to_app.clone(), self.app.clone());
+        let tel = Tracing {
+            telemetry: self.telemetry.clone(),
+            me: me.clone(),
+        };
         let inbound = serve(
             self.listeners.inbound,
             "inbound",
             &limits,
             &metrics,
-            move |mut request: Request<Incoming>, peer| {
+            tel.clone(),
+            move |mut request: Request<Body>, peer| {
                 let (forwarder, app) = (forwarder.clone(), app.clone());
                 async move {
                     routing::unmark(request.headers_mut());
@@ -223,7 +277,8 @@ impl Sidecar {
             "mesh",
             &limits,
             &metrics,
-            move |mut request: Request<Incoming>, peer| {
+            tel.clone(),
+            move |mut request: Request<Body>, peer| {
                 let (forwarder, app, me) = (forwarder.clone(), app.clone(), mesh_me.clone());
                 async move {
                     if let Some(refusal) = routing::mesh_refusal(&request, &me) {
@@ -248,7 +303,8 @@ impl Sidecar {
             "outbound",
             &limits,
             &metrics,
-            move |request: Request<Incoming>, peer| {
+            tel,
+            move |request: Request<Body>, peer| {
                 let routes = outbound_routes.clone();
                 async move {
                     let (answer, _service) = routes.handle(request, peer).await;
@@ -273,6 +329,12 @@ impl Sidecar {
         }
         let _ = stop.send(true);
         let _ = tokio::join!(inbound, mesh, outbound);
+        // The last spans and trace contexts: the exporter ends once no listener holds it.
+        drop(self.telemetry);
+        let _ = tokio::task::spawn_blocking(move || stitch.flush()).await;
+        if let Some(exporting) = exporting {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), exporting).await;
+        }
         match local.await {
             Ok(Err(e)) => Err(Error::Local(e)),
             _ => Ok(()),
@@ -280,26 +342,48 @@ impl Sidecar {
     }
 }
 
+/// What each data-plane request goes through: matching, stitching, its span.
+#[derive(Clone)]
+struct Tracing {
+    telemetry: Telemetry,
+    me: String,
+}
+
 /// Serves one data-plane listener in its own task, counting each request under `direction`
-/// and the route the handler names.
+/// and its route (the binding's path template, else what the handler names).
 fn serve<H, F>(
     listener: TcpListener,
     direction: &'static str,
     limits: &Arc<Limits>,
     metrics: &Metrics,
+    tracing: Tracing,
     handler: H,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<()>
 where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Body>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = (Response<Body>, String)> + Send + 'static,
 {
     let counted = metrics.clone();
-    let handle = move |request, peer| {
-        let (handler, metrics) = (handler.clone(), counted.clone());
+    let handle = move |request: Request<Incoming>, peer| {
+        let (handler, metrics, tracing) = (handler.clone(), counted.clone(), tracing.clone());
         async move {
             let started = Instant::now();
-            let (response, route) = handler(request, peer).await;
+            let service = if direction == "outbound" {
+                routing::target_service(&request).unwrap_or_default()
+            } else {
+                tracing.me.clone()
+            };
+            let (response, route) =
+                match tracing.telemetry.begin(direction, &service, request).await {
+                    Ok((request, flight)) => {
+                        let (response, named) = handler(request, peer).await;
+                        let route = flight.route.clone().unwrap_or(named);
+                        tracing.telemetry.end(flight, &response);
+                        (response, route)
+                    }
+                    Err(refusal) => (refusal, "other".to_owned()),
+                };
             metrics.request(
                 direction,
                 &route,

@@ -7,15 +7,14 @@
 
 #[path = "support/app.rs"]
 mod app;
+#[path = "support/mesh.rs"]
+mod harness;
+
+use harness::{control_plane, routable, sidecar};
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use flowmesh_control_plane::{ControlPlane, Options};
-use flowmesh_proxy::config::Config;
-use flowmesh_proxy::{Handle, Sidecar};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::{Method, Request, StatusCode};
@@ -23,92 +22,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
-
-const TOKEN: &str = "mesh-test-token";
-const UP: Duration = Duration::from_secs(15);
-
-struct Stopper(Option<oneshot::Sender<()>>);
-
-impl Stopper {
-    fn stop(&mut self) {
-        if let Some(s) = self.0.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
-impl Drop for Stopper {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn control_plane(dir: &Path) -> (String, Stopper, tokio::task::JoinHandle<()>) {
-    let mut options = Options::new(1, "127.0.0.1:0".parse().unwrap(), dir.join("cp"));
-    options.token = Some(TOKEN.to_owned());
-    let node = ControlPlane::build(options).await.unwrap();
-    let url = format!("http://{}", node.handle().addr);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = node
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    (url, Stopper(Some(stop)), task)
-}
-
-/// A sidecar of `service` in front of `app`, data in `dir`, following `control_plane`.
-async fn sidecar(
-    service: &str,
-    app: SocketAddr,
-    dir: &Path,
-    control_plane: &str,
-) -> (Handle, Stopper, tokio::task::JoinHandle<()>) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("token"), TOKEN).unwrap();
-    let text = format!(
-        r#"
-service = "{service}"
-data_dir = "{dir}"
-control_plane = ["{control_plane}"]
-token_file = "{dir}/token"
-[app]
-address = "{app}"
-[listen]
-local = "127.0.0.1:0"
-inbound = "127.0.0.1:0"
-outbound = "127.0.0.1:0"
-mesh = "127.0.0.1:0"
-"#,
-        dir = dir.display()
-    );
-    let sidecar = Sidecar::build(Config::parse(&text).unwrap()).await.unwrap();
-    let handle = sidecar.handle();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = sidecar
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    (handle, Stopper(Some(stop)), task)
-}
-
-/// Waits until `handle`'s registry can route to `service` (or, with `false`, cannot).
-async fn routable(handle: &Handle, service: &str, wanted: bool) {
-    let deadline = Instant::now() + UP;
-    while handle.registry.pick(service).is_ok() != wanted {
-        assert!(
-            Instant::now() < deadline,
-            "{service} routable={wanted} never held"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 type TestBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
 
@@ -144,6 +57,7 @@ async fn an_app_reaches_another_service_through_both_sidecars() {
         inventory_app.addr,
         &dir.path().join("inventory"),
         &cp,
+        "",
     )
     .await;
     let (checkout, _checkout_stop, _checkout_task) = sidecar(
@@ -151,6 +65,7 @@ async fn an_app_reaches_another_service_through_both_sidecars() {
         checkout_app.addr,
         &dir.path().join("checkout"),
         &cp,
+        "",
     )
     .await;
     routable(&checkout, "inventory", true).await;
@@ -293,11 +208,12 @@ async fn with_the_control_plane_down_routing_goes_on_from_the_cached_registry() 
         inventory_app.addr,
         &dir.path().join("inventory"),
         &cp,
+        "",
     )
     .await;
     let checkout_dir = dir.path().join("checkout");
     let (checkout, mut checkout_stop, checkout_task) =
-        sidecar("checkout", inventory_app.addr, &checkout_dir, &cp).await;
+        sidecar("checkout", inventory_app.addr, &checkout_dir, &cp, "").await;
     routable(&checkout, "inventory", true).await;
 
     cp_stop.stop();
@@ -319,7 +235,7 @@ async fn with_the_control_plane_down_routing_goes_on_from_the_cached_registry() 
     checkout_stop.stop();
     checkout_task.await.unwrap();
     let (checkout, _stop, _task) =
-        sidecar("checkout", inventory_app.addr, &checkout_dir, &cp).await;
+        sidecar("checkout", inventory_app.addr, &checkout_dir, &cp, "").await;
     assert!(checkout.registry.pick("inventory").is_ok());
     assert_eq!(ok(checkout.outbound).await, StatusCode::OK);
 }
