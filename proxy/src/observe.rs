@@ -28,7 +28,8 @@ pub struct Observation {
     pub trace_id: String,
 }
 
-type Index = HashMap<(String, String, usize), Vec<Arc<HttpBinding>>>;
+/// service → method → number of path segments → bindings (lookups by `&str`, no allocation).
+type Index = HashMap<String, HashMap<String, HashMap<usize, Vec<Arc<HttpBinding>>>>>;
 
 /// The bindings in effect.
 #[derive(Default)]
@@ -64,11 +65,11 @@ impl Rules {
             }
             count += 1;
             index
-                .entry((
-                    b.service.to_ascii_lowercase(),
-                    b.method.clone(),
-                    b.path.len(),
-                ))
+                .entry(b.service.to_ascii_lowercase())
+                .or_default()
+                .entry(b.method.clone())
+                .or_default()
+                .entry(b.path.len())
                 .or_default()
                 .push(Arc::new(b));
         }
@@ -99,11 +100,9 @@ impl Rules {
         self.count == 0
     }
 
-    /// The first binding of `service` whose method and path match.
+    /// The first binding of `service` (lower case) whose method and path match.
     pub fn find(&self, service: &str, method: &str, path: &str) -> Option<Matched> {
-        let candidates =
-            self.index
-                .get(&(service.to_owned(), method.to_owned(), segments(path)))?;
+        let candidates = self.index.get(service)?.get(method)?.get(&segments(path))?;
         candidates.iter().find_map(|b| {
             Some(Matched {
                 params: b.path.matches(path)?,

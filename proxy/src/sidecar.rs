@@ -251,7 +251,7 @@ impl Sidecar {
         let (forwarder, app) = (to_app.clone(), self.app.clone());
         let tel = Tracing {
             telemetry: self.telemetry.clone(),
-            me: me.clone(),
+            me: me.to_ascii_lowercase(),
         };
         let inbound = serve(
             self.listeners.inbound,

@@ -9,6 +9,7 @@ mod flowmesh;
 mod load;
 #[path = "../../engine/src/machine.rs"]
 mod machine;
+mod matcher;
 mod nginx;
 #[path = "../../control-plane/src/procs.rs"]
 mod procs;
@@ -93,6 +94,10 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
     let rss_idle = rss_mib(mesh.app_sidecar_pid);
     let mut json = serde_json::Map::new();
     json.insert("bench".into(), "proxy".into());
+    let (bindings, ns) = matcher::ns_per_lookup();
+    eprintln!("matching against {bindings} HTTP bindings: {ns} ns per request");
+    json.insert("matcher_bindings".into(), bindings.into());
+    json.insert("matcher_ns_per_request".into(), ns.into());
     json.insert("rate_per_s".into(), RATE.into());
     json.insert("seconds".into(), seconds.into());
     // Rounds interleave the targets, so that a slow spell of the machine hits them all alike.
