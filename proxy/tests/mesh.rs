@@ -1,6 +1,6 @@
 //! Two sidecars and a control plane on 127.0.0.1: the app of `checkout` calls `inventory`
 //! through its outbound port; the request crosses to inventory's sidecar over HTTP/2 and
-//! reaches inventory's app. Registration, deregistration, the routing refusals, and routing
+//! reaches inventory's app, from HTTP/1.1 and HTTP/2 apps alike. Registration, deregistration, the routing refusals, and routing
 //! from the cached registry while the control plane is down.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,7 +20,7 @@ use hyper::body::Frame;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type TestBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
@@ -100,6 +100,30 @@ async fn an_app_reaches_another_service_through_both_sidecars() {
     let mut text = String::new();
     stream.read_to_string(&mut text).await.unwrap();
     assert!(text.starts_with("HTTP/1.1 409"), "{text}");
+
+    // An app that speaks HTTP/2 (prior knowledge) names the service in :authority.
+    let stream = tokio::net::TcpStream::connect(checkout.outbound).await.unwrap();
+    let (mut h2, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let response = h2
+        .send_request(
+            Request::post("http://inventory/items/9?via=h2")
+                .header("x-order-id", "4712")
+                .body(Full::new(Bytes::from_static(b"h2 body")).boxed())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.version(), hyper::Version::HTTP_2);
+    let echo = json(response).await;
+    assert_eq!(echo["path"], "/items/9");
+    assert_eq!(echo["query"], "via=h2");
+    assert_eq!(echo["headers"]["x-order-id"], "4712");
+    assert_eq!(echo["body_bytes"], 7);
 
     // 10 MiB up and down across both hops.
     const N: u64 = 10 * 1024 * 1024;
