@@ -1,7 +1,7 @@
 //! Two sidecars and a control plane on 127.0.0.1: the app of `checkout` calls `inventory`
 //! through its outbound port; the request crosses to inventory's sidecar over HTTP/2 and
-//! reaches inventory's app, from HTTP/1.1 and HTTP/2 apps alike. Registration, deregistration, the routing refusals, and routing
-//! from the cached registry while the control plane is down.
+//! reaches inventory's app, from HTTP/1.1 and HTTP/2 apps alike. Registration, deregistration,
+//! the routing refusals, and routing from the cached registry while the control plane is down.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -102,7 +102,9 @@ async fn an_app_reaches_another_service_through_both_sidecars() {
     assert!(text.starts_with("HTTP/1.1 409"), "{text}");
 
     // An app that speaks HTTP/2 (prior knowledge) names the service in :authority.
-    let stream = tokio::net::TcpStream::connect(checkout.outbound).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(checkout.outbound)
+        .await
+        .unwrap();
     let (mut h2, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await

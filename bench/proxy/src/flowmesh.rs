@@ -29,6 +29,8 @@ pub(crate) struct Mesh {
     /// The sidecar in front of the app: its inbound port and process id.
     pub(crate) inbound: u16,
     pub(crate) app_sidecar_pid: u32,
+    /// The other sidecar's process id (the first of two hops).
+    pub(crate) client_sidecar_pid: u32,
     /// The other sidecar's outbound port.
     pub(crate) outbound: u16,
 }
@@ -95,10 +97,12 @@ pub(crate) fn start(dir: &Path, app_port: u16, children: &mut Children) -> Resul
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     children.0.push(cp);
     let (inbound, _, app_sidecar_pid) = sidecar(&bin, dir, "app", app_port, cp_port, children)?;
-    let (_, outbound, _) = sidecar(&bin, dir, "client", app_port, cp_port, children)?;
+    let (_, outbound, client_sidecar_pid) =
+        sidecar(&bin, dir, "client", app_port, cp_port, children)?;
     Ok(Mesh {
         inbound,
         app_sidecar_pid,
+        client_sidecar_pid,
         outbound,
     })
 }

@@ -36,6 +36,25 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
 }
 
+/// User plus system CPU time of a process so far, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Waits until `target` answers 200 with 1 KiB.
 async fn ready(name: &str, target: &Target) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -55,7 +74,7 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("no temp dir: {e}"))?;
     let mut children = Children::default();
     let app = nginx::app(dir.path(), &mut children)?;
-    let nginx = nginx::proxy(dir.path(), app, &mut children)?;
+    let (nginx, nginx_pid) = nginx::proxy(dir.path(), app, &mut children)?;
     let mesh = flowmesh::start(dir.path(), app, &mut children)?;
     let url = |port: u16| format!("http://127.0.0.1:{port}/");
     let targets = [
@@ -88,6 +107,13 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
             },
         ),
     ];
+    // The processes whose CPU time a target's requests cost, beyond the app's.
+    let accounted: [Vec<u32>; 4] = [
+        vec![],
+        vec![mesh.app_sidecar_pid],
+        vec![nginx_pid],
+        vec![mesh.client_sidecar_pid, mesh.app_sidecar_pid],
+    ];
     for (name, target) in &targets {
         ready(name, target).await?;
     }
@@ -103,13 +129,24 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
     // Rounds interleave the targets, so that a slow spell of the machine hits them all alike.
     let mut measured: Vec<load::Latency> =
         targets.iter().map(|_| load::Latency::default()).collect();
+    let mut cpu = [0.0f64; 4];
     for _ in 0..ROUNDS {
-        for ((_, target), all) in targets.iter().zip(&mut measured) {
+        for (i, ((_, target), all)) in targets.iter().zip(&mut measured).enumerate() {
             let round = Duration::from_secs(seconds.div_ceil(ROUNDS));
+            let before: f64 = accounted[i].iter().map(|p| cpu_seconds(*p)).sum();
             all.merge(load::open_loop(target, RATE, round).await);
+            let after: f64 = accounted[i].iter().map(|p| cpu_seconds(*p)).sum();
+            cpu[i] += after - before;
         }
     }
-    for ((name, _), l) in targets.iter().zip(&mut measured) {
+    for (i, ((name, _), l)) in targets.iter().zip(&mut measured).enumerate() {
+        if i > 0 {
+            // CPU microseconds per request of the proxies in the path (10 ms clock ticks).
+            let per = cpu[i] * 1e6 / l.samples.len().max(1) as f64;
+            let per = (per * 10.0).round() / 10.0;
+            eprintln!("{name:>9} proxy CPU: {per} µs per request");
+            json.insert(format!("{name}_cpu_us_per_request"), per.into());
+        }
         let (p50, p99, p999) = (l.us(0.50), l.us(0.99), l.us(0.999));
         eprintln!(
             "{name:>9} at {RATE}/s: p50 {p50:>7.1} µs, p99 {p99:>7.1} µs, p99.9 {p999:>7.1} µs, {} errors",

@@ -39,7 +39,7 @@ fn ensure_installed() -> Result<(), String> {
     }
 }
 
-fn start(dir: &Path, name: &str, http_block: &str, children: &mut Children) -> Result<(), String> {
+fn start(dir: &Path, name: &str, http_block: &str, children: &mut Children) -> Result<u32, String> {
     let conf = dir.join(format!("{name}.conf"));
     let d = dir.display();
     let text = format!(
@@ -59,8 +59,9 @@ fn start(dir: &Path, name: &str, http_block: &str, children: &mut Children) -> R
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start nginx: {e}"))?;
+    let pid = child.id();
     children.0.push(child);
-    Ok(())
+    Ok(pid)
 }
 
 /// The app: `GET /` answers 200 with 1,024 bytes. Returns its port.
@@ -79,10 +80,14 @@ pub(crate) fn app(dir: &Path, children: &mut Children) -> Result<u16, String> {
     Ok(port)
 }
 
-/// The peer: a reverse proxy to the app with upstream keep-alive. Returns its port.
-pub(crate) fn proxy(dir: &Path, app_port: u16, children: &mut Children) -> Result<u16, String> {
+/// The peer: a reverse proxy to the app with upstream keep-alive. Returns its port and pid.
+pub(crate) fn proxy(
+    dir: &Path,
+    app_port: u16,
+    children: &mut Children,
+) -> Result<(u16, u32), String> {
     let port = free_port()?;
-    start(
+    let pid = start(
         dir,
         "proxy",
         &format!(
@@ -91,5 +96,5 @@ pub(crate) fn proxy(dir: &Path, app_port: u16, children: &mut Children) -> Resul
         ),
         children,
     )?;
-    Ok(port)
+    Ok((port, pid))
 }
