@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use crate::body::{self, Body, BoxError};
 use crate::config::Limits;
 use crate::hop;
+use crate::link::{self, AppLink};
 
 /// A cheap handle to the pooled upstream clients.
 #[derive(Clone)]
@@ -35,7 +36,10 @@ pub struct Forwarder {
 pub struct Unreachable;
 
 /// What kind of upstream failure a forward met, for the caller's answer and metrics.
-fn failure_status(e: &hyper_util::client::legacy::Error) -> (StatusCode, &'static str) {
+fn failure_status(
+    e: &(dyn std::error::Error + 'static),
+    is_connect: bool,
+) -> (StatusCode, &'static str) {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {
@@ -43,10 +47,28 @@ fn failure_status(e: &hyper_util::client::legacy::Error) -> (StatusCode, &'stati
         }
         source = s.source();
     }
-    if e.is_connect() {
+    if is_connect {
         (StatusCode::BAD_GATEWAY, "upstream_unreachable")
     } else {
         (StatusCode::BAD_GATEWAY, "upstream_failed")
+    }
+}
+
+/// A failed send, from the pooled client or from the connection's own app link.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error(transparent)]
+    Pool(#[from] hyper_util::client::legacy::Error),
+    #[error(transparent)]
+    Link(#[from] link::Error),
+}
+
+impl SendError {
+    fn is_connect(&self) -> bool {
+        match self {
+            SendError::Pool(e) => e.is_connect(),
+            SendError::Link(e) => e.is_connect(),
+        }
     }
 }
 
@@ -149,11 +171,21 @@ impl Forwarder {
             Some(h2) if !upgrade => h2,
             _ => &self.http1,
         };
-        let sent = client.request(Request::from_parts(parts, body));
+        // An HTTP/1 caller's own connection to the app, when the listener gave it one.
+        let link = parts.extensions.remove::<AppLink>();
+        let request = Request::from_parts(parts, body);
+        let sent = async {
+            match link {
+                Some(link) if !upgrade && version != Version::HTTP_2 => {
+                    link.send(request).await.map_err(SendError::from)
+                }
+                _ => client.request(request).await.map_err(SendError::from),
+            }
+        };
         let mut response = match tokio::time::timeout(self.request_timeout, sent).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
-                let (status, error) = failure_status(&e);
+                let (status, error) = failure_status(&e, e.is_connect());
                 let detail = match status {
                     StatusCode::PAYLOAD_TOO_LARGE => format!(
                         "the request body is larger than {} bytes (limits.max_body_bytes)",

@@ -8,7 +8,8 @@
 //!   ([`cache`]); [`registration`]: this sidecar's own entry; [`control`]: which node to ask.
 //! - [`server`]: serving a listener (HTTP/1.1 and HTTP/2, limits, graceful stop);
 //!   [`forward`]: sending a request upstream and streaming the answer back; [`hop`]:
-//!   hop-by-hop headers; [`body`]: the body type and JSON error answers; [`guard`]: refusing
+//!   hop-by-hop headers; [`link`]: an HTTP/1 client connection's own app connection;
+//!   [`body`]: the body type and JSON error answers; [`guard`]: refusing
 //!   ambiguous HTTP/1 framing before the parser sees it.
 //! - [`observe`]: the models' HTTP bindings, followed from the control plane, matched against
 //!   requests; [`telemetry`]: spans, trace stitching by business key, OTLP export.
@@ -23,6 +24,7 @@ pub mod engine_store;
 pub mod forward;
 pub mod guard;
 pub mod hop;
+pub mod link;
 pub mod local_api;
 pub mod metrics;
 pub mod observe;

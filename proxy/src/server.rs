@@ -18,15 +18,19 @@ use tokio::sync::Semaphore;
 use crate::body::Body;
 use crate::config::Limits;
 use crate::guard::Guarded;
+use crate::link::AppLink;
 use crate::metrics::Metrics;
 
 /// Serves `handle(request, peer)` on `listener` until `shutdown` resolves; then stops
-/// accepting and waits up to `limits.drain_timeout` for open requests.
+/// accepting and waits up to `limits.drain_timeout` for open requests. With `app`, each
+/// connection gets its own [`AppLink`] to it (in the requests' extensions), driven in the
+/// connection's task.
 pub async fn serve<H, F>(
     listener: TcpListener,
     direction: &'static str,
     limits: Arc<Limits>,
     metrics: Metrics,
+    app: Option<SocketAddr>,
     handle: H,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -71,8 +75,18 @@ pub async fn serve<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let handle = handle.clone();
-        let service = hyper::service::service_fn(move |request| {
+        let (link, driver) = match app {
+            Some(app) => {
+                let (link, driver) = AppLink::new(app, limits.connect_timeout);
+                (Some(link), Some(driver))
+            }
+            None => (None, None),
+        };
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let handle = handle.clone();
+            if let Some(link) = &link {
+                request.extensions_mut().insert(link.clone());
+            }
             async move { Ok::<_, Infallible>(handle(request, peer).await) }
         });
         let refused = metrics.clone();
@@ -91,7 +105,17 @@ pub async fn serve<H, F>(
         let connection = graceful.watch(connection);
         let open = metrics.connection_opened(direction);
         tokio::spawn(async move {
-            let _ = connection.await;
+            match driver {
+                Some(driver) => {
+                    tokio::select! {
+                        _ = connection => {}
+                        () = driver.run() => {}
+                    }
+                }
+                None => {
+                    let _ = connection.await;
+                }
+            }
             drop(open);
             drop(permit);
         });

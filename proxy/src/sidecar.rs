@@ -254,8 +254,11 @@ impl Sidecar {
             me: me.to_ascii_lowercase(),
         };
         let inbound = serve(
-            self.listeners.inbound,
-            "inbound",
+            Plane {
+                listener: self.listeners.inbound,
+                direction: "inbound",
+                app: Some(self.config.app.address),
+            },
             &limits,
             &metrics,
             tel.clone(),
@@ -273,8 +276,11 @@ impl Sidecar {
         );
         let (forwarder, app, mesh_me) = (to_app.clone(), self.app.clone(), me.clone());
         let mesh = serve(
-            self.listeners.mesh,
-            "mesh",
+            Plane {
+                listener: self.listeners.mesh,
+                direction: "mesh",
+                app: None,
+            },
             &limits,
             &metrics,
             tel.clone(),
@@ -299,8 +305,11 @@ impl Sidecar {
             forwarder: Forwarder::mesh(&limits),
         };
         let outbound = serve(
-            self.listeners.outbound,
-            "outbound",
+            Plane {
+                listener: self.listeners.outbound,
+                direction: "outbound",
+                app: None,
+            },
             &limits,
             &metrics,
             tel,
@@ -342,6 +351,14 @@ impl Sidecar {
     }
 }
 
+/// One data-plane listener: its name in metrics and spans, and, for those that lead to the
+/// app over HTTP/1, the app's address (each client connection then gets its own app link).
+struct Plane {
+    listener: TcpListener,
+    direction: &'static str,
+    app: Option<SocketAddr>,
+}
+
 /// What each data-plane request goes through: matching, stitching, its span.
 #[derive(Clone)]
 struct Tracing {
@@ -352,8 +369,7 @@ struct Tracing {
 /// Serves one data-plane listener in its own task, counting each request under `direction`
 /// and its route (the binding's path template, else what the handler names).
 fn serve<H, F>(
-    listener: TcpListener,
-    direction: &'static str,
+    plane: Plane,
     limits: &Arc<Limits>,
     metrics: &Metrics,
     tracing: Tracing,
@@ -364,6 +380,11 @@ where
     H: Fn(Request<Body>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = (Response<Body>, String)> + Send + 'static,
 {
+    let Plane {
+        listener,
+        direction,
+        app,
+    } = plane;
     let counted = metrics.clone();
     let handle = move |request: Request<Incoming>, peer| {
         let (handler, metrics, tracing) = (handler.clone(), counted.clone(), tracing.clone());
@@ -398,6 +419,7 @@ where
         direction,
         limits.clone(),
         metrics.clone(),
+        app,
         handle,
         shutdown,
     ))

@@ -238,6 +238,47 @@ async fn an_upgrade_is_spliced_through_to_the_app() {
 }
 
 #[tokio::test]
+async fn a_client_connection_outlives_the_apps_connections() {
+    let app = app::start().await;
+    let running = sidecar(app.addr, "").await;
+    // One keep-alive client connection; the app closes its side after every other answer.
+    let mut stream = tokio::net::TcpStream::connect(running.handle.inbound)
+        .await
+        .unwrap();
+    for i in 0..6 {
+        let path = if i % 2 == 0 { "/close" } else { "/again" };
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nhost: app\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "request {i}: {head}");
+        // The app's `connection: close` is hop-by-hop: the client's connection stays open.
+        assert!(
+            !head.to_ascii_lowercase().contains("connection: close"),
+            "{head}"
+        );
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap();
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await.unwrap();
+    }
+    assert_eq!(app.hits.load(std::sync::atomic::Ordering::Relaxed), 6);
+}
+
+#[tokio::test]
 async fn the_proxy_answers_502_504_and_413_itself() {
     // Nothing listens on the app's port: 502 that says where it tried.
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,6 +1,6 @@
 //! A small app for proxy tests, on a real socket on 127.0.0.1: it echoes what it received,
-//! streams large bodies both ways, answers any status, never answers, and switches protocols
-//! to a byte echo on `Upgrade: echo`.
+//! streams large bodies both ways, answers any status, closes its connection, never answers,
+//! and switches protocols to a byte echo on `Upgrade: echo`.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -43,6 +43,13 @@ async fn handle(request: Request<Incoming>, hits: Arc<AtomicU64>) -> Response<Bo
         let mut r = Response::new(full(format!("status {code}")));
         *r.status_mut() = status;
         r.headers_mut().insert("x-app", "yes".parse().unwrap());
+        return r;
+    }
+    if path == "/close" {
+        // The app ends the keep-alive connection after this answer.
+        let mut r = Response::new(full("closing"));
+        r.headers_mut()
+            .insert("connection", "close".parse().unwrap());
         return r;
     }
     if path == "/never" {
