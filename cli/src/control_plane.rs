@@ -87,7 +87,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     options.snapshot_logs = args.snapshot_logs;
     options.heartbeat = Duration::from_millis(args.heartbeat_ms);
     options.join = args.join;
-    let runtime = match service::runtime() {
+    let runtime = match service::runtime(0) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("flowmesh control-plane: {e}");

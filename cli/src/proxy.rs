@@ -26,7 +26,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match service::runtime() {
+    let runtime = match service::runtime(config.threads) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("flowmesh proxy: {e}");

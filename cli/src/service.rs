@@ -1,5 +1,5 @@
 //! What the long-running subcommands (`control-plane`, `proxy`) share: logging to stderr under
-//! `$FLOWMESH_LOG`, a multi-threaded runtime, and stopping on SIGINT or SIGTERM.
+//! `$FLOWMESH_LOG`, the runtime, and stopping on SIGINT or SIGTERM.
 
 /// Logs to stderr, filtered by `$FLOWMESH_LOG` or `default_filter`.
 pub(crate) fn init_logging(default_filter: &str) {
@@ -11,8 +11,20 @@ pub(crate) fn init_logging(default_filter: &str) {
         .try_init();
 }
 
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
+/// A runtime with `threads` workers: 1 is a current-thread runtime (no wake-ups between
+/// workers, which cost a sidecar more latency than a second core gives it), 0 one worker per
+/// core.
+pub(crate) fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = match threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        0 => tokio::runtime::Builder::new_multi_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
+    builder
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))

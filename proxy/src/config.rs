@@ -36,6 +36,9 @@ pub struct Config {
     /// A file holding the bearer token for control-plane writes.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Runtime worker threads: 1 (default) runs everything on one thread; 0 = one per core.
+    #[serde(default = "one")]
+    pub threads: usize,
     pub app: App,
     #[serde(default)]
     pub listen: Listen,
@@ -168,6 +171,10 @@ impl Default for Limits {
             drain_timeout: Duration::from_secs(10),
         }
     }
+}
+
+fn one() -> usize {
+    1
 }
 
 fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
@@ -330,6 +337,9 @@ otlp_endpoint = "http://127.0.0.1:4318"
         assert_eq!(c.instance_name(1), "payment-1");
         assert_eq!(c.listen.mesh.port(), 15003);
         assert_eq!(c.limits.max_header_count, 100);
+        assert_eq!(c.threads, 1);
+        assert_eq!(c.telemetry.max_queued_spans, 4096);
+        assert_eq!(c.telemetry.stitch_ttl, Duration::from_secs(7 * 24 * 3600));
         assert_eq!(
             c.telemetry.endpoint(None).as_deref(),
             Some("http://127.0.0.1:4318")
