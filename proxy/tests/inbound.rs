@@ -6,13 +6,14 @@
 
 #[path = "support/app.rs"]
 mod app;
+#[path = "support/mesh.rs"]
+mod harness;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use flowmesh_proxy::config::Config;
-use flowmesh_proxy::{Handle, Sidecar};
+use flowmesh_proxy::Handle;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::{Method, Request, StatusCode};
@@ -20,39 +21,18 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
 
 /// A sidecar in this process in front of `app`, every listener on a free port.
 struct Running {
     handle: Handle,
-    _stop: oneshot::Sender<()>,
+    _stop: harness::Stopper,
     _dir: tempfile::TempDir,
 }
 
 async fn sidecar(app: SocketAddr, limits: &str) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"
-service = "payment"
-data_dir = "{}"
-[app]
-address = "{app}"
-[listen]
-local = "127.0.0.1:0"
-inbound = "127.0.0.1:0"
-outbound = "127.0.0.1:0"
-mesh = "127.0.0.1:0"
-[limits]
-{limits}
-"#,
-        dir.path().display()
-    );
-    let sidecar = Sidecar::build(Config::parse(&text).unwrap()).await.unwrap();
-    let handle = sidecar.handle();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(sidecar.run(async {
-        let _ = stopped.await;
-    }));
+    let (handle, stop, _task) =
+        harness::standalone("payment", app, dir.path(), &format!("[limits]\n{limits}")).await;
     Running {
         handle,
         _stop: stop,
@@ -220,13 +200,7 @@ async fn an_upgrade_is_spliced_through_to_the_app() {
         )
         .await
         .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    let head = app::read_head(&mut stream).await.to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: echo"), "{head}");
     for message in [&b"hello"[..], b"through the sidecar", &[0u8, 255, 7]] {
@@ -251,13 +225,7 @@ async fn a_client_connection_outlives_the_apps_connections() {
             .write_all(format!("GET {path} HTTP/1.1\r\nhost: app\r\n\r\n").as_bytes())
             .await
             .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            stream.read_exact(&mut byte).await.unwrap();
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap();
+        let head = app::read_head(&mut stream).await;
         assert!(head.starts_with("HTTP/1.1 200"), "request {i}: {head}");
         // The app's `connection: close` is hop-by-hop: the client's connection stays open.
         assert!(

@@ -173,13 +173,8 @@ async fn an_app_reaches_another_service_through_both_sidecars() {
         .write_all(b"GET /chat HTTP/1.1\r\nhost: inventory\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
         .await
         .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"));
+    let head = app::read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     stream.write_all(b"ping across the mesh").await.unwrap();
     let mut back = [0u8; 20];
     stream.read_exact(&mut back).await.unwrap();

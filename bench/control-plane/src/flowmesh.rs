@@ -1,7 +1,7 @@
 //! Three `flowmesh control-plane` processes on loopback, each with its own data dir; writes are
 //! service registrations (`PUT /v1/services/bench/instances/{id}`, ~1 KiB) sent to the leader.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,24 +20,8 @@ pub(crate) struct Cluster {
     pub(crate) leader_url: String,
 }
 
-/// The `flowmesh` binary: `$FLOWMESH_BIN`, or the one built next to this benchmark.
-fn binary() -> Result<PathBuf, String> {
-    if let Ok(path) = std::env::var("FLOWMESH_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let sibling = me.with_file_name("flowmesh");
-    if sibling.exists() {
-        return Ok(sibling);
-    }
-    Err(format!(
-        "{} not found: build it first (`cargo build --release --bin flowmesh`, which `make bench-control-plane` does) or set FLOWMESH_BIN",
-        sibling.display()
-    ))
-}
-
 pub(crate) async fn start(dir: &Path) -> Result<Cluster, String> {
-    let bin = binary()?;
+    let bin = crate::procs::flowmesh_binary("bench-control-plane")?;
     std::fs::write(dir.join("token"), TOKEN).map_err(|e| e.to_string())?;
     let addrs: Vec<String> = (0..3)
         .map(|_| free_port().map(|p| format!("127.0.0.1:{p}")))

@@ -95,15 +95,9 @@ async fn bench(seconds: u64, only: Option<&str>) -> Result<serde_json::Value, St
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let seconds = match args.iter().position(|a| a == "--seconds") {
-        Some(i) => match args.get(i + 1).and_then(|s| s.parse::<u64>().ok()) {
-            Some(s) if s > 0 => s,
-            _ => {
-                eprintln!("--seconds needs a whole number of seconds above 0");
-                return ExitCode::from(2);
-            }
-        },
-        None => 10,
+    let seconds = match procs::seconds_arg(&args) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     // `--only flowmesh` or `--only etcd`: one side alone, for profiling.
     let only = match args.iter().position(|a| a == "--only") {

@@ -1,6 +1,8 @@
-//! Child processes that die with the benchmark, and free loopback ports.
+//! What the benchmarks that run flowmesh processes share: child processes that die with the
+//! benchmark, free loopback ports, the `flowmesh` binary, and the `--seconds` argument.
 
-use std::process::Child;
+use std::path::PathBuf;
+use std::process::{Child, ExitCode};
 
 /// Kills its processes when dropped, so a failed run leaves no cluster behind.
 #[derive(Default)]
@@ -22,4 +24,35 @@ pub(crate) fn free_port() -> Result<u16, String> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
+}
+
+/// The `flowmesh` binary: `$FLOWMESH_BIN`, or the one built next to the benchmark; `make` names
+/// the target that builds it.
+pub(crate) fn flowmesh_binary(make: &str) -> Result<PathBuf, String> {
+    if let Ok(path) = std::env::var("FLOWMESH_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let sibling = me.with_file_name("flowmesh");
+    if sibling.exists() {
+        return Ok(sibling);
+    }
+    Err(format!(
+        "{} not found: build it first (`cargo build --release --bin flowmesh`, which `make {make}` does) or set FLOWMESH_BIN",
+        sibling.display()
+    ))
+}
+
+/// `--seconds N` from the command line (default 10), or the exit code for a bad value.
+pub(crate) fn seconds_arg(args: &[String]) -> Result<u64, ExitCode> {
+    match args.iter().position(|a| a == "--seconds") {
+        Some(i) => match args.get(i + 1).and_then(|s| s.parse::<u64>().ok()) {
+            Some(s) if s > 0 => Ok(s),
+            _ => {
+                eprintln!("--seconds needs a whole number of seconds above 0");
+                Err(ExitCode::from(2))
+            }
+        },
+        None => Ok(10),
+    }
 }

@@ -2,28 +2,12 @@
 //! front of the nginx app (one hop: its inbound port); `client` routes to it through the mesh
 //! (two hops: client's outbound → app's mesh → the app).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::procs::{Children, free_port};
 
 const TOKEN: &str = "bench-token";
-
-/// The `flowmesh` binary: `$FLOWMESH_BIN`, or the one built next to this benchmark.
-fn binary() -> Result<PathBuf, String> {
-    if let Ok(path) = std::env::var("FLOWMESH_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let sibling = me.with_file_name("flowmesh");
-    if sibling.exists() {
-        return Ok(sibling);
-    }
-    Err(format!(
-        "{} not found: build it first (`cargo build --release --bin flowmesh`, which `make bench-proxy` does) or set FLOWMESH_BIN",
-        sibling.display()
-    ))
-}
 
 pub(crate) struct Mesh {
     /// The sidecar in front of the app: its inbound port and process id.
@@ -74,7 +58,7 @@ fn sidecar(
 }
 
 pub(crate) fn start(dir: &Path, app_port: u16, children: &mut Children) -> Result<Mesh, String> {
-    let bin = binary()?;
+    let bin = crate::procs::flowmesh_binary("bench-proxy")?;
     std::fs::write(dir.join("token"), TOKEN).map_err(|e| e.to_string())?;
     let cp_port = free_port()?;
     let log = std::fs::File::create(dir.join("control-plane.log")).map_err(|e| e.to_string())?;
