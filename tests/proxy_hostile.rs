@@ -9,6 +9,8 @@
 
 #[path = "../proxy/tests/support/app.rs"]
 mod app;
+#[path = "../proxy/tests/support/client.rs"]
+mod http;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -16,10 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -402,18 +401,15 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-type TestBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
-
 /// Good requests on keep-alive connections until `stop`; returns how many succeeded and the
 /// slowest.
 async fn good_traffic(port: u16, stop: Arc<AtomicBool>) -> (u64, Duration) {
-    let client: Client<HttpConnector, TestBody> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let client = http::client();
     let (mut ok, mut slowest) = (0u64, Duration::ZERO);
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let request = hyper::Request::post(format!("http://127.0.0.1:{port}/good?n={ok}"))
-            .body(Full::new(Bytes::from_static(b"good body")).boxed())
+            .body(http::full(Bytes::from_static(b"good body")))
             .unwrap();
         let response = client.request(request).await.expect("good request failed");
         assert_eq!(response.status(), 200);
@@ -573,10 +569,9 @@ async fn http2_rapid_reset_is_met_with_goaway() {
 }
 
 async fn good_traffic_once(port: u16) -> bool {
-    let client: Client<HttpConnector, TestBody> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let client = http::client();
     let request = hyper::Request::get(format!("http://127.0.0.1:{port}/after"))
-        .body(Full::new(Bytes::new()).boxed())
+        .body(http::empty())
         .unwrap();
     client
         .request(request)

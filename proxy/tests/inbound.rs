@@ -8,7 +8,10 @@
 mod app;
 #[path = "support/mesh.rs"]
 mod harness;
+#[path = "support/client.rs"]
+mod http;
 
+use http::{client, empty, h2_client, json, read_head};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -17,9 +20,7 @@ use flowmesh_proxy::Handle;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A sidecar in this process in front of `app`, every listener on a free port.
@@ -38,28 +39,6 @@ async fn sidecar(app: SocketAddr, limits: &str) -> Running {
         _stop: stop,
         _dir: dir,
     }
-}
-
-type TestBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
-
-fn client() -> Client<HttpConnector, TestBody> {
-    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
-}
-
-fn h2_client() -> Client<HttpConnector, TestBody> {
-    Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build(HttpConnector::new())
-}
-
-fn empty() -> TestBody {
-    Full::new(Bytes::new()).boxed()
-}
-
-async fn json(response: hyper::Response<hyper::body::Incoming>) -> serde_json::Value {
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
 }
 
 #[tokio::test]
@@ -200,7 +179,7 @@ async fn an_upgrade_is_spliced_through_to_the_app() {
         )
         .await
         .unwrap();
-    let head = app::read_head(&mut stream).await.to_ascii_lowercase();
+    let head = read_head(&mut stream).await.to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: echo"), "{head}");
     for message in [&b"hello"[..], b"through the sidecar", &[0u8, 255, 7]] {
@@ -225,7 +204,7 @@ async fn a_client_connection_outlives_the_apps_connections() {
             .write_all(format!("GET {path} HTTP/1.1\r\nhost: app\r\n\r\n").as_bytes())
             .await
             .unwrap();
-        let head = app::read_head(&mut stream).await;
+        let head = read_head(&mut stream).await;
         assert!(head.starts_with("HTTP/1.1 200"), "request {i}: {head}");
         // The app's `connection: close` is hop-by-hop: the client's connection stays open.
         assert!(

@@ -9,8 +9,11 @@
 mod app;
 #[path = "support/mesh.rs"]
 mod harness;
+#[path = "support/client.rs"]
+mod http;
 
 use harness::{control_plane, routable, sidecar};
+use http::{client, empty, json, read_head};
 
 use std::net::SocketAddr;
 
@@ -18,26 +21,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-type TestBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
-
-fn client() -> Client<HttpConnector, TestBody> {
-    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
-}
-
-fn empty() -> TestBody {
-    Full::new(Bytes::new()).boxed()
-}
-
-async fn json(response: hyper::Response<hyper::body::Incoming>) -> serde_json::Value {
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
-}
 
 /// A request from checkout's app to `service` through the outbound port, naming it in `Host`.
 fn via(outbound: SocketAddr, service: &str, path: &str) -> hyper::http::request::Builder {
@@ -173,7 +158,7 @@ async fn an_app_reaches_another_service_through_both_sidecars() {
         .write_all(b"GET /chat HTTP/1.1\r\nhost: inventory\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
         .await
         .unwrap();
-    let head = app::read_head(&mut stream).await;
+    let head = read_head(&mut stream).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     stream.write_all(b"ping across the mesh").await.unwrap();
     let mut back = [0u8; 20];

@@ -9,7 +9,10 @@
 mod app;
 #[path = "support/mesh.rs"]
 mod harness;
+#[path = "support/client.rs"]
+mod http;
 
+use http::{client, full};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,23 +25,11 @@ use harness::{TOKEN, UP, control_plane, routable, sidecar};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use prost::Message;
 use tokio::net::TcpListener;
-
-type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
-
-fn client() -> Client<HttpConnector, TestBody> {
-    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
-}
-
-fn full(b: impl Into<Bytes>) -> TestBody {
-    Full::new(b.into()).boxed()
-}
 
 /// A span as the receiver decoded it.
 #[derive(Clone, Debug)]

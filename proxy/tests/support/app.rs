@@ -151,14 +151,3 @@ pub(crate) async fn start() -> App {
     });
     App { addr, hits }
 }
-
-/// Reads a response head from `stream`, byte by byte so that nothing after it is consumed.
-pub(crate) async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    String::from_utf8(head).unwrap()
-}
