@@ -91,17 +91,38 @@ impl<T> Guarded<T> {
             match &mut self.state {
                 State::Passthrough | State::Refused => return Ok(()),
                 State::Head => {
-                    let before = self.head.len();
-                    self.head.extend_from_slice(input);
-                    match self.inspect_head()? {
-                        Some(len) => {
+                    // Most heads arrive whole in one read: parse them where they lie, and
+                    // gather bytes only for a head that spans reads.
+                    let gathered = !self.head.is_empty();
+                    if gathered {
+                        self.head.extend_from_slice(input);
+                    }
+                    let bytes = if gathered { &self.head[..] } else { input };
+                    match inspect(bytes, self.max_headers, self.max_head_bytes)? {
+                        Head::Complete(len, next) => {
+                            let before = if gathered {
+                                self.head.len() - input.len()
+                            } else {
+                                0
+                            };
                             input = &input[len - before..];
+                            self.state = next;
                             self.head.clear();
                             if self.head.capacity() > 16 * 1024 {
                                 self.head = Vec::new();
                             }
                         }
-                        None => return Ok(()),
+                        Head::Partial => {
+                            if !gathered {
+                                self.head.extend_from_slice(input);
+                            }
+                            return Ok(());
+                        }
+                        Head::Passthrough => {
+                            self.state = State::Passthrough;
+                            self.head = Vec::new();
+                            return Ok(());
+                        }
                     }
                 }
                 State::Body(left) => {
@@ -136,81 +157,92 @@ impl<T> Guarded<T> {
         }
         Ok(())
     }
+}
 
-    /// Parses the head gathered so far: `Some(length)` once complete (and the state set for the
-    /// body), `None` while it is still partial.
-    fn inspect_head(&mut self) -> Result<Option<usize>, Reason> {
-        let mut headers = vec![httparse::EMPTY_HEADER; self.max_headers];
-        let mut request = httparse::Request::new(&mut headers);
-        let len = match request.parse(&self.head) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => {
-                if self.head.len() > self.max_head_bytes {
-                    self.state = State::Passthrough; // the parser answers 431
-                }
-                return Ok(None);
-            }
-            Err(_) => {
-                // Not HTTP/1 (the HTTP/2 preface) or a head the parser refuses itself.
-                self.state = State::Passthrough;
-                return Ok(None);
-            }
-        };
-        let (mut lengths, mut length, mut chunked, mut encodings, mut upgrade) =
-            (0, None, false, 0, false);
-        for h in request.headers.iter() {
-            if h.name.eq_ignore_ascii_case("content-length") {
-                lengths += 1;
-                length = std::str::from_utf8(h.value)
-                    .ok()
-                    .and_then(|v| v.trim().parse::<u64>().ok());
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                encodings += 1;
-                chunked = h
-                    .value
-                    .rsplit(|b| *b == b',')
-                    .next()
-                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            } else if h.name.eq_ignore_ascii_case("upgrade") {
-                upgrade = true;
-            }
+/// What a request head says about the bytes that follow it.
+enum Head {
+    Partial,
+    /// The parser decides (it refuses this head itself, or it is not HTTP/1).
+    Passthrough,
+    /// The head's length and the framing of what follows.
+    Complete(usize, State),
+}
+
+/// Reads one request head from the start of `bytes`.
+fn inspect(bytes: &[u8], max_headers: usize, max_head_bytes: usize) -> Result<Head, Reason> {
+    let mut stack = [httparse::EMPTY_HEADER; 64];
+    let mut heap = Vec::new();
+    let headers: &mut [httparse::Header<'_>] = if max_headers <= stack.len() {
+        &mut stack[..max_headers]
+    } else {
+        heap.resize(max_headers, httparse::EMPTY_HEADER);
+        &mut heap
+    };
+    let mut request = httparse::Request::new(headers);
+    let len = match request.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => len,
+        // Past the limit the parser answers 431.
+        Ok(httparse::Status::Partial) if bytes.len() > max_head_bytes => {
+            return Ok(Head::Passthrough);
         }
-        if lengths > 0 && encodings > 0 {
-            return Err("content_length_and_transfer_encoding");
+        Ok(httparse::Status::Partial) => return Ok(Head::Partial),
+        // Not HTTP/1 (the HTTP/2 preface) or a head the parser refuses itself.
+        Err(_) => return Ok(Head::Passthrough),
+    };
+    let (mut lengths, mut length, mut chunked, mut encodings, mut upgrade) =
+        (0, None, false, 0, false);
+    for h in request.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            lengths += 1;
+            length = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            encodings += 1;
+            chunked = h
+                .value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("upgrade") {
+            upgrade = true;
         }
-        if lengths > 1 {
-            return Err("repeated_content_length");
-        }
-        // Origin form, absolute form, `*` for OPTIONS, authority form for CONNECT (RFC 9112 §3.2).
-        let target = request.path.unwrap_or("");
-        let method = request.method.unwrap_or("");
-        if !(target.starts_with('/')
-            || target.contains("://")
-            || (target == "*" && method == "OPTIONS")
-            || method == "CONNECT")
-        {
-            return Err("bad_request_target");
-        }
-        self.state = if upgrade || request.method == Some("CONNECT") {
-            State::Passthrough
-        } else if encodings > 0 {
-            if chunked {
-                State::Chunked(Chunk::Size {
-                    value: 0,
-                    digits: 0,
-                })
-            } else {
-                State::Passthrough
-            }
-        } else {
-            match (lengths, length) {
-                (0, _) | (_, Some(0)) => State::Head,
-                (_, Some(n)) => State::Body(n),
-                (_, None) => State::Passthrough, // the parser answers 400
-            }
-        };
-        Ok(Some(len))
     }
+    if lengths > 0 && encodings > 0 {
+        return Err("content_length_and_transfer_encoding");
+    }
+    if lengths > 1 {
+        return Err("repeated_content_length");
+    }
+    // Origin form, absolute form, `*` for OPTIONS, authority form for CONNECT (RFC 9112 §3.2).
+    let target = request.path.unwrap_or("");
+    let method = request.method.unwrap_or("");
+    if !(target.starts_with('/')
+        || target.contains("://")
+        || (target == "*" && method == "OPTIONS")
+        || method == "CONNECT")
+    {
+        return Err("bad_request_target");
+    }
+    let next = if upgrade || request.method == Some("CONNECT") {
+        State::Passthrough
+    } else if encodings > 0 {
+        if chunked {
+            State::Chunked(Chunk::Size {
+                value: 0,
+                digits: 0,
+            })
+        } else {
+            State::Passthrough
+        }
+    } else {
+        match (lengths, length) {
+            (0, _) | (_, Some(0)) => State::Head,
+            (_, Some(n)) => State::Body(n),
+            (_, None) => State::Passthrough, // the parser answers 400
+        }
+    };
+    Ok(Head::Complete(len, next))
 }
 
 /// The chunked framing after `byte`; `None` once the message is complete.
