@@ -390,21 +390,27 @@ where
         let (handler, metrics, tracing) = (handler.clone(), counted.clone(), tracing.clone());
         async move {
             let started = Instant::now();
-            let service = if direction == "outbound" {
-                routing::target_service(&request).unwrap_or_default()
+            // The service the request is for: only bindings and spans need it (the outbound
+            // handler finds its target itself).
+            let target;
+            let service: &str = if direction != "outbound" {
+                &tracing.me
+            } else if tracing.telemetry.is_idle() {
+                ""
             } else {
-                tracing.me.clone()
+                target = routing::target_service(&request).unwrap_or_default();
+                &target
             };
-            let (response, route) =
-                match tracing.telemetry.begin(direction, &service, request).await {
-                    Ok((request, flight)) => {
-                        let (response, named) = handler(request, peer).await;
-                        let route = flight.route.clone().unwrap_or(named);
-                        tracing.telemetry.end(flight, &response);
-                        (response, route)
-                    }
-                    Err(refusal) => (refusal, "other".to_owned()),
-                };
+            let (response, route) = match tracing.telemetry.begin(direction, service, request).await
+            {
+                Ok((request, flight)) => {
+                    let (response, named) = handler(request, peer).await;
+                    let route = flight.route.clone().unwrap_or(named);
+                    tracing.telemetry.end(flight, &response);
+                    (response, route)
+                }
+                Err(refusal) => (refusal, "other".to_owned()),
+            };
             metrics.request(
                 direction,
                 &route,

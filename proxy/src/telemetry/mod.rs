@@ -89,6 +89,11 @@ impl Telemetry {
         }
     }
 
+    /// Nothing to export and no binding to match: requests pass untouched.
+    pub fn is_idle(&self) -> bool {
+        self.inner.exporter.is_none() && self.inner.rules.get().is_empty()
+    }
+
     pub fn stitch(&self) -> &Stitch {
         &self.inner.stitch
     }
