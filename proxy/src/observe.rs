@@ -121,11 +121,19 @@ impl Matched {
         body: Option<&serde_json::Value>,
         trace_id: String,
     ) -> Result<Observation, String> {
-        let query = query.map(query_params).unwrap_or_default();
-        let headers = headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
+        // Only what the binding reads: most take their key from the path.
+        let query = match query {
+            Some(q) if self.binding.reads("query") => query_params(q),
+            _ => Default::default(),
+        };
+        let headers = if self.binding.reads("headers") {
+            headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect()
+        } else {
+            Default::default()
+        };
         let view = RequestView {
             params: &self.params,
             query: &query,

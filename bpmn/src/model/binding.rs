@@ -62,11 +62,6 @@ impl KeySource {
             )),
         }
     }
-
-    /// Whether finding the key needs the request body.
-    pub fn reads_body(&self) -> bool {
-        matches!(self, KeySource::Feel(e) if e.source().contains("body"))
-    }
 }
 
 /// A route path such as `/orders/{orderId}/items`: literal segments and `{name}` parameters,
@@ -271,13 +266,25 @@ impl HttpBinding {
         }
     }
 
-    /// Whether matching needs the body buffered.
-    pub fn reads_body(&self) -> bool {
-        self.key.reads_body()
+    /// Whether the key or the variables read `part` of a request (`query`, `headers` or
+    /// `body`), so that the proxy prepares only what is read.
+    pub fn reads(&self, part: &str) -> bool {
+        let by_key = match &self.key {
+            KeySource::Feel(e) => e.source().contains(part),
+            KeySource::Header(_) => part == "headers",
+            KeySource::Query(_) => part == "query",
+            KeySource::Path(_) => false,
+        };
+        by_key
             || self
                 .variables
                 .as_ref()
-                .is_some_and(|v| v.source().contains("body"))
+                .is_some_and(|v| v.source().contains(part))
+    }
+
+    /// Whether matching needs the body buffered.
+    pub fn reads_body(&self) -> bool {
+        self.reads("body")
     }
 
     fn key_text(&self) -> String {
