@@ -87,14 +87,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     options.snapshot_logs = args.snapshot_logs;
     options.heartbeat = Duration::from_millis(args.heartbeat_ms);
     options.join = args.join;
-    let runtime = match service::runtime(0) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("flowmesh control-plane: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let result = runtime.block_on(async move {
+    service::block_on("control-plane", 0, async move {
         let node = ControlPlane::build(options).await?;
         let handle = node.handle();
         eprintln!(
@@ -102,12 +95,5 @@ pub(crate) fn run(args: Args) -> ExitCode {
             handle.id, handle.addr
         );
         node.run(service::shutdown_signal()).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("flowmesh control-plane: {e}");
-            ExitCode::from(1)
-        }
-    }
+    })
 }

@@ -26,16 +26,10 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match service::runtime(config.threads) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("flowmesh proxy: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let service = config.service.clone();
     let app = config.app.address;
-    let result = runtime.block_on(async move {
+    let threads = config.threads;
+    service::block_on("proxy", threads, async move {
         let sidecar = Sidecar::build(config).await?;
         let handle = sidecar.handle();
         eprintln!(
@@ -43,12 +37,5 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             handle.inbound, handle.local
         );
         sidecar.run(service::shutdown_signal()).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("flowmesh proxy: {e}");
-            ExitCode::from(1)
-        }
-    }
+    })
 }

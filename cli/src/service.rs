@@ -45,3 +45,23 @@ pub(crate) async fn shutdown_signal() {
         _ = terminate.recv() => {}
     }
 }
+
+/// Runs `component` (a long-running subcommand) on a runtime with `threads` workers until it
+/// ends; an error is printed as `flowmesh NAME: ...` with exit code 1.
+pub(crate) fn block_on<E: std::fmt::Display>(
+    name: &str,
+    threads: usize,
+    component: impl std::future::Future<Output = Result<(), E>>,
+) -> std::process::ExitCode {
+    let result = match runtime(threads) {
+        Ok(r) => r.block_on(component).map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flowmesh {name}: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
