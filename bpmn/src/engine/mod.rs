@@ -63,6 +63,9 @@ pub struct Options {
     /// Time to live of messages the engine publishes itself (message throw events without a
     /// job), in milliseconds. Default: one hour.
     pub publish_ttl_ms: i64,
+    /// Retries of new jobs by job type, overriding the model's `zeebe:taskDefinition retries`
+    /// (the sidecar's `[jobs]` configuration knows best how often its app may be asked).
+    pub job_retries: std::collections::BTreeMap<String, u32>,
 }
 
 impl Default for Options {
@@ -70,6 +73,7 @@ impl Default for Options {
         Options {
             record_events: true,
             publish_ttl_ms: 3_600_000,
+            job_retries: Default::default(),
         }
     }
 }
@@ -182,6 +186,20 @@ impl Engine {
         Ok(Reader::new(kv)
             .next_due()?
             .and_then(|ms| Timestamp::from_millisecond(ms).ok()))
+    }
+
+    /// The deployed model of a process definition key and its version (to name elements of
+    /// events and state).
+    pub fn definition(
+        &mut self,
+        kv: &dyn KvRead,
+        definition: u64,
+    ) -> Result<(std::sync::Arc<crate::model::Process>, u32), Error> {
+        let r = Reader::new(kv);
+        Ok((
+            self.models.get(r, definition)?,
+            self.models.version(r, definition)?,
+        ))
     }
 
     pub fn options(&self) -> &Options {

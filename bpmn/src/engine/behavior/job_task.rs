@@ -77,6 +77,12 @@ pub(crate) fn create_job(
         }
         Err(msg) => return ctx.incident(el.key, IncidentKind::Expression, msg, None),
     };
+    let retries = ctx
+        .options
+        .job_retries
+        .get(&job_type)
+        .copied()
+        .unwrap_or(retries);
     lifecycle::activated(ctx, el)?;
     let key = ctx.new_key();
     let job = Job {
