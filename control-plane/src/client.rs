@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use flowmesh_proto::control::{
     ClusterResponse, DeployResponse, ModelsResponse, RegisterRequest, RolloutRequest,
-    ServicesResponse, WatchResponse,
+    RoutesResponse, ServicesResponse, WatchResponse,
 };
 use flowmesh_proto::error::ErrorBody;
 use hyper::{Method, StatusCode};
@@ -169,6 +169,16 @@ impl Client {
         self.json(
             Method::GET,
             &read_path("/v1/models", linearizable),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Which services own a process waiting for each message name.
+    pub async fn routes(&self, linearizable: bool) -> Result<RoutesResponse, Error> {
+        self.json(
+            Method::GET,
+            &read_path("/v1/routes", linearizable),
             None::<&()>,
         )
         .await

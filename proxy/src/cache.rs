@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use flowmesh_proto::control::ServicesResponse;
+
+use crate::deployments::Deployments;
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
 const STATE: TableDefinition<'static, &'static str, &'static [u8]> =
@@ -99,23 +101,23 @@ impl Cache {
         Ok(removed)
     }
 
-    /// Stores the XML of the deployed models this sidecar matches traffic against.
-    pub fn store_models(&self, models: &[(String, String)]) -> Result<(), Error> {
-        let bytes = serde_json::to_vec(models).map_err(io)?;
+    /// Stores the deployed models as last seen.
+    pub fn store_deployments(&self, d: &Deployments) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(d).map_err(io)?;
         let txn = self.db.begin_write().map_err(io)?;
         txn.open_table(STATE)
             .map_err(io)?
-            .insert("models", bytes.as_slice())
+            .insert("deployments", bytes.as_slice())
             .map_err(io)?;
         txn.commit().map_err(io)
     }
 
-    pub fn load_models(&self) -> Result<Vec<(String, String)>, Error> {
+    pub fn load_deployments(&self) -> Result<Option<Deployments>, Error> {
         let txn = self.db.begin_read().map_err(io)?;
         let table = txn.open_table(STATE).map_err(io)?;
-        match table.get("models").map_err(io)? {
-            Some(v) => serde_json::from_slice(v.value()).map_err(io),
-            None => Ok(Vec::new()),
+        match table.get("deployments").map_err(io)? {
+            Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(io),
+            None => Ok(None),
         }
     }
 }

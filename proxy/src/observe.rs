@@ -1,5 +1,5 @@
-//! Observation: the deployed models' `flowmesh:http` bindings turned into a matcher, followed
-//! from the control plane (and kept in redb for a start without it). A request that matches a
+//! Observation: the deployed models' `flowmesh:http` bindings turned into a matcher that
+//! follows the deployments. A request that matches a
 //! binding of the service it is for becomes an [`Observation`].
 //!
 //! Matching is one hash lookup by (service, method, number of path segments) and then a check
@@ -7,14 +7,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use flowmesh_bpmn::model::binding::query_params;
 use flowmesh_bpmn::model::{HttpBinding, RequestView};
 use hyper::HeaderMap;
 
-use crate::cache::Cache;
-use crate::control::ControlPlanes;
+use tokio::sync::watch;
+
+use crate::deployments::Deployments;
 
 /// A request recognised as a BPMN message.
 #[derive(Clone, Debug, PartialEq)]
@@ -170,78 +170,16 @@ impl RuleSet {
         }
     }
 
-    /// The rules of the models stored at the last run.
-    pub fn restore(&self, cache: &Cache) {
-        match cache.load_models() {
-            Ok(models) if !models.is_empty() => self.replace(Rules::from_models(&models)),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(
-                "the cached models cannot be read ({e}); no bindings until the control plane answers"
-            ),
-        }
-    }
-
-    /// Follows the deployed models: the latest version of each process, fetched when it
-    /// changes, stored in redb, turned into rules.
-    pub async fn follow(self, control: ControlPlanes, cache: Cache) {
-        let mut revision = 0u64;
-        let mut backoff = Duration::from_millis(100);
-        let mut have: HashMap<String, (u32, String)> = HashMap::new();
-        let mut synced = false;
+    /// Keeps the rules current with the deployed models' latest versions until the task is
+    /// dropped.
+    pub async fn follow(self, mut deployments: watch::Receiver<Arc<Deployments>>) {
         loop {
-            let client = control.current();
-            let step = async {
-                if synced {
-                    let changes = client.watch(revision, Duration::from_secs(25)).await?;
-                    let models_changed = changes.snapshot.is_some()
-                        || changes.changes.iter().any(|c| {
-                            matches!(c, flowmesh_proto::control::Change::ModelDeployed { .. })
-                        });
-                    if !models_changed {
-                        return Ok((changes.revision, false));
-                    }
-                }
-                let models = client.models(false).await?;
-                let mut latest: HashMap<String, u32> = HashMap::new();
-                for m in &models.models {
-                    let v = latest.entry(m.process.clone()).or_default();
-                    *v = (*v).max(m.version);
-                }
-                let mut next = HashMap::new();
-                for (process, version) in latest {
-                    let xml = match have.get(&process) {
-                        Some((v, xml)) if *v == version => xml.clone(),
-                        _ => client.model_xml(&process, &version.to_string()).await?,
-                    };
-                    next.insert(process, (version, xml));
-                }
-                have = next;
-                Ok::<_, flowmesh_control_plane::client::Error>((models.revision, true))
-            };
-            match step.await {
-                Ok((seen, changed)) => {
-                    if changed {
-                        let xml: Vec<(String, String)> = have
-                            .iter()
-                            .map(|(p, (v, x))| (format!("{p} v{v}"), x.clone()))
-                            .collect();
-                        let rules = Rules::from_models(&xml);
-                        tracing::debug!("{} HTTP bindings from {} models", rules.len(), xml.len());
-                        self.replace(rules);
-                        if let Err(e) = cache.store_models(&xml) {
-                            tracing::warn!("cannot store the models: {e}");
-                        }
-                    }
-                    revision = revision.max(seen);
-                    synced = true;
-                    backoff = Duration::from_millis(100);
-                }
-                Err(e) => {
-                    tracing::debug!("following the models: {e}");
-                    control.failed();
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
+            let latest = deployments.borrow_and_update().latest_xml();
+            let rules = Rules::from_models(&latest);
+            tracing::debug!("{} HTTP bindings from {} models", rules.len(), latest.len());
+            self.replace(rules);
+            if deployments.changed().await.is_err() {
+                return;
             }
         }
     }
