@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+mod jobs;
+
+pub use jobs::{HttpTarget, JobSpec, PublishSpec, Subscription};
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read {path}: {source}")]
@@ -46,6 +50,36 @@ pub struct Config {
     pub telemetry: Telemetry,
     #[serde(default)]
     pub limits: Limits,
+    /// Job type → how this sidecar performs it.
+    #[serde(default)]
+    pub jobs: std::collections::BTreeMap<String, JobSpec>,
+    /// Event topics delivered to the app.
+    #[serde(default)]
+    pub subscriptions: Vec<Subscription>,
+    #[serde(default)]
+    pub runtime: Runtime,
+}
+
+/// The workflow runtime.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Runtime {
+    /// Most engine commands committed in one transaction (one fsync).
+    pub max_batch: usize,
+    /// Commands waiting for the engine at most; more are refused with 503.
+    pub max_queued: usize,
+    /// Largest body the local API takes, in bytes (more: 413).
+    pub max_request_bytes: usize,
+}
+
+impl Default for Runtime {
+    fn default() -> Runtime {
+        Runtime {
+            max_batch: 512,
+            max_queued: 8192,
+            max_request_bytes: 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -263,6 +297,10 @@ impl Config {
                 "limits: max_concurrent_streams and max_connections must be at least 1".to_owned(),
             );
         }
+        if self.runtime.max_batch == 0 || self.runtime.max_queued == 0 {
+            return Err("runtime: max_batch and max_queued must be at least 1".to_owned());
+        }
+        jobs::check(&self.jobs, &self.subscriptions)?;
         let listen = &self.listen;
         let ports = [
             ("local", listen.local),
@@ -295,10 +333,11 @@ impl Config {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !s.is_empty() && s.len() <= 128 && s.chars().all(name_char)
+}
+
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! tables, so that both commit together.
 
 use std::path::Path;
+use std::sync::{Arc, Weak};
 
 use flowmesh_bpmn::store::{Error, Kv, KvRead, Store, Table};
 use redb::{
@@ -24,8 +25,32 @@ fn io(e: impl std::fmt::Display) -> Error {
 
 /// The engine's tables in a redb database.
 pub struct RedbStore {
-    db: Database,
+    db: Arc<Database>,
     durability: Durability,
+}
+
+/// A cheap handle for reading committed state from any thread while one thread writes. It
+/// does not keep the file open: once the store is dropped, reads fail as closed.
+#[derive(Clone)]
+pub struct Snapshots {
+    db: Weak<Database>,
+}
+
+impl Snapshots {
+    /// Runs `f` on one consistent snapshot: the engine's tables and the raw read transaction
+    /// (for callers' own tables).
+    pub fn read_with<R, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&dyn KvRead, &ReadTransaction) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let db = self
+            .db
+            .upgrade()
+            .ok_or_else(|| Error::Io("the engine's database is closed".to_owned()))?;
+        let txn = db.begin_read().map_err(io)?;
+        let tables = Tables::<ReadOnlyTable<Bytes, Bytes>>::open(&txn)?;
+        f(&tables, &txn)
+    }
 }
 
 impl RedbStore {
@@ -39,7 +64,7 @@ impl RedbStore {
         }
         txn.commit().map_err(io)?;
         Ok(RedbStore {
-            db,
+            db: Arc::new(db),
             durability: Durability::Immediate,
         })
     }
@@ -75,6 +100,12 @@ impl RedbStore {
         }
     }
 
+    pub fn snapshots(&self) -> Snapshots {
+        Snapshots {
+            db: Arc::downgrade(&self.db),
+        }
+    }
+
     /// The underlying database, for callers' own read transactions.
     pub fn database(&self) -> &Database {
         &self.db
@@ -90,9 +121,7 @@ impl Store for RedbStore {
     }
 
     fn read<R, E: From<Error>>(&self, f: impl FnOnce(&dyn KvRead) -> Result<R, E>) -> Result<R, E> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let tables = Tables::<ReadOnlyTable<Bytes, Bytes>>::open(&txn)?;
-        f(&tables)
+        self.snapshots().read_with(|kv, _| f(kv))
     }
 }
 

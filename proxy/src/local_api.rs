@@ -1,5 +1,5 @@
-//! The local API on `listen.local`: health, readiness and metrics (the `/v1/...` endpoints of
-//! the workflow runtime join it later).
+//! The local API on `listen.local`: health, readiness and metrics, and the workflow runtime's
+//! `/v1/...` endpoints ([`runtime::api`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::metrics::Metrics;
+use crate::runtime;
 
 #[derive(Clone)]
 struct Local {
@@ -18,12 +19,18 @@ struct Local {
     app: SocketAddr,
 }
 
-pub fn router(metrics: Metrics, app: SocketAddr) -> Router {
-    Router::new()
+pub fn router(metrics: Metrics, app: SocketAddr, runtime: Option<runtime::Handle>) -> Router {
+    let base = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(Local { metrics, app })
+        .with_state(Local { metrics, app });
+    match runtime {
+        Some(handle) => base
+            .merge(runtime::api::router(handle))
+            .fallback(runtime::api::unknown),
+        None => base,
+    }
 }
 
 /// Ready when the app accepts connections: before that, traffic sent here would only fail.

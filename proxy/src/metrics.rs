@@ -37,6 +37,17 @@ struct DirectionLabels {
     direction: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    job_type: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabels {
+    message: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs to ~26 s.
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
@@ -53,6 +64,11 @@ struct Inner {
     observations: Family<MessageLabels, Counter>,
     missed: Family<MessageLabels, Counter>,
     dropped_spans: Counter,
+    engine_batches: Counter,
+    engine_commands: Counter,
+    engine_commit: Histogram,
+    jobs: Family<JobLabels, Counter>,
+    unroutable: Family<NameLabels, Counter>,
 }
 
 /// A cheap handle to the metrics.
@@ -125,8 +141,43 @@ impl Metrics {
             "Spans dropped because the export queue was full or the collector refused them",
             dropped_spans.clone(),
         );
+        let engine_batches = Counter::default();
+        let engine_commands = Counter::default();
+        let engine_commit = latency_histogram();
+        let jobs = Family::<JobLabels, Counter>::default();
+        let unroutable = Family::<NameLabels, Counter>::default();
+        registry.register(
+            "engine_batches",
+            "Engine transactions committed (each one fsync)",
+            engine_batches.clone(),
+        );
+        registry.register(
+            "engine_commands",
+            "Engine commands processed (instances started, jobs reported, messages, ticks)",
+            engine_commands.clone(),
+        );
+        registry.register(
+            "engine_commit_seconds",
+            "Time to process and durably commit one batch of engine commands",
+            engine_commit.clone(),
+        );
+        registry.register(
+            "jobs",
+            "Job attempts by job type and outcome (completed, error, failed, no_worker)",
+            jobs.clone(),
+        );
+        registry.register(
+            "messages_unroutable",
+            "Messages no service waits for (kept until one does), by message name",
+            unroutable.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                engine_batches,
+                engine_commands,
+                engine_commit,
+                jobs,
+                unroutable,
                 registry,
                 requests,
                 latency,
@@ -184,6 +235,31 @@ impl Metrics {
             .missed
             .get_or_create(&MessageLabels {
                 direction,
+                message: message.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn engine_batch(&self, commands: usize, took: Duration) {
+        self.inner.engine_batches.inc();
+        self.inner.engine_commands.inc_by(commands as u64);
+        self.inner.engine_commit.observe(took.as_secs_f64());
+    }
+
+    pub fn job(&self, job_type: &str, outcome: &'static str) {
+        self.inner
+            .jobs
+            .get_or_create(&JobLabels {
+                job_type: job_type.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn unroutable(&self, message: &str) {
+        self.inner
+            .unroutable
+            .get_or_create(&NameLabels {
                 message: message.to_owned(),
             })
             .inc();

@@ -18,11 +18,13 @@ use crate::body::Body;
 use crate::cache::{self, Cache};
 use crate::config::{Config, Limits};
 use crate::control::ControlPlanes;
+use crate::deployments::{Follower, Watched};
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
-use crate::observe::RuleSet;
+use crate::observe::{RuleSet, Rules};
 use crate::registry::Registry;
 use crate::routing::{self, Outbound};
+use crate::runtime::{self, Runtime};
 use crate::telemetry::Telemetry;
 use crate::telemetry::export::{self, Exporter};
 use crate::telemetry::stitch::Stitch;
@@ -46,6 +48,8 @@ pub enum Error {
     Local(std::io::Error),
     #[error(transparent)]
     Export(#[from] export::Error),
+    #[error(transparent)]
+    Runtime(#[from] runtime::Error),
 }
 
 struct Listeners {
@@ -68,6 +72,9 @@ pub struct Sidecar {
     rules: RuleSet,
     telemetry: Telemetry,
     export: Option<export::Sender>,
+    follower: Option<Follower>,
+    deployments: Watched,
+    runtime: Option<Runtime>,
 }
 
 /// What a running sidecar exposes.
@@ -83,6 +90,9 @@ pub struct Handle {
     pub metrics: Metrics,
     pub registry: Registry,
     pub rules: RuleSet,
+    pub deployments: Watched,
+    /// The workflow runtime (absent once the sidecar has stopped).
+    pub runtime: Option<runtime::Handle>,
 }
 
 async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
@@ -152,8 +162,20 @@ impl Sidecar {
         registry.restore(&cache);
         let instance = config.instance_name(bound(&listeners.inbound).port());
         let metrics = Metrics::new();
+        let (follower, deployments) = Follower::restore(&config.service, &cache);
         let rules = RuleSet::default();
-        rules.restore(&cache);
+        rules.replace(Rules::from_models(&deployments.current().latest_xml()));
+        let runtime = Runtime::build(
+            runtime::Options {
+                service: config.service.clone(),
+                app: config.app.address,
+                data_dir: config.data_dir.clone(),
+                jobs: config.jobs.clone(),
+                runtime: config.runtime.clone(),
+            },
+            deployments.clone(),
+            metrics.clone(),
+        )?;
         let (exporter, export): (Option<Exporter>, _) = match config
             .telemetry
             .endpoint(std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
@@ -175,6 +197,9 @@ impl Sidecar {
             config.limits.max_buffered_body_bytes,
         );
         Ok(Sidecar {
+            follower: Some(follower),
+            deployments,
+            runtime: Some(runtime),
             rules,
             telemetry,
             export,
@@ -201,6 +226,8 @@ impl Sidecar {
             metrics: self.metrics.clone(),
             registry: self.registry.clone(),
             rules: self.rules.clone(),
+            deployments: self.deployments.clone(),
+            runtime: self.runtime.as_ref().map(Runtime::handle),
         }
     }
 
@@ -224,12 +251,20 @@ impl Sidecar {
                 .clone()
                 .write_behind(std::time::Duration::from_millis(200)),
         ));
+        background.push(tokio::spawn(
+            self.rules.clone().follow(self.deployments.subscribe()),
+        ));
+        let runtime_api = self.runtime.as_ref().map(Runtime::handle);
+        let running = self
+            .runtime
+            .take()
+            .map(|r| tokio::spawn(r.run(on_stop(stopped.clone()))));
         if let Some(control) = &self.control {
-            background.push(tokio::spawn(
-                self.rules
-                    .clone()
-                    .follow(control.clone(), self.cache.clone()),
-            ));
+            if let Some(follower) = self.follower.take() {
+                background.push(tokio::spawn(
+                    follower.follow(control.clone(), self.cache.clone()),
+                ));
+            }
             background.push(tokio::spawn(
                 self.registry
                     .clone()
@@ -324,7 +359,7 @@ impl Sidecar {
         );
         let local = axum::serve(
             self.listeners.local,
-            local_api::router(self.metrics.clone(), self.config.app.address),
+            local_api::router(self.metrics.clone(), self.config.app.address, runtime_api),
         )
         .with_graceful_shutdown(on_stop(stopped.clone()));
         let local = tokio::spawn(async move { local.await });
@@ -338,6 +373,9 @@ impl Sidecar {
         }
         let _ = stop.send(true);
         let _ = tokio::join!(inbound, mesh, outbound);
+        if let Some(running) = running {
+            let _ = running.await;
+        }
         // The last spans and trace contexts: the exporter ends once no listener holds it.
         drop(self.telemetry);
         let _ = tokio::task::spawn_blocking(move || stitch.flush()).await;

@@ -1,0 +1,360 @@
+//! The workflow runtime: runs the processes this sidecar's service owns, on the engine with its
+//! state in redb (`data_dir/engine.redb`).
+//!
+//! ```text
+//!  local API, job results, ──► Queue ──► engine thread: one transaction per batch ──► replies
+//!  observations, deploys                 (engine state + runtime index, one fsync)  ──► actions
+//!                                                                                        │
+//!        jobs ◄── Worker (HTTP to the app) ◄──────── dispatcher ◄────────────────────────┘
+//!                                                    publications → owners of the message
+//! ```
+//!
+//! Options → [`Runtime::build`] (opens the file) → [`Runtime::run`] until shutdown, with a
+//! cheap [`Handle`] for the local API.
+
+pub mod api;
+mod core;
+pub mod index;
+mod jobs;
+pub mod rollout;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use flowmesh_bpmn::engine::state::Reader;
+use flowmesh_bpmn::engine::{
+    self, Accepted, Action, Command, CommandResult, Engine, JobActivation, Publication,
+};
+use tokio::sync::mpsc;
+
+use crate::config::{self, JobSpec};
+use crate::deployments::{Deployments, Watched};
+use crate::engine_store::{RedbStore, Snapshots};
+use crate::metrics::Metrics;
+pub use core::Work;
+pub use index::Origin;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the engine's storage failed: {0}")]
+    Storage(String),
+    #[error("the engine's state is inconsistent: {0}")]
+    Engine(String),
+    #[error("the engine is busy: too many commands are waiting; retry shortly")]
+    Busy,
+    #[error("the workflow runtime has stopped")]
+    Stopped,
+}
+
+impl From<engine::Error> for Error {
+    fn from(e: engine::Error) -> Error {
+        match e {
+            engine::Error::Store(s) => Error::Storage(s.to_string()),
+            engine::Error::Corrupt(c) => Error::Engine(c),
+        }
+    }
+}
+
+impl From<flowmesh_bpmn::store::Error> for Error {
+    fn from(e: flowmesh_bpmn::store::Error) -> Error {
+        Error::Storage(e.to_string())
+    }
+}
+
+pub struct Options {
+    /// The service this sidecar stands next to (it runs the processes this service owns).
+    pub service: String,
+    pub app: SocketAddr,
+    pub data_dir: PathBuf,
+    pub jobs: BTreeMap<String, JobSpec>,
+    pub runtime: config::Runtime,
+}
+
+pub struct Runtime {
+    options: Options,
+    store: RedbStore,
+    engine: Engine,
+    queue: core::Queue,
+    rx: std::sync::mpsc::Receiver<Work>,
+    deployments: Watched,
+    metrics: Metrics,
+}
+
+/// What the local API and the data plane use: cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    service: String,
+    queue: core::Queue,
+    snapshots: Snapshots,
+    deployments: Watched,
+    max_request_bytes: usize,
+    metrics: Metrics,
+}
+
+impl Runtime {
+    pub fn build(
+        options: Options,
+        deployments: Watched,
+        metrics: Metrics,
+    ) -> Result<Runtime, Error> {
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| {
+            Error::Storage(format!("cannot create {}: {e}", options.data_dir.display()))
+        })?;
+        let mut store = RedbStore::open(&options.data_dir.join("engine.redb"))?;
+        store.transact_with(|_, txn| index::create(txn))?;
+        let engine = Engine::new(engine::Options {
+            record_events: true,
+            job_retries: options
+                .jobs
+                .iter()
+                .filter_map(|(t, spec)| Some((t.clone(), spec.retries?)))
+                .collect(),
+            ..engine::Options::default()
+        });
+        let (queue, rx) = core::queue(options.runtime.max_queued);
+        Ok(Runtime {
+            options,
+            store,
+            engine,
+            queue,
+            rx,
+            deployments,
+            metrics,
+        })
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle {
+            inner: Arc::new(Shared {
+                service: self.options.service.clone(),
+                queue: self.queue.clone(),
+                snapshots: self.store.snapshots(),
+                deployments: self.deployments.clone(),
+                max_request_bytes: self.options.runtime.max_request_bytes,
+                metrics: self.metrics.clone(),
+            }),
+        }
+    }
+
+    /// Runs until `shutdown` resolves; the engine thread finishes the batch it is in.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
+        let handle = self.handle();
+        let Runtime {
+            options,
+            store,
+            engine,
+            queue,
+            rx,
+            deployments,
+            metrics,
+        } = self;
+        let (actions_tx, mut actions) = mpsc::unbounded_channel();
+        let (ended_tx, mut ended) = mpsc::unbounded_channel();
+        let outputs = core::Outputs {
+            actions: actions_tx,
+            ended: ended_tx,
+        };
+        let max_batch = options.runtime.max_batch;
+        let thread_metrics = metrics.clone();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop_flag = stopping.clone();
+        let thread = std::thread::Builder::new()
+            .name("flowmesh-engine".into())
+            .spawn(move || {
+                core::run(
+                    store,
+                    engine,
+                    rx,
+                    max_batch,
+                    outputs,
+                    &thread_metrics,
+                    &stop_flag,
+                );
+            })
+            .map_err(|e| Error::Storage(format!("cannot start the engine thread: {e}")))?;
+
+        let worker = jobs::Worker::new(
+            &options.service,
+            options.app,
+            options.jobs.clone(),
+            queue.clone(),
+            metrics.clone(),
+        );
+        let dispatch = {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                while let Some(action) = actions.recv().await {
+                    match action {
+                        Action::Job(job) => {
+                            let trace = handle.traceparent(&job);
+                            worker.start(job, trace);
+                        }
+                        Action::Publish(p) => handle.route_publication(p).await,
+                    }
+                }
+            })
+        };
+        let spans = tokio::spawn(async move {
+            // Element spans join the telemetry pipeline in a later step; until then the ended
+            // elements are only drained.
+            while ended.recv().await.is_some() {}
+        });
+        let deploying = tokio::spawn(deploy_owned(handle.clone(), deployments.subscribe()));
+
+        shutdown.await;
+        deploying.abort();
+        dispatch.abort();
+        spans.abort();
+        // The engine finishes the batch it is in and closes the file (a restart in the same
+        // process can open it again); work queued after this is refused as stopped.
+        stopping.store(true, Ordering::Release);
+        let _ = queue.push(Work::new(Vec::new()));
+        drop(queue);
+        drop(handle);
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|_| Error::Stopped)?
+            .map_err(|_| Error::Engine("the engine thread panicked".to_owned()))
+    }
+}
+
+impl Handle {
+    pub fn service(&self) -> &str {
+        &self.inner.service
+    }
+
+    pub fn snapshots(&self) -> &Snapshots {
+        &self.inner.snapshots
+    }
+
+    pub fn deployments(&self) -> Arc<Deployments> {
+        self.inner.deployments.current()
+    }
+
+    pub fn max_request_bytes(&self) -> usize {
+        self.inner.max_request_bytes
+    }
+
+    /// Runs commands as one transaction and returns their results once durable.
+    pub async fn run(&self, work: Work) -> Result<Vec<CommandResult>, Error> {
+        self.inner.queue.run(work).await
+    }
+
+    /// One command, durable when this returns.
+    pub async fn command(&self, command: Command) -> Result<CommandResult, Error> {
+        let mut results = self.run(Work::new(vec![command])).await?;
+        results.pop().ok_or(Error::Stopped)
+    }
+
+    /// `traceparent` for a job's call: the instance's trace, the job element's span.
+    fn traceparent(&self, job: &JobActivation) -> Option<String> {
+        self.inner
+            .snapshots
+            .read_with(|_, txn| index::job_trace(txn, job.instance, job.element_instance))
+            .ok()
+            .flatten()
+            .map(|(trace, span)| format!("00-{trace}-{span}-01"))
+    }
+
+    /// Hands a message the engine published to the services waiting for it.
+    async fn route_publication(&self, p: Publication) {
+        let deployments = self.deployments();
+        let owners = deployments.owners_of(&p.name);
+        let mine = owners
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(&self.inner.service));
+        if !mine {
+            // Only processes of this service can take it here; peers get it once the mesh
+            // delivery exists. Kept in the engine's outbox meanwhile (visible, not lost).
+            self.inner.metrics.unroutable(&p.name);
+            tracing::warn!(
+                message = %p.name,
+                "no process of this service waits for the message; it stays in the outbox"
+            );
+            return;
+        }
+        let work = Work::new(vec![
+            Command::Publish {
+                name: p.name.clone(),
+                correlation_key: p.correlation_key.clone(),
+                variables: p.variables.clone(),
+                ttl_ms: p.ttl_ms,
+                message_id: Some(p.message_id.clone()),
+            },
+            Command::AckPublication { key: p.key },
+        ]);
+        if let Err(e) = self.run(work).await {
+            tracing::warn!(message = %p.name, "routing a published message failed: {e}");
+        }
+    }
+}
+
+/// Deploys into the local engine every version of the processes this service owns, in the
+/// control plane's version order, so that local version N is the control plane's version N.
+async fn deploy_owned(
+    handle: Handle,
+    mut deployments: tokio::sync::watch::Receiver<Arc<Deployments>>,
+) {
+    loop {
+        let current = deployments.borrow_and_update().clone();
+        let mut retry = false;
+        for model in current.owned_by(&handle.inner.service) {
+            let Some(xml) = &model.xml else { continue };
+            let have = handle
+                .inner
+                .snapshots
+                .read_with(|kv, _| Reader::new(kv).versions(&model.process))
+                .map(|v| v.len())
+                .unwrap_or(0);
+            if u32::try_from(have).unwrap_or(u32::MAX) >= model.version {
+                continue;
+            }
+            let deploy = Command::Deploy {
+                resource: format!("{} v{}", model.process, model.version),
+                xml: xml.clone(),
+            };
+            match handle.command(deploy).await {
+                Ok(Ok(Accepted::Deployed(done))) => {
+                    for d in done.iter().filter(|d| d.process_id == model.process) {
+                        if d.version != model.version {
+                            tracing::error!(
+                                process = %model.process,
+                                "control-plane version {} became local version {}; instances of it run as the local one",
+                                model.version,
+                                d.version
+                            );
+                        }
+                    }
+                }
+                Ok(other) => tracing::error!(
+                    process = %model.process,
+                    version = model.version,
+                    "the engine refused the deployed model: {other:?}"
+                ),
+                Err(e) => {
+                    tracing::warn!(
+                        "deploying {} v{}: {e}; retrying",
+                        model.process,
+                        model.version
+                    );
+                    retry = true;
+                    break;
+                }
+            }
+        }
+        if retry {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        }
+        if deployments.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,607 @@
+//! The workflow runtime in a sidecar, against a control plane and a job-performing app on
+//! 127.0.0.1: owned processes deploy themselves, jobs reach the app with their keys, failures
+//! retry and become incidents that resolve, timers survive downtime, messages wait for their
+//! subscriptions within their TTL, rollouts split by business key, and bad input to the local
+//! API changes nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/mesh.rs"]
+mod harness;
+#[path = "support/client.rs"]
+mod http;
+#[path = "support/worker.rs"]
+mod worker;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use flowmesh_bpmn::testing::suite;
+use flowmesh_control_plane::client::Client;
+use flowmesh_proto::control::RolloutRequest;
+use harness::{TOKEN, UP, control_plane, sidecar};
+use http::{client, full};
+use hyper::{Method, Request};
+use serde_json::{Value, json};
+use worker::Mode;
+
+const JOBS: &str = r#"
+[jobs]
+t1 = { http = "POST /jobs/t1", timeout = "5s", retries = 2, backoff = "20ms" }
+t2 = { http = "POST /jobs/t2", timeout = "5s" }
+t3 = { http = "POST /jobs/t3", timeout = "5s" }
+"#;
+
+/// A request to the local API: status and JSON body.
+async fn api(local: SocketAddr, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("http://{local}{path}"))
+        .header("content-type", "application/json")
+        .body(full(Bytes::from(body.unwrap_or("").to_owned())))
+        .unwrap();
+    let response = client().request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)))
+    };
+    (status, value)
+}
+
+async fn deploy(cp: &str, xml: &str, owner: &str) {
+    Client::new(cp, Some(TOKEN.to_owned()))
+        .deploy(Bytes::from(xml.to_owned()), Some(owner))
+        .await
+        .unwrap();
+}
+
+/// Polls `f` until it gives `Some`, or fails the test after [`UP`].
+async fn until<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + UP;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the sidecar's engine has `process` at `version`.
+async fn deployed(local: SocketAddr, process: &str, version: u64) {
+    until(&format!("{process} v{version} deployed"), || async {
+        let (_, models) = api(local, Method::GET, "/v1/models", None).await;
+        models["models"]
+            .as_array()?
+            .iter()
+            .any(|m| m["process"] == process && m["version"] == version)
+            .then_some(())
+    })
+    .await;
+}
+
+async fn start(local: SocketAddr, body: Value) -> String {
+    let (status, created) = api(
+        local,
+        Method::POST,
+        "/v1/instances",
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    created["key"].as_str().unwrap().to_owned()
+}
+
+/// Waits until instance `key` is in `state`, and returns it.
+async fn reaches(local: SocketAddr, key: &str, state: &str) -> Value {
+    until(&format!("instance {key} {state}"), || async {
+        let (_, i) = api(local, Method::GET, &format!("/v1/instances/{key}"), None).await;
+        (i["state"] == state).then_some(i)
+    })
+    .await
+}
+
+fn events(instance: &Value) -> Vec<(String, String)> {
+    instance["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["element"].as_str().unwrap().to_owned(),
+                h["event"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn payment(
+    dir: &Path,
+    cp: &str,
+    app: SocketAddr,
+    extra: &str,
+) -> (
+    flowmesh_proxy::Handle,
+    harness::Stopper,
+    tokio::task::JoinHandle<()>,
+) {
+    sidecar("payment", app, dir, cp, extra).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owned_process_runs_its_jobs_against_the_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let app = worker::start().await;
+    let (side, _stop, _task) = payment(&dir.path().join("payment"), &cp, app.addr, JOBS).await;
+    deploy(&cp, suite::THREE_TASKS, "payment").await;
+    deployed(side.local, "three-tasks", 1).await;
+
+    let key = start(
+        side.local,
+        json!({"process": "three-tasks", "variables": {"orderId": "o-1"}, "business_key": "o-1"}),
+    )
+    .await;
+    let done = reaches(side.local, &key, "completed").await;
+    assert_eq!(done["business_key"], "o-1");
+    assert_eq!(done["version"], 1);
+    assert_eq!(
+        done["variables"],
+        json!({"orderId": "o-1", "t1_done": true, "t2_done": true, "t3_done": true})
+    );
+    assert_eq!(done["active_elements"], json!([]));
+    assert!(done["ended_at"].is_string());
+    let history = events(&done);
+    for task in ["t1", "t2", "t3"] {
+        let at = |e: &str| history.iter().position(|h| h.0 == task && h.1 == e);
+        assert!(
+            at("activated").unwrap() < at("completed").unwrap(),
+            "{history:?}"
+        );
+    }
+    assert_eq!(
+        history.last().unwrap(),
+        &("three-tasks".to_owned(), "completed".to_owned())
+    );
+    let trace = done["trace_id"].as_str().unwrap();
+    assert_eq!(trace.len(), 32);
+
+    // Each job reached the app once, with its key as idempotency key and the instance's trace.
+    let calls = app.calls();
+    assert_eq!(
+        calls.iter().map(|c| c.path.as_str()).collect::<Vec<_>>(),
+        ["/jobs/t1", "/jobs/t2", "/jobs/t3"]
+    );
+    for c in &calls {
+        assert_eq!(c.job["key"].as_str().unwrap(), c.idempotency_key);
+        assert_eq!(c.job["instance"].as_str().unwrap(), key);
+        assert_eq!(c.job["process"], "three-tasks");
+        assert!(c.traceparent.as_deref().unwrap().contains(trace), "{c:?}");
+    }
+    assert_eq!(calls[1].variables["t1_done"], true);
+
+    let (_, list) = api(
+        side.local,
+        Method::GET,
+        "/v1/instances?state=completed&process=three-tasks",
+        None,
+    )
+    .await;
+    assert_eq!(list["items"][0]["key"], key.as_str());
+    assert_eq!(list["next"], Value::Null);
+    let (_, none) = api(side.local, Method::GET, "/v1/instances?state=active", None).await;
+    assert_eq!(none["items"], json!([]));
+    let (_, models) = api(side.local, Method::GET, "/v1/models", None).await;
+    let model = &models["models"][0];
+    assert_eq!(model["instances"]["completed"], 1);
+    assert_eq!(model["elements"]["t2"]["completed"], 1);
+    assert_eq!(model["elements"]["t2"]["active"], 0);
+    assert!(model["elements"]["t2"]["avg_ms"].is_number());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_retry_then_raise_incidents_that_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let app = worker::start().await;
+    // t3 has no [jobs] entry.
+    let jobs = JOBS
+        .lines()
+        .filter(|l| !l.starts_with("t3"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (side, _stop, _task) = payment(&dir.path().join("payment"), &cp, app.addr, &jobs).await;
+    deploy(&cp, suite::THREE_TASKS, "payment").await;
+    deployed(side.local, "three-tasks", 1).await;
+
+    app.set(Mode::Fail);
+    let key = start(side.local, json!({"process": "three-tasks"})).await;
+    let stuck = reaches(side.local, &key, "incident").await;
+    let incident = &stuck["incidents"][0];
+    assert_eq!(incident["element"], "t1");
+    assert_eq!(incident["kind"], "JOB_NO_RETRIES");
+    assert!(
+        incident["message"].as_str().unwrap().contains("503"),
+        "{incident}"
+    );
+    assert_eq!(stuck["active_elements"], json!(["t1"]));
+    // retries = 2 in [jobs]: two attempts, the same job key both times.
+    let calls = app.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].idempotency_key, calls[1].idempotency_key);
+
+    app.set(Mode::Complete);
+    let id = incident["id"].as_str().unwrap();
+    let (status, body) = api(
+        side.local,
+        Method::POST,
+        &format!("/v1/incidents/{id}/resolve"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // t1 and t2 complete; t3 has no worker: an incident that says so.
+    let stuck = until("the t3 incident", || async {
+        let i = reaches(side.local, &key, "incident").await;
+        (i["incidents"][0]["element"] == "t3").then_some(i)
+    })
+    .await;
+    let message = stuck["incidents"][0]["message"].as_str().unwrap();
+    assert!(message.contains("no worker for job type 't3'"), "{message}");
+    let (_, all) = api(side.local, Method::GET, "/v1/incidents", None).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+
+    // A business error nobody catches is an incident too.
+    app.set(Mode::Error);
+    let other = start(side.local, json!({"process": "three-tasks"})).await;
+    let failed = reaches(side.local, &other, "incident").await;
+    assert_eq!(failed["incidents"][0]["kind"], "UNHANDLED_ERROR_EVENT");
+    assert!(
+        failed["incidents"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CARD_EXPIRED")
+    );
+
+    // Cancelling ends the instance and its incidents.
+    let (status, _) = api(
+        side.local,
+        Method::DELETE,
+        &format!("/v1/instances/{other}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let cancelled = reaches(side.local, &other, "cancelled").await;
+    assert_eq!(cancelled["incidents"], json!([]));
+    let (status, _) = api(
+        side.local,
+        Method::DELETE,
+        &format!("/v1/instances/{other}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_fire_after_downtime_and_messages_wait_for_their_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let app = worker::start().await;
+    let data = dir.path().join("payment");
+    let (side, mut stop, task) = payment(&data, &cp, app.addr, JOBS).await;
+    deploy(&cp, include_str!("fixtures/wait.bpmn"), "payment").await;
+    deployed(side.local, "wait", 1).await;
+
+    let started = Instant::now();
+    let key = start(
+        side.local,
+        json!({"process": "wait", "variables": {"duration": "PT1S", "orderId": "o-7"}}),
+    )
+    .await;
+    let (_, waiting) = api(
+        side.local,
+        Method::GET,
+        &format!("/v1/instances/{key}"),
+        None,
+    )
+    .await;
+    assert_eq!(waiting["active_elements"], json!(["pause"]));
+    // The message comes before the instance subscribes: buffered for its TTL.
+    let message = json!({"name": "Paid", "correlation_key": "o-7", "variables": {"paid": 10}, "ttl": "PT1M", "id": "pay-o-7"});
+    let (status, body) = api(
+        side.local,
+        Method::POST,
+        "/v1/messages",
+        Some(&message.to_string()),
+    )
+    .await;
+    assert_eq!((status, body["id"].as_str()), (202, Some("pay-o-7")));
+    let (status, body) = api(
+        side.local,
+        Method::POST,
+        "/v1/messages",
+        Some(&message.to_string()),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "duplicate");
+
+    // Down while the timer falls due.
+    stop.stop();
+    task.await.unwrap();
+    while started.elapsed() < Duration::from_millis(1500) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (side, _stop, _task) = payment(&data, &cp, app.addr, JOBS).await;
+    let done = reaches(side.local, &key, "completed").await;
+    assert_eq!(done["variables"]["paid"], 10);
+    let history = events(&done);
+    assert!(history.contains(&("pause".to_owned(), "completed".to_owned())));
+
+    // A message whose TTL ended before the subscription opened does not correlate.
+    let late = json!({"name": "Paid", "correlation_key": "o-8", "ttl": "PT0S"});
+    let (status, _) = api(
+        side.local,
+        Method::POST,
+        "/v1/messages",
+        Some(&late.to_string()),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let key = start(
+        side.local,
+        json!({"process": "wait", "variables": {"duration": "PT0S", "orderId": "o-8"}}),
+    )
+    .await;
+    let waiting = until("o-8 waits for Paid", || async {
+        let (_, i) = api(
+            side.local,
+            Method::GET,
+            &format!("/v1/instances/{key}"),
+            None,
+        )
+        .await;
+        (i["active_elements"] == json!(["paid"])).then_some(i)
+    })
+    .await;
+    assert_eq!(waiting["state"], "active");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_weights_split_new_instances_by_business_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let app = worker::start().await;
+    let (side, _stop, _task) = payment(&dir.path().join("payment"), &cp, app.addr, JOBS).await;
+    deploy(&cp, suite::THREE_TASKS, "payment").await;
+    deploy(
+        &cp,
+        &suite::THREE_TASKS.replace("id=\"defs\"", "id=\"defs-2\""),
+        "payment",
+    )
+    .await;
+    deployed(side.local, "three-tasks", 2).await;
+    Client::new(&cp, Some(TOKEN.to_owned()))
+        .rollout(
+            "three-tasks",
+            &RolloutRequest {
+                weights: BTreeMap::from([("1".to_owned(), 50), ("2".to_owned(), 50)]),
+            },
+        )
+        .await
+        .unwrap();
+    until("the rollout reaches the sidecar", || async {
+        side.deployments
+            .current()
+            .rollouts
+            .contains_key("three-tasks")
+            .then_some(())
+    })
+    .await;
+
+    let mut version_of = BTreeMap::new();
+    for i in 0..40 {
+        let body = json!({"process": "three-tasks", "business_key": format!("k-{i}")});
+        let (status, created) = api(
+            side.local,
+            Method::POST,
+            "/v1/instances",
+            Some(&body.to_string()),
+        )
+        .await;
+        assert_eq!(status, 201);
+        version_of.insert(i, created["version"].as_u64().unwrap());
+    }
+    let on_2 = version_of.values().filter(|v| **v == 2).count();
+    assert!((10..=30).contains(&on_2), "{version_of:?}");
+    for i in 0..10 {
+        let body = json!({"process": "three-tasks", "business_key": format!("k-{i}")});
+        let (_, created) = api(
+            side.local,
+            Method::POST,
+            "/v1/instances",
+            Some(&body.to_string()),
+        )
+        .await;
+        assert_eq!(created["version"].as_u64(), Some(version_of[&i]), "k-{i}");
+    }
+    // An explicit version wins over the weights.
+    let body = json!({"process": "three-tasks", "business_key": "k-0", "version": 1});
+    let (_, created) = api(
+        side.local,
+        Method::POST,
+        "/v1/instances",
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(created["version"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_to_the_local_api_gets_a_clear_4xx_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let app = worker::start().await;
+    let extra = format!("{JOBS}\n[runtime]\nmax_request_bytes = 2048\n");
+    let (side, _stop, _task) = payment(&dir.path().join("payment"), &cp, app.addr, &extra).await;
+    deploy(&cp, suite::THREE_TASKS, "payment").await;
+    deployed(side.local, "three-tasks", 1).await;
+
+    let huge = json!({"process": "three-tasks", "variables": {"x": "y".repeat(4096)}}).to_string();
+    // method, path, body, status, error code, part of the detail
+    type Case<'a> = (Method, &'a str, Option<String>, u16, &'a str, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            Method::POST,
+            "/v1/instances",
+            Some("{\"process\": ".into()),
+            400,
+            "invalid_json",
+            "not valid JSON",
+        ),
+        (
+            Method::POST,
+            "/v1/instances",
+            Some("{\"process\": \"nope\"}".into()),
+            404,
+            "not_found",
+            "nope",
+        ),
+        (
+            Method::POST,
+            "/v1/instances",
+            Some("{\"process\": 5}".into()),
+            400,
+            "invalid_request",
+            "expected a string",
+        ),
+        (
+            Method::POST,
+            "/v1/instances",
+            Some("{\"process\": \"three-tasks\", \"variables\": [1]}".into()),
+            400,
+            "invalid_request",
+            "must be a JSON object",
+        ),
+        (
+            Method::POST,
+            "/v1/instances",
+            Some("{\"process\": \"three-tasks\", \"version\": 9}".into()),
+            404,
+            "not_found",
+            "9",
+        ),
+        (
+            Method::POST,
+            "/v1/instances",
+            Some("{\"process\": \"three-tasks\", \"bussiness_key\": \"x\"}".into()),
+            400,
+            "invalid_request",
+            "unknown field",
+        ),
+        (
+            Method::POST,
+            "/v1/instances",
+            Some(huge),
+            413,
+            "too_large",
+            "max_request_bytes",
+        ),
+        (
+            Method::POST,
+            "/v1/messages",
+            Some("{\"name\": \"Paid\"}".into()),
+            400,
+            "invalid_request",
+            "correlation_key",
+        ),
+        (
+            Method::POST,
+            "/v1/messages",
+            Some("{\"name\": \"Paid\", \"correlation_key\": \"k\", \"ttl\": \"soon\"}".into()),
+            400,
+            "invalid_request",
+            "not a duration",
+        ),
+        (
+            Method::POST,
+            "/v1/incidents/123/resolve",
+            None,
+            404,
+            "not_found",
+            "no open incident 123",
+        ),
+        (
+            Method::POST,
+            "/v1/incidents/abc/resolve",
+            None,
+            400,
+            "invalid_request",
+            "not a incident key",
+        ),
+        (
+            Method::GET,
+            "/v1/instances/77",
+            None,
+            404,
+            "not_found",
+            "77",
+        ),
+        (
+            Method::DELETE,
+            "/v1/instances/77",
+            None,
+            404,
+            "not_found",
+            "77",
+        ),
+        (
+            Method::GET,
+            "/v1/instances?state=stuck",
+            None,
+            400,
+            "invalid_request",
+            "active, completed",
+        ),
+        (
+            Method::GET,
+            "/v1/instances?limit=0",
+            None,
+            400,
+            "invalid_request",
+            "limit",
+        ),
+        (
+            Method::GET,
+            "/v1/nothing",
+            None,
+            404,
+            "not_found",
+            "not an endpoint",
+        ),
+    ];
+    for (method, path, body, status, code, detail) in cases {
+        let (got, answer) = api(side.local, method.clone(), path, body.as_deref()).await;
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        assert_eq!(answer["error"], code, "{method} {path}: {answer}");
+        let text = answer["detail"].as_str().unwrap();
+        assert!(text.contains(detail), "{method} {path}: {text}");
+    }
+    let (_, list) = api(side.local, Method::GET, "/v1/instances", None).await;
+    assert_eq!(list["items"], json!([]));
+    assert!(app.calls().is_empty());
+}
