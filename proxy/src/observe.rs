@@ -26,6 +26,8 @@ pub struct Observation {
     pub id: String,
     /// The trace the request belongs to (hex).
     pub trace_id: String,
+    /// The request's own span context (W3C `traceparent`), for what the message causes.
+    pub traceparent: String,
 }
 
 /// service → method → number of path segments → bindings (lookups by `&str`, no allocation).
@@ -149,6 +151,7 @@ impl Matched {
             variables: self.binding.variables(&view),
             id: crate::telemetry::context::hex(&id),
             trace_id,
+            traceparent: String::new(),
         })
     }
 }

@@ -172,6 +172,7 @@ impl Sidecar {
                 data_dir: config.data_dir.clone(),
                 jobs: config.jobs.clone(),
                 runtime: config.runtime.clone(),
+                registry: registry.clone(),
             },
             deployments.clone(),
             metrics.clone(),
@@ -287,6 +288,7 @@ impl Sidecar {
         let tel = Tracing {
             telemetry: self.telemetry.clone(),
             me: me.to_ascii_lowercase(),
+            runtime: runtime_api.clone(),
         };
         let inbound = serve(
             Plane {
@@ -310,6 +312,7 @@ impl Sidecar {
             on_stop(stopped.clone()),
         );
         let (forwarder, app, mesh_me) = (to_app.clone(), self.app.clone(), me.clone());
+        let deliveries = runtime_api.clone();
         let mesh = serve(
             Plane {
                 listener: self.listeners.mesh,
@@ -321,9 +324,17 @@ impl Sidecar {
             tel.clone(),
             move |mut request: Request<Body>, peer| {
                 let (forwarder, app, me) = (forwarder.clone(), app.clone(), mesh_me.clone());
+                let deliveries = deliveries.clone();
                 async move {
                     if let Some(refusal) = routing::mesh_refusal(&request, &me) {
                         return (refusal, "other".to_owned());
+                    }
+                    if request.uri().path() == runtime::deliver::PATH
+                        && request.method() == hyper::Method::POST
+                        && let Some(runtime) = &deliveries
+                    {
+                        let answer = runtime::deliver::receive(runtime, request).await;
+                        return (answer, runtime::deliver::PATH.to_owned());
                     }
                     routing::unmark(request.headers_mut());
                     (
@@ -402,6 +413,9 @@ struct Plane {
 struct Tracing {
     telemetry: Telemetry,
     me: String,
+    /// Where observations go (the receiving side routes them; the sending side's outbound
+    /// only records them in its span, so that each request is one message).
+    runtime: Option<runtime::Handle>,
 }
 
 /// Serves one data-plane listener in its own task, counting each request under `direction`
@@ -442,6 +456,11 @@ where
             let (response, route) = match tracing.telemetry.begin(direction, service, request).await
             {
                 Ok((request, flight)) => {
+                    if direction != "outbound"
+                        && let (Some(runtime), Some(o)) = (&tracing.runtime, &flight.observation)
+                    {
+                        runtime.observed(o);
+                    }
                     let (response, named) = handler(request, peer).await;
                     let route = flight.route.clone().unwrap_or(named);
                     tracing.telemetry.end(flight, &response);

@@ -605,3 +605,68 @@ async fn bad_input_to_the_local_api_gets_a_clear_4xx_and_changes_nothing() {
     assert_eq!(list["items"], json!([]));
     assert!(app.calls().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_reach_the_owning_sidecar_through_the_mesh_and_wait_out_its_downtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let order_app = worker::start().await;
+    let payment_app = worker::start().await;
+    let order_dir = dir.path().join("order");
+    let (order, mut order_stop, order_task) =
+        sidecar("order", order_app.addr, &order_dir, &cp, "").await;
+    let (pay, _pay_stop, _pay_task) =
+        payment(&dir.path().join("payment"), &cp, payment_app.addr, "").await;
+    deploy(&cp, include_str!("fixtures/order-wait.bpmn"), "order").await;
+    deployed(order.local, "order-wait", 1).await;
+    harness::routable(&pay, "order", true).await;
+    until("payment knows who waits for PaymentReceived", || async {
+        (!pay
+            .deployments
+            .current()
+            .owners_of("PaymentReceived")
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    let key = start(
+        order.local,
+        json!({"process": "order-wait", "variables": {"orderId": "o-1"}}),
+    )
+    .await;
+
+    // A call into payment's app, seen by payment's sidecar, is PaymentReceived for order.
+    let request = Request::post(format!("http://{}/payments/o-1", pay.inbound))
+        .header("content-type", "application/json")
+        .body(full(Bytes::from_static(b"{\"amount\": 5}")))
+        .unwrap();
+    client().request(request).await.unwrap();
+    let paid = until("o-1 paid", || async {
+        let (_, i) = api(
+            order.local,
+            Method::GET,
+            &format!("/v1/instances/{key}"),
+            None,
+        )
+        .await;
+        (i["active_elements"] == json!(["shipped"])).then_some(i)
+    })
+    .await;
+    assert_eq!(paid["variables"]["amount"], 5);
+
+    // order is down: the message waits in payment's outbox and arrives after the restart.
+    order_stop.stop();
+    order_task.await.unwrap();
+    let shipped = json!({"name": "GoodsShipped", "correlation_key": "o-1", "id": "ship-o-1"});
+    let (status, _) = api(
+        pay.local,
+        Method::POST,
+        "/v1/messages",
+        Some(&shipped.to_string()),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (order, _order_stop, _order_task) =
+        sidecar("order", order_app.addr, &order_dir, &cp, "").await;
+    reaches(order.local, &key, "completed").await;
+}

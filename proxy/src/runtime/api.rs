@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::index::{self, Filter, InstanceState, Origin};
+use super::outbox::Delivery;
 use super::{Error, Handle, Work, rollout};
 
 /// Most instances one list answer holds.
@@ -377,20 +378,28 @@ async fn publish(State(handle): State<Handle>, body: Body) -> Answer {
         Some(t) => ttl_ms(t)?,
         None => DEFAULT_TTL_MS,
     };
-    let vars = variables(request.variables)?;
+    let vars = match request.variables {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m,
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "variables must be a JSON object, not {}",
+                json_type(&other)
+            )));
+        }
+    };
     let id = request.id.clone().unwrap_or_else(index::trace_id);
-    if handle.deployments().owners_of(&request.name).is_empty() {
-        handle.inner.metrics.unroutable(&request.name);
+    let work = handle.route(Delivery {
+        id: id.clone(),
+        name: request.name,
+        correlation_key: request.correlation_key,
+        variables: vars,
+        ttl_ms: ttl,
+        traceparent: None,
+    });
+    for result in handle.run(work).await? {
+        result?;
     }
-    handle
-        .command(Command::Publish {
-            name: request.name,
-            correlation_key: request.correlation_key,
-            variables: vars,
-            ttl_ms: ttl,
-            message_id: Some(id.clone()),
-        })
-        .await??;
     Ok((StatusCode::ACCEPTED, axum::Json(json!({"id": id}))).into_response())
 }
 

@@ -12,10 +12,12 @@ use std::time::Duration;
 use flowmesh_bpmn::engine::{Accepted, Action, Command, CommandResult, Engine};
 use flowmesh_bpmn::store::Store;
 use jiff::Timestamp;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::Error;
 use super::index::{self, Ended, Origin};
+use super::outbox::{self, Outgoing};
 use crate::engine_store::RedbStore;
 
 /// Commands that commit together, and who waits for their results.
@@ -23,6 +25,10 @@ pub struct Work {
     pub commands: Vec<Command>,
     /// For each command that creates an instance: where the instance came from.
     pub origins: Vec<Option<Origin>>,
+    /// Messages for other services' sidecars, committed with the commands.
+    pub outbox: Vec<Outgoing>,
+    /// Outbox entries the receivers acknowledged, removed in the same transaction.
+    pub delivered: Vec<(String, u64)>,
     pub reply: Option<oneshot::Sender<Result<Vec<CommandResult>, Error>>>,
 }
 
@@ -32,6 +38,8 @@ impl Work {
         Work {
             commands,
             origins,
+            outbox: Vec::new(),
+            delivered: Vec::new(),
             reply: None,
         }
     }
@@ -41,6 +49,8 @@ impl Work {
 pub(crate) struct Outputs {
     pub(crate) actions: mpsc::UnboundedSender<Action>,
     pub(crate) ended: mpsc::UnboundedSender<Vec<Ended>>,
+    /// Woken when the outbox got new entries.
+    pub(crate) outbox: Arc<Notify>,
 }
 
 /// The sending side of the engine's queue: cheap to clone.
@@ -52,18 +62,43 @@ pub(crate) struct Queue {
 impl Queue {
     /// Queues work; refused (not blocked) when the queue is full or the engine stopped.
     pub(crate) fn push(&self, work: Work) -> Result<(), Error> {
-        self.tx.try_send(work).map_err(|e| match e {
-            TrySendError::Full(_) => Error::Busy,
-            TrySendError::Disconnected(_) => Error::Stopped,
-        })
+        self.tx.try_send(work).map_err(|e| refusal(&e))
     }
 
     /// Queues work and waits until it is committed.
-    pub(crate) async fn run(&self, mut work: Work) -> Result<Vec<CommandResult>, Error> {
+    pub(crate) async fn run(&self, work: Work) -> Result<Vec<CommandResult>, Error> {
+        self.run_or_keep(work).await.map_err(|(e, _)| e)
+    }
+
+    /// As [`Queue::run`], but a full queue hands the work back, to be tried again.
+    pub(crate) async fn run_or_keep(
+        &self,
+        mut work: Work,
+    ) -> Result<Vec<CommandResult>, (Error, Option<Work>)> {
         let (tx, rx) = oneshot::channel();
         work.reply = Some(tx);
-        self.push(work)?;
-        rx.await.map_err(|_| Error::Stopped)?
+        if let Err(e) = self.tx.try_send(work) {
+            let error = refusal(&e);
+            let back = match e {
+                TrySendError::Full(mut w) => {
+                    w.reply = None;
+                    Some(w)
+                }
+                TrySendError::Disconnected(_) => None,
+            };
+            return Err((error, back));
+        }
+        match rx.await {
+            Ok(r) => r.map_err(|e| (e, None)),
+            Err(_) => Err((Error::Stopped, None)),
+        }
+    }
+}
+
+fn refusal(e: &TrySendError<Work>) -> Error {
+    match e {
+        TrySendError::Full(_) => Error::Busy,
+        TrySendError::Disconnected(_) => Error::Stopped,
     }
 }
 
@@ -128,6 +163,9 @@ pub(crate) fn run(
         }
         let now = Timestamp::now();
         let tick = next_due.is_some_and(|at| at <= now);
+        if batch.is_empty() && !tick {
+            continue;
+        }
         commit(
             &mut store,
             &mut engine,
@@ -167,8 +205,12 @@ fn commit(
     let mut commands = Vec::new();
     let mut origin_at = Vec::new();
     let mut sizes = Vec::with_capacity(batch.len());
+    let mut outgoing = Vec::new();
+    let mut delivered = Vec::new();
     for w in batch.iter_mut() {
         sizes.push(w.commands.len());
+        outgoing.append(&mut w.outbox);
+        delivered.append(&mut w.delivered);
         origin_at.append(&mut w.origins);
         commands.append(&mut w.commands);
     }
@@ -187,6 +229,8 @@ fn commit(
             }
         }
         let ended = index::record(txn, engine, &*kv, &out.events, &origins)?;
+        outbox::append(txn, &outgoing)?;
+        outbox::remove(txn, &delivered)?;
         Ok((out, ended))
     });
     metrics.engine_batch(n, started.elapsed());
@@ -205,6 +249,9 @@ fn commit(
             }
             if !ended.is_empty() {
                 let _ = outputs.ended.send(ended);
+            }
+            if !outgoing.is_empty() {
+                outputs.outbox.notify_one();
             }
         }
         Err(e) => {

@@ -232,8 +232,9 @@ impl Worker {
     /// Hands a job's result to the engine, waiting while its queue is full.
     async fn report(&self, command: Command) {
         let mut wait = Duration::from_millis(10);
+        let mut work = Work::new(vec![command]);
         loop {
-            match self.inner.queue.run(Work::new(vec![command.clone()])).await {
+            match self.inner.queue.run_or_keep(work).await {
                 Ok(results) => {
                     if let Some(Err(rejected)) = results.first() {
                         // The job ended meanwhile (its instance was cancelled, say).
@@ -241,11 +242,12 @@ impl Worker {
                     }
                     return;
                 }
-                Err(super::Error::Busy) => {
+                Err((super::Error::Busy, Some(back))) => {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(1));
+                    work = back;
                 }
-                Err(e) => {
+                Err((e, _)) => {
                     tracing::warn!("job result lost until restart: {e}");
                     return;
                 }

@@ -14,8 +14,10 @@
 
 pub mod api;
 mod core;
+pub mod deliver;
 pub mod index;
 mod jobs;
+pub mod outbox;
 pub mod rollout;
 
 use std::collections::BTreeMap;
@@ -25,6 +27,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use flowmesh_bpmn::engine::state::Reader;
+use flowmesh_bpmn::feel::Value;
+
+/// How long a message observed in traffic waits for its subscription.
+const OBSERVED_TTL_MS: i64 = 3_600_000;
 use flowmesh_bpmn::engine::{
     self, Accepted, Action, Command, CommandResult, Engine, JobActivation, Publication,
 };
@@ -34,8 +40,10 @@ use crate::config::{self, JobSpec};
 use crate::deployments::{Deployments, Watched};
 use crate::engine_store::{RedbStore, Snapshots};
 use crate::metrics::Metrics;
+use crate::registry::Registry;
 pub use core::Work;
 pub use index::Origin;
+use outbox::Delivery;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -71,6 +79,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     pub jobs: BTreeMap<String, JobSpec>,
     pub runtime: config::Runtime,
+    /// Where peers' sidecars are (for the outbox).
+    pub registry: Registry,
 }
 
 pub struct Runtime {
@@ -108,7 +118,10 @@ impl Runtime {
             Error::Storage(format!("cannot create {}: {e}", options.data_dir.display()))
         })?;
         let mut store = RedbStore::open(&options.data_dir.join("engine.redb"))?;
-        store.transact_with(|_, txn| index::create(txn))?;
+        store.transact_with(|_, txn| {
+            index::create(txn)?;
+            outbox::create(txn)
+        })?;
         let engine = Engine::new(engine::Options {
             record_events: true,
             job_retries: options
@@ -157,9 +170,11 @@ impl Runtime {
         } = self;
         let (actions_tx, mut actions) = mpsc::unbounded_channel();
         let (ended_tx, mut ended) = mpsc::unbounded_channel();
+        let outbox_ready = Arc::new(tokio::sync::Notify::new());
         let outputs = core::Outputs {
             actions: actions_tx,
             ended: ended_tx,
+            outbox: outbox_ready.clone(),
         };
         let max_batch = options.runtime.max_batch;
         let thread_metrics = metrics.clone();
@@ -207,9 +222,15 @@ impl Runtime {
             while ended.recv().await.is_some() {}
         });
         let deploying = tokio::spawn(deploy_owned(handle.clone(), deployments.subscribe()));
+        let sending = tokio::spawn(deliver::send(
+            handle.clone(),
+            options.registry.clone(),
+            outbox_ready,
+        ));
 
         shutdown.await;
         deploying.abort();
+        sending.abort();
         dispatch.abort();
         spans.abort();
         // The engine finishes the batch it is in and closes the file (a restart in the same
@@ -263,35 +284,66 @@ impl Handle {
             .map(|(trace, span)| format!("00-{trace}-{span}-01"))
     }
 
-    /// Hands a message the engine published to the services waiting for it.
+    /// Hands a message the engine published to the services waiting for it, and
+    /// acknowledges it in the same transaction.
     async fn route_publication(&self, p: Publication) {
-        let deployments = self.deployments();
-        let owners = deployments.owners_of(&p.name);
-        let mine = owners
-            .iter()
-            .any(|o| o.eq_ignore_ascii_case(&self.inner.service));
-        if !mine {
-            // Only processes of this service can take it here; peers get it once the mesh
-            // delivery exists. Kept in the engine's outbox meanwhile (visible, not lost).
-            self.inner.metrics.unroutable(&p.name);
-            tracing::warn!(
-                message = %p.name,
-                "no process of this service waits for the message; it stays in the outbox"
-            );
-            return;
-        }
-        let work = Work::new(vec![
-            Command::Publish {
-                name: p.name.clone(),
-                correlation_key: p.correlation_key.clone(),
-                variables: p.variables.clone(),
-                ttl_ms: p.ttl_ms,
-                message_id: Some(p.message_id.clone()),
-            },
-            Command::AckPublication { key: p.key },
-        ]);
-        if let Err(e) = self.run(work).await {
-            tracing::warn!(message = %p.name, "routing a published message failed: {e}");
+        let trace = self
+            .inner
+            .snapshots
+            .read_with(|_, txn| index::job_trace(txn, p.instance, p.element_instance))
+            .ok()
+            .flatten()
+            .map(|(trace, span)| format!("00-{trace}-{span}-01"));
+        let variables = match Value::Context(p.variables.clone()).to_json() {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        let mut work = self.route(Delivery {
+            id: p.message_id.clone(),
+            name: p.name.clone(),
+            correlation_key: p.correlation_key.clone(),
+            variables,
+            ttl_ms: p.ttl_ms,
+            traceparent: trace,
+        });
+        work.commands.push(Command::AckPublication { key: p.key });
+        work.origins.push(None);
+        self.submit(work).await;
+    }
+
+    /// A message observed in traffic, on its way to the processes that wait for it. The
+    /// request that carried it does not wait for the engine's commit.
+    pub fn observed(&self, o: &crate::observe::Observation) {
+        let work = self.route(Delivery {
+            id: o.id.clone(),
+            name: o.message.clone(),
+            correlation_key: o.key.clone(),
+            variables: o.variables.clone(),
+            ttl_ms: OBSERVED_TTL_MS,
+            traceparent: (!o.traceparent.is_empty()).then(|| o.traceparent.clone()),
+        });
+        let handle = self.clone();
+        tokio::spawn(async move { handle.submit(work).await });
+    }
+
+    /// Runs `work`, waiting while the engine's queue is full; gives up only when it stopped
+    /// (what it carried is then redone from durable state or by its sender's retry).
+    async fn submit(&self, work: Work) {
+        let mut work = work;
+        let mut wait = std::time::Duration::from_millis(5);
+        loop {
+            match self.inner.queue.run_or_keep(work).await {
+                Ok(_) => return,
+                Err((Error::Busy, Some(back))) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(1));
+                    work = back;
+                }
+                Err((e, _)) => {
+                    tracing::warn!("routing a message failed: {e}");
+                    return;
+                }
+            }
         }
     }
 }

@@ -98,13 +98,17 @@ impl SpanContext {
     }
 
     pub fn header_value(&self) -> HeaderValue {
-        let text = format!(
+        HeaderValue::from_str(&self.traceparent()).unwrap_or(HeaderValue::from_static(""))
+    }
+
+    /// The W3C `traceparent` text.
+    pub fn traceparent(&self) -> String {
+        format!(
             "00-{}-{}-{:02x}",
             hex(&self.trace_id),
             hex(&self.span_id),
             self.flags
-        );
-        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(""))
+        )
     }
 
     pub fn trace_hex(&self) -> String {

@@ -188,6 +188,7 @@ impl Telemetry {
         }
         if let Some(o) = &mut observation {
             o.trace_id = context.trace_hex();
+            o.traceparent = context.traceparent();
             inner.metrics.observed(direction, &o.message);
             tracing::debug!(message = %o.message, key = %o.key, id = %o.id, "observed");
         }

@@ -1,0 +1,256 @@
+//! Messages between sidecars: routing a message to the services whose processes wait for it
+//! (this sidecar's engine, or the outbox for a peer), sending the outbox to peers'
+//! `POST /mesh/v1/deliver` in batches, and taking such batches in: committed and deduplicated
+//! by message id before the answer acknowledges them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use flowmesh_bpmn::engine::{Command, RejectionKind};
+use flowmesh_bpmn::feel::{Context, Value};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::outbox::{self, Delivery, Outgoing};
+use super::{Error, Handle, Work};
+use crate::body::{self, Body};
+use crate::registry::Registry;
+use crate::routing::SERVICE_HEADER;
+
+/// The path peers deliver to, on the mesh listener.
+pub const PATH: &str = "/mesh/v1/deliver";
+/// Deliveries per request to one peer at most.
+const BATCH: usize = 256;
+/// Largest delivery batch taken in.
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+#[derive(Serialize, Deserialize)]
+struct Batch {
+    from: String,
+    messages: Vec<Delivery>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Acknowledged {
+    acknowledged: usize,
+}
+
+fn context(vars: &serde_json::Map<String, serde_json::Value>) -> Context {
+    match Value::from_json(&serde_json::Value::Object(vars.clone())) {
+        Value::Context(c) => c,
+        _ => Context::new(),
+    }
+}
+
+impl Handle {
+    /// The work that routes `message`: a publish to this sidecar's engine when one of its
+    /// processes waits for it (or when no service does: then it is buffered here for its TTL
+    /// and counted as unroutable), an outbox entry for every other service that waits for it.
+    pub fn route(&self, message: Delivery) -> Work {
+        let deployments = self.deployments();
+        let owners = deployments.owners_of(&message.name);
+        let me = self.service();
+        let mine = owners.is_empty() || owners.iter().any(|o| o.eq_ignore_ascii_case(me));
+        if owners.is_empty() {
+            self.inner.metrics.unroutable(&message.name);
+        }
+        let mut work = Work::new(Vec::new());
+        work.outbox = owners
+            .iter()
+            .filter(|o| !o.eq_ignore_ascii_case(me))
+            .map(|service| Outgoing {
+                service: service.clone(),
+                delivery: message.clone(),
+            })
+            .collect();
+        if mine {
+            work.commands.push(Command::Publish {
+                name: message.name,
+                correlation_key: message.correlation_key,
+                variables: context(&message.variables),
+                ttl_ms: message.ttl_ms,
+                message_id: Some(message.id),
+            });
+            work.origins.push(None);
+        }
+        work
+    }
+}
+
+/// Sends the outbox to the peers until the task is dropped: per service, the oldest entries
+/// in one request to a live instance; removed once acknowledged; a failing service backs off
+/// without holding up the others.
+pub(crate) async fn send(handle: Handle, registry: Registry, ready: Arc<Notify>) {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let mut backoff: BTreeMap<String, (Instant, Duration)> = BTreeMap::new();
+    loop {
+        let pending = match handle
+            .snapshots()
+            .read_with(|_, txn| outbox::pending(txn, BATCH))
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("cannot read the outbox: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let now = Instant::now();
+        let mut sent_any = false;
+        for (service, entries) in &pending {
+            if backoff.get(service).is_some_and(|(until, _)| *until > now) {
+                continue;
+            }
+            match deliver(&client, &handle, &registry, service, entries).await {
+                Ok(()) => {
+                    backoff.remove(service);
+                    sent_any = true;
+                }
+                Err(why) => {
+                    let wait = backoff
+                        .get(service)
+                        .map_or(Duration::from_millis(50), |(_, w)| {
+                            (*w * 2).min(MAX_BACKOFF)
+                        });
+                    tracing::debug!(%service, "delivery failed, next try in {wait:?}: {why}");
+                    backoff.insert(service.clone(), (Instant::now() + wait, wait));
+                }
+            }
+        }
+        if sent_any {
+            continue;
+        }
+        let earliest = pending
+            .keys()
+            .filter_map(|s| backoff.get(s).map(|(until, _)| *until))
+            .min();
+        let wait = earliest.map_or(Duration::from_secs(30), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        let _ = tokio::time::timeout(wait, ready.notified()).await;
+    }
+}
+
+async fn deliver(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    handle: &Handle,
+    registry: &Registry,
+    service: &str,
+    entries: &[(u64, Delivery)],
+) -> Result<(), String> {
+    let peer = registry.pick(service).map_err(|e| e.to_string())?;
+    let batch = Batch {
+        from: handle.service().to_owned(),
+        messages: entries.iter().map(|(_, d)| d.clone()).collect(),
+    };
+    let bytes = serde_json::to_vec(&batch).map_err(|e| e.to_string())?;
+    let request = Request::post(format!("http://{}{PATH}", peer.mesh))
+        .header("content-type", "application/json")
+        .header(SERVICE_HEADER, service)
+        .body(Full::new(Bytes::from(bytes)))
+        .map_err(|e| e.to_string())?;
+    let answer = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+        .await
+        .map_err(|_| format!("{} did not answer in 10 s", peer.mesh))?
+        .map_err(|e| {
+            registry.eject(peer.mesh);
+            format!("{}: {e}", peer.mesh)
+        })?;
+    if !answer.status().is_success() {
+        return Err(format!("{} answered {}", peer.mesh, answer.status()));
+    }
+    let delivered = entries
+        .iter()
+        .map(|(seq, _)| (service.to_owned(), *seq))
+        .collect();
+    let mut work = Work::new(Vec::new());
+    work.delivered = delivered;
+    handle.run(work).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The body, up to the batch limit.
+async fn read_body(mut body: Body) -> Result<Bytes, String> {
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > MAX_BATCH_BYTES {
+                return Err(format!("larger than {MAX_BATCH_BYTES} bytes"));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// Takes a batch from a peer: every message is published to the engine (a message id seen
+/// before is a duplicate, which counts as taken), committed before the answer.
+pub async fn receive(handle: &Handle, request: Request<Body>) -> Response<Body> {
+    let bytes = match read_body(request.into_body()).await {
+        Ok(b) => b,
+        Err(e) => {
+            return body::error(
+                StatusCode::BAD_REQUEST,
+                "unreadable",
+                format!("the delivery could not be read: {e}"),
+            );
+        }
+    };
+    let batch: Batch = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            return body::error(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("a delivery is {{\"from\", \"messages\": [...]}}: {e}"),
+            );
+        }
+    };
+    let count = batch.messages.len();
+    let mut work = Work::new(Vec::new());
+    for m in batch.messages {
+        work.commands.push(Command::Publish {
+            name: m.name,
+            correlation_key: m.correlation_key,
+            variables: context(&m.variables),
+            ttl_ms: m.ttl_ms,
+            message_id: Some(m.id),
+        });
+        work.origins.push(None);
+    }
+    match handle.run(work).await {
+        Ok(results) => {
+            for r in results {
+                if let Err(rejected) = r
+                    && rejected.kind != RejectionKind::Duplicate
+                {
+                    tracing::warn!(from = %batch.from, "a delivered message was refused: {rejected}");
+                }
+            }
+            let answer = serde_json::to_vec(&Acknowledged {
+                acknowledged: count,
+            })
+            .unwrap_or_default();
+            let mut response = Response::new(body::full(answer));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(e @ (Error::Busy | Error::Stopped)) => {
+            body::error(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
+        }
+        Err(e) => body::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
