@@ -543,6 +543,12 @@ async fn register(
             "lease_seconds must be between 1 and 86400",
         ));
     }
+    if let Some(bad) = request.topics.iter().find(|t| !valid_name(t)) {
+        return Err(ApiError::bad(
+            "invalid_registration",
+            format!("topic '{bad}': topic names use letters, digits, '-', '_' and '.'"),
+        ));
+    }
     let outcome = app
         .propose(Command::Register {
             service: name,
@@ -550,6 +556,7 @@ async fn register(
             addresses: request.addresses,
             lease_seconds: request.lease_seconds,
             at_ms: now_ms(),
+            topics: request.topics,
         })
         .await?;
     let new = matches!(outcome.result, Ok(Applied::Registered { new: true }));

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The on-disk format of the log and snapshots; bumped when a stored type changes shape.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// The content type of Raft RPC bodies.
 pub const RPC_CONTENT_TYPE: &str = "application/vnd.flowmesh.raft+postcard";
@@ -46,6 +46,7 @@ mod tests {
                     addresses: [("inbound".into(), "127.0.0.1:15001".into())].into(),
                     lease_seconds: 10,
                     at_ms: 1_700_000_000_000,
+                    topics: vec!["flowing-retail".into()],
                 }],
             }),
         };

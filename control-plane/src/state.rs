@@ -37,6 +37,9 @@ pub enum Command {
         addresses: BTreeMap<String, String>,
         lease_seconds: u64,
         at_ms: i64,
+        /// Event-bus topics the instance subscribes to.
+        #[serde(default)]
+        topics: Vec<String>,
     },
     /// Drops every registration whose lease ended at or before `at_ms`.
     ExpireLeases { at_ms: i64 },
@@ -87,6 +90,8 @@ pub struct InstanceRecord {
     pub addresses: BTreeMap<String, String>,
     pub lease_seconds: u64,
     pub expires_at_ms: i64,
+    #[serde(default)]
+    pub topics: Vec<String>,
 }
 
 /// The replicated state, as every node holds it.
@@ -173,6 +178,7 @@ impl ControlState {
                 addresses,
                 lease_seconds,
                 at_ms,
+                topics,
             } => {
                 let expires_at_ms = at_ms.saturating_add(
                     i64::try_from(*lease_seconds)
@@ -183,6 +189,7 @@ impl ControlState {
                     addresses: addresses.clone(),
                     lease_seconds: *lease_seconds,
                     expires_at_ms,
+                    topics: topics.clone(),
                 };
                 let previous = self
                     .services
@@ -192,7 +199,11 @@ impl ControlState {
                 let new = previous.is_none();
                 // A renewal that changes nothing but the expiry is not a change watchers see.
                 if previous
-                    .is_none_or(|p| p.addresses != *addresses || p.lease_seconds != *lease_seconds)
+                    .is_none_or(|p| {
+                        p.addresses != *addresses
+                            || p.lease_seconds != *lease_seconds
+                            || p.topics != *topics
+                    })
                 {
                     self.revision += 1;
                     let change = Change::ServiceRegistered {
@@ -402,6 +413,7 @@ fn instance_view(id: &str, r: &InstanceRecord) -> ServiceInstance {
         addresses: r.addresses.clone(),
         lease_seconds: r.lease_seconds,
         expires_at: rfc3339(r.expires_at_ms),
+        topics: r.topics.clone(),
     }
 }
 
@@ -482,6 +494,7 @@ mod tests {
             addresses: [("inbound".into(), "127.0.0.1:1".into())].into(),
             lease_seconds: 10,
             at_ms,
+            topics: Vec::new(),
         };
         assert_eq!(s.apply(&reg(0)), Ok(Applied::Registered { new: true }));
         let r = s.revision;

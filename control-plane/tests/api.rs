@@ -227,6 +227,7 @@ async fn writes_without_a_valid_token_get_401_and_change_nothing() {
         let register = RegisterRequest {
             addresses: BTreeMap::new(),
             lease_seconds: 10,
+            topics: Vec::new(),
         };
         assert_eq!(
             refusal(client.register("order", "o-1", &register).await).0,
@@ -294,6 +295,7 @@ async fn registrations_renew_and_expire_with_their_lease() {
     let request = |lease_seconds| RegisterRequest {
         addresses: [("inbound".to_owned(), "127.0.0.1:15001".to_owned())].into(),
         lease_seconds,
+        topics: vec!["flowing-retail".to_owned()],
     };
     let first = c
         .register("payment", "payment-1", &request(1))
@@ -311,6 +313,7 @@ async fn registrations_renew_and_expire_with_their_lease() {
     let services = node.anonymous().services(true).await.unwrap();
     assert_eq!(services.services[0].name, "payment");
     assert_eq!(services.services[0].instances.len(), 2);
+    assert_eq!(services.services[0].instances[0].topics, ["flowing-retail"]);
     assert_eq!(
         services.services[0].instances[0].addresses["inbound"],
         "127.0.0.1:15001"

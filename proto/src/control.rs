@@ -61,6 +61,9 @@ pub struct RegisterRequest {
     pub addresses: BTreeMap<String, String>,
     /// How long the registration lives without a renewal, in seconds.
     pub lease_seconds: u64,
+    /// Event-bus topics this instance delivers to its app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
 }
 
 /// A live sidecar instance of a service.
@@ -71,6 +74,9 @@ pub struct ServiceInstance {
     pub lease_seconds: u64,
     /// RFC 3339: when the lease ends unless renewed.
     pub expires_at: String,
+    /// Event-bus topics this instance delivers to its app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,17 +11,20 @@ use flowmesh_proto::control::RegisterRequest;
 /// How long the registry keeps this instance without a renewal.
 pub const LEASE: Duration = Duration::from_secs(10);
 
-/// Registers `service`/`instance` with `addresses` and renews it every third of the lease,
+/// Registers `service`/`instance` with `addresses` and the event topics it subscribes to, and
+/// renews it every third of the lease,
 /// until the task is dropped.
 pub async fn keep(
     control: ControlPlanes,
     service: String,
     instance: String,
     addresses: BTreeMap<String, String>,
+    topics: Vec<String>,
 ) {
     let request = RegisterRequest {
         addresses,
         lease_seconds: LEASE.as_secs(),
+        topics,
     };
     let mut retry = Duration::from_millis(100);
     let mut registered = false;

@@ -28,6 +28,8 @@ pub struct Instance {
 #[derive(Default)]
 struct View {
     services: BTreeMap<String, Vec<Instance>>,
+    /// Event-bus topic → the services with an instance subscribed to it.
+    subscribers: BTreeMap<String, Vec<String>>,
 }
 
 /// A cheap handle to the current view.
@@ -54,7 +56,14 @@ impl Registry {
     /// address are left out.
     pub fn replace(&self, services: &ServicesResponse) {
         let mut map = BTreeMap::new();
+        let mut subscribers: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for s in &services.services {
+            for topic in s.instances.iter().flat_map(|i| &i.topics) {
+                let list = subscribers.entry(topic.clone()).or_default();
+                if !list.contains(&s.name) {
+                    list.push(s.name.clone());
+                }
+            }
             let instances: Vec<Instance> = s
                 .instances
                 .iter()
@@ -68,13 +77,25 @@ impl Registry {
             map.insert(s.name.clone(), instances);
         }
         if let Ok(mut current) = self.view.write() {
-            *current = Arc::new(View { services: map });
+            *current = Arc::new(View {
+                services: map,
+                subscribers,
+            });
         }
         self.seen.store(services.revision, Ordering::Relaxed);
     }
 
     fn current(&self) -> Arc<View> {
         self.view.read().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The services subscribed to an event-bus topic.
+    pub fn subscribers(&self, topic: &str) -> Vec<String> {
+        self.current()
+            .subscribers
+            .get(topic)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn revision(&self) -> u64 {
@@ -206,6 +227,7 @@ mod tests {
                         addresses: [("mesh".to_owned(), (*mesh).to_owned())].into(),
                         lease_seconds: 10,
                         expires_at: String::new(),
+                        topics: Vec::new(),
                     })
                     .collect(),
             }],

@@ -280,6 +280,11 @@ impl Sidecar {
                 me.clone(),
                 self.instance.clone(),
                 addresses,
+                self.config
+                    .subscriptions
+                    .iter()
+                    .map(|s| s.topic.clone())
+                    .collect(),
             )));
         }
 

@@ -11,6 +11,7 @@
 #![allow(clippy::large_enum_variant)]
 
 pub mod binding;
+pub mod event_binding;
 mod diagram;
 mod problem;
 pub mod timer;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use crate::feel::Expression;
 
 pub use binding::{FLOWMESH_NS, HttpBinding, KeySource, PathTemplate, RequestView};
+pub use event_binding::EventBinding;
 pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
 pub use problem::{Problem, ProblemKind};
 pub use timer::{TimerDef, TimerKind};
@@ -56,6 +58,8 @@ pub struct Definitions {
     pub diagram: Diagram,
     /// `flowmesh:http` bindings on the file's messages.
     pub bindings: Vec<HttpBinding>,
+    /// `flowmesh:event` bindings on the file's messages.
+    pub event_bindings: Vec<EventBinding>,
     /// Bindings that cannot be used; they keep the file from deploying.
     pub binding_problems: Vec<Problem>,
 }

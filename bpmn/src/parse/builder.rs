@@ -36,7 +36,7 @@ pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definit
         });
     }
     let refs = Refs::read(root);
-    let (bindings, binding_problems) = flowmesh::bindings(root, lines);
+    let found = flowmesh::bindings(root, lines);
     let processes = bpmn_children(root, "process")
         .map(|p| Arc::new(ProcessBuilder::new(p, &refs, lines).build()))
         .collect();
@@ -48,8 +48,9 @@ pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definit
             .next()
             .map(|c| collaboration(c, lines)),
         diagram: diagram::read(root),
-        bindings,
-        binding_problems,
+        bindings: found.http,
+        event_bindings: found.events,
+        binding_problems: found.problems,
     })
 }
 
