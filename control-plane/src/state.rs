@@ -198,13 +198,11 @@ impl ControlState {
                     .insert(instance.clone(), record.clone());
                 let new = previous.is_none();
                 // A renewal that changes nothing but the expiry is not a change watchers see.
-                if previous
-                    .is_none_or(|p| {
-                        p.addresses != *addresses
-                            || p.lease_seconds != *lease_seconds
-                            || p.topics != *topics
-                    })
-                {
+                if previous.is_none_or(|p| {
+                    p.addresses != *addresses
+                        || p.lease_seconds != *lease_seconds
+                        || p.topics != *topics
+                }) {
                     self.revision += 1;
                     let change = Change::ServiceRegistered {
                         revision: self.revision,

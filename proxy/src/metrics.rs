@@ -44,6 +44,11 @@ struct JobLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NameLabels {
     message: String,
 }
@@ -69,6 +74,7 @@ struct Inner {
     engine_commit: Histogram,
     jobs: Family<JobLabels, Counter>,
     unroutable: Family<NameLabels, Counter>,
+    dead_letters: Family<TopicLabels, Counter>,
 }
 
 /// A cheap handle to the metrics.
@@ -146,6 +152,12 @@ impl Metrics {
         let engine_commit = latency_histogram();
         let jobs = Family::<JobLabels, Counter>::default();
         let unroutable = Family::<NameLabels, Counter>::default();
+        let dead_letters = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "dead_letters",
+            "Events the app did not take within their subscription's attempts, by topic",
+            dead_letters.clone(),
+        );
         registry.register(
             "engine_batches",
             "Engine transactions committed (each one fsync)",
@@ -178,6 +190,7 @@ impl Metrics {
                 engine_commit,
                 jobs,
                 unroutable,
+                dead_letters,
                 registry,
                 requests,
                 latency,
@@ -252,6 +265,15 @@ impl Metrics {
             .get_or_create(&JobLabels {
                 job_type: job_type.to_owned(),
                 outcome,
+            })
+            .inc();
+    }
+
+    pub fn dead_letter(&self, topic: &str) {
+        self.inner
+            .dead_letters
+            .get_or_create(&TopicLabels {
+                topic: topic.to_owned(),
             })
             .inc();
     }

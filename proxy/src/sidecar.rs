@@ -173,6 +173,7 @@ impl Sidecar {
                 jobs: config.jobs.clone(),
                 runtime: config.runtime.clone(),
                 registry: registry.clone(),
+                subscriptions: config.subscriptions.clone(),
             },
             deployments.clone(),
             metrics.clone(),

@@ -26,7 +26,7 @@ use harness::{TOKEN, UP, control_plane, sidecar};
 use http::{client, full};
 use hyper::{Method, Request};
 use serde_json::{Value, json};
-use worker::Mode;
+use worker::{Mode, Taken};
 
 const JOBS: &str = r#"
 [jobs]
@@ -669,4 +669,209 @@ async fn messages_reach_the_owning_sidecar_through_the_mesh_and_wait_out_its_dow
     let (order, _order_stop, _order_task) =
         sidecar("order", order_app.addr, &order_dir, &cp, "").await;
     reaches(order.local, &key, "completed").await;
+}
+
+const SUBSCRIBED: &str = r#"
+[[subscriptions]]
+topic = "retail"
+path = "/events"
+attempts = 100
+backoff = "10ms"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orchestrated_flow_commands_another_service_and_takes_its_reply_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let order_app = worker::start().await;
+    let payment_app = worker::start().await;
+    let order_jobs = r#"
+[jobs]
+"retrieve-payment" = { publish = { topic = "retail", type = "RetrievePaymentCommand" } }
+"#;
+    let (order, _o_stop, _o_task) = sidecar(
+        "order",
+        order_app.addr,
+        &dir.path().join("order"),
+        &cp,
+        order_jobs,
+    )
+    .await;
+    let (pay, _p_stop, _p_task) = payment(
+        &dir.path().join("payment"),
+        &cp,
+        payment_app.addr,
+        SUBSCRIBED,
+    )
+    .await;
+    payment_app.reply(
+        "RetrievePaymentCommand",
+        "PaymentReceivedEvent",
+        pay.local,
+        "retail",
+    );
+    deploy(&cp, include_str!("fixtures/orchestrate.bpmn"), "order").await;
+    deployed(order.local, "orchestrate", 1).await;
+    until("order knows payment subscribes to retail", || async {
+        (order.registry.subscribers("retail") == ["payment"]).then_some(())
+    })
+    .await;
+    until("payment knows who waits for PaymentReceived", || async {
+        (pay.deployments.current().owners_of("PaymentReceived") == ["order"]).then_some(())
+    })
+    .await;
+
+    let mut keys = Vec::new();
+    for i in 0..5 {
+        let body = json!({"process": "orchestrate", "variables": {"orderId": format!("o-{i}"), "amount": i}});
+        keys.push(start(order.local, body).await);
+    }
+    for key in &keys {
+        let done = reaches(order.local, key, "completed").await;
+        let history = events(&done);
+        assert!(history.contains(&("payment-received".to_owned(), "completed".to_owned())));
+    }
+    // Each command reached payment's app once (no publish twice), with its instance's trace.
+    let commands: Vec<Taken> = payment_app
+        .events()
+        .into_iter()
+        .filter(|t| t.event["type"] == "RetrievePaymentCommand")
+        .collect();
+    assert_eq!(commands.len(), 5);
+    for (i, key) in keys.iter().enumerate() {
+        let (_, instance) = api(
+            order.local,
+            Method::GET,
+            &format!("/v1/instances/{key}"),
+            None,
+        )
+        .await;
+        let trace = instance["trace_id"].as_str().unwrap();
+        let command = commands
+            .iter()
+            .find(|c| c.event["data"]["orderId"] == format!("o-{i}"))
+            .unwrap();
+        assert_eq!(command.event["data"]["amount"], i);
+        assert!(
+            command.traceparent.as_deref().unwrap().contains(trace),
+            "{command:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_was_down_gets_every_event_in_order_and_one_that_never_answers_dead_letters()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let app = worker::start().await;
+    let dead_app = worker::start().await;
+    let (side, _stop, _task) =
+        payment(&dir.path().join("payment"), &cp, app.addr, SUBSCRIBED).await;
+    let never = "\n[[subscriptions]]\ntopic = \"retail\"\npath = \"/nowhere\"\nattempts = 3\nbackoff = \"10ms\"\n";
+    let (dead, _d_stop, _d_task) = sidecar(
+        "archive",
+        dead_app.addr,
+        &dir.path().join("archive"),
+        &cp,
+        never,
+    )
+    .await;
+    until("both subscribers are known", || async {
+        (side.registry.subscribers("retail").len() == 2).then_some(())
+    })
+    .await;
+
+    app.set_events(Mode::Fail);
+    for i in 0..20 {
+        let event = json!({
+            "specversion": "1.0", "id": format!("e-{i}"), "source": "/test", "type": "Tick",
+            "partitionkey": format!("p{}", i % 2), "data": {"n": i},
+        });
+        let (status, body) = api(
+            side.local,
+            Method::POST,
+            "/v1/events/retail",
+            Some(&event.to_string()),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let (status, body) = api(
+        side.local,
+        Method::POST,
+        "/v1/events/retail",
+        Some("{\"id\": 1}"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    // The app is down: the events wait in the inbox (retried), then arrive once it is back.
+    until("the inbox holds the events", || async {
+        let depth = side
+            .runtime
+            .as_ref()?
+            .snapshots()
+            .read_with(|_, txn| flowmesh_proxy::runtime::inbox::depth(txn))
+            .ok()?;
+        (depth == 20).then_some(())
+    })
+    .await;
+    app.set_events(Mode::Complete);
+    let taken = until("all 20 events arrived", || async {
+        let taken = app.events();
+        let mut seen: Vec<i64> = taken
+            .iter()
+            .map(|t| t.event["data"]["n"].as_i64().unwrap())
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        (seen.len() == 20).then_some(taken)
+    })
+    .await;
+    for p in ["p0", "p1"] {
+        let order: Vec<i64> = taken
+            .iter()
+            .filter(|t| t.event["partitionkey"] == p)
+            .map(|t| t.event["data"]["n"].as_i64().unwrap())
+            .collect();
+        let mut first_seen = order.clone();
+        first_seen.dedup();
+        let mut sorted = first_seen.clone();
+        sorted.sort_unstable();
+        assert_eq!(first_seen, sorted, "partition {p} out of order: {order:?}");
+    }
+
+    // archive's app has no /nowhere: every event becomes a dead letter there.
+    let letters = until("20 dead letters", || async {
+        let (_, d) = api(dead.local, Method::GET, "/v1/dead-letters", None).await;
+        (d["items"].as_array()?.len() == 20).then_some(d)
+    })
+    .await;
+    assert_eq!(letters["items"][0]["attempts"], 3);
+    assert!(
+        letters["items"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("404")
+    );
+    let metrics = http_text(dead.local, "/metrics").await;
+    assert!(
+        metrics.contains("flowmesh_dead_letters_total{topic=\"retail\"} 20"),
+        "{metrics}"
+    );
+}
+
+async fn http_text(local: SocketAddr, path: &str) -> String {
+    let response = client()
+        .get(format!("http://{local}{path}").parse().unwrap())
+        .await
+        .unwrap();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
 }

@@ -28,7 +28,10 @@ fn context(event: &serde_json::Value) -> Context {
     c.insert("event".into(), Value::from_json(event));
     c.insert(
         "data".into(),
-        event.get("data").map(Value::from_json).unwrap_or(Value::Null),
+        event
+            .get("data")
+            .map(Value::from_json)
+            .unwrap_or(Value::Null),
     );
     c
 }
@@ -52,16 +55,16 @@ impl EventBinding {
             other => other.to_string(),
         };
         if key.is_empty() {
-            return Err(format!(
-                "the event carries no key (={})",
-                self.key.source()
-            ));
+            return Err(format!("the event carries no key (={})", self.key.source()));
         }
         Ok(key)
     }
 
     /// The message variables of a matching event.
-    pub fn variables(&self, event: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    pub fn variables(
+        &self,
+        event: &serde_json::Value,
+    ) -> serde_json::Map<String, serde_json::Value> {
         let value = match &self.variables {
             Some(expr) => match expr.evaluate(&context(event), crate::feel::epoch()) {
                 Ok(e) => e.value.to_json(),

@@ -11,8 +11,8 @@
 #![allow(clippy::large_enum_variant)]
 
 pub mod binding;
-pub mod event_binding;
 mod diagram;
+pub mod event_binding;
 mod problem;
 pub mod timer;
 mod validate;
@@ -23,8 +23,8 @@ use std::sync::Arc;
 use crate::feel::Expression;
 
 pub use binding::{FLOWMESH_NS, HttpBinding, KeySource, PathTemplate, RequestView};
-pub use event_binding::EventBinding;
 pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
+pub use event_binding::EventBinding;
 pub use problem::{Problem, ProblemKind};
 pub use timer::{TimerDef, TimerKind};
 pub(crate) use validate::validate;

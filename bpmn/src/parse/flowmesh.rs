@@ -90,7 +90,9 @@ fn event_binding(
     let name = message_name(message)?;
     let key = required(node, "key")?;
     let feel = key.strip_prefix('=').ok_or_else(|| {
-        format!("key '{key}' is not a FEEL expression over the event; write it like '= data.orderId'")
+        format!(
+            "key '{key}' is not a FEEL expression over the event; write it like '= data.orderId'"
+        )
     })?;
     Ok(EventBinding {
         message: name.to_owned(),
@@ -187,11 +189,21 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(problems.len(), 5, "{problems:?}");
-        assert!(problems[3].contains("flowmesh:event: key 'data.refId' is not a FEEL"), "{problems:?}");
-        assert!(problems[4].contains("topic=\"...\" is missing"), "{problems:?}");
+        assert!(
+            problems[3].contains("flowmesh:event: key 'data.refId' is not a FEEL"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[4].contains("topic=\"...\" is missing"),
+            "{problems:?}"
+        );
         let e = &defs.event_bindings[0];
-        assert_eq!((e.message.as_str(), e.topic.as_str()), ("OrderPlaced", "flowing-retail"));
-        let event = serde_json::json!({"type": "OrderPlacedEvent", "data": {"orderId": "o-1", "total": 3}});
+        assert_eq!(
+            (e.message.as_str(), e.topic.as_str()),
+            ("OrderPlaced", "flowing-retail")
+        );
+        let event =
+            serde_json::json!({"type": "OrderPlacedEvent", "data": {"orderId": "o-1", "total": 3}});
         assert!(e.matches("flowing-retail", "OrderPlacedEvent"));
         assert_eq!(e.key(&event).unwrap(), "o-1");
         assert_eq!(e.variables(&event)["total"], 3);

@@ -18,6 +18,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use super::bus::{Bus, CloudEvent};
+use super::inbox;
 use super::index::{self, Filter, InstanceState, Origin};
 use super::outbox::Delivery;
 use super::{Error, Handle, Work, rollout};
@@ -35,6 +37,8 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/incidents", get(incidents))
         .route("/v1/incidents/{id}/resolve", post(resolve))
         .route("/v1/models", get(models))
+        .route("/v1/events/{topic}", post(publish_event))
+        .route("/v1/dead-letters", get(dead_letters))
         .with_state(handle)
 }
 
@@ -401,6 +405,38 @@ async fn publish(State(handle): State<Handle>, body: Body) -> Answer {
         result?;
     }
     Ok((StatusCode::ACCEPTED, axum::Json(json!({"id": id}))).into_response())
+}
+
+async fn publish_event(
+    State(handle): State<Handle>,
+    Path(topic): Path<String>,
+    body: Body,
+) -> Answer {
+    if topic.is_empty()
+        || !topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ApiError::bad(format!(
+            "topic '{topic}': topic names use letters, digits, '-', '_' and '.'"
+        )));
+    }
+    let json: serde_json::Value = read_json(&handle, body).await?;
+    let event = CloudEvent::parse(json).map_err(|e| ApiError::bad(e.0))?;
+    let id = event.id().to_owned();
+    handle.bus().publish(&topic, event).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"id": id, "topic": topic})),
+    )
+        .into_response())
+}
+
+async fn dead_letters(State(handle): State<Handle>) -> Answer {
+    let rows = handle
+        .snapshots()
+        .read_with(|_, txn| inbox::dead_letters(txn))?;
+    Ok(axum::Json(inbox::dead_letters_json(&rows)).into_response())
 }
 
 async fn incidents(State(handle): State<Handle>) -> Answer {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::Error;
+use super::inbox::{self, DeadLetter, InboxEntry};
 use super::index::{self, Ended, Origin};
 use super::outbox::{self, Outgoing};
 use crate::engine_store::RedbStore;
@@ -25,11 +26,48 @@ pub struct Work {
     pub commands: Vec<Command>,
     /// For each command that creates an instance: where the instance came from.
     pub origins: Vec<Option<Origin>>,
-    /// Messages for other services' sidecars, committed with the commands.
-    pub outbox: Vec<Outgoing>,
-    /// Outbox entries the receivers acknowledged, removed in the same transaction.
-    pub delivered: Vec<(String, u64)>,
+    /// The runtime's own tables, written in the same transaction.
+    pub writes: Writes,
     pub reply: Option<oneshot::Sender<Result<Vec<CommandResult>, Error>>>,
+}
+
+/// Changes to the runtime's own tables that commit with a batch.
+#[derive(Default)]
+pub struct Writes {
+    /// Messages and events for other services' sidecars.
+    pub outbox: Vec<Outgoing>,
+    /// Outbox entries the receivers acknowledged.
+    pub delivered: Vec<(String, u64)>,
+    /// Events for this sidecar's app.
+    pub inbox: Vec<InboxEntry>,
+    /// Inbox entries delivered to the app or given up on.
+    pub inbox_done: Vec<u64>,
+    pub dead: Vec<DeadLetter>,
+}
+
+impl Writes {
+    pub fn is_empty(&self) -> bool {
+        self.outbox.is_empty()
+            && self.delivered.is_empty()
+            && self.inbox.is_empty()
+            && self.inbox_done.is_empty()
+            && self.dead.is_empty()
+    }
+
+    fn take(&mut self, from: &mut Writes) {
+        self.outbox.append(&mut from.outbox);
+        self.delivered.append(&mut from.delivered);
+        self.inbox.append(&mut from.inbox);
+        self.inbox_done.append(&mut from.inbox_done);
+        self.dead.append(&mut from.dead);
+    }
+
+    fn apply(&self, txn: &redb::WriteTransaction) -> Result<(), Error> {
+        outbox::append(txn, &self.outbox)?;
+        outbox::remove(txn, &self.delivered)?;
+        inbox::append(txn, &self.inbox)?;
+        inbox::done(txn, &self.inbox_done, &self.dead)
+    }
 }
 
 impl Work {
@@ -38,8 +76,7 @@ impl Work {
         Work {
             commands,
             origins,
-            outbox: Vec::new(),
-            delivered: Vec::new(),
+            writes: Writes::default(),
             reply: None,
         }
     }
@@ -51,6 +88,8 @@ pub(crate) struct Outputs {
     pub(crate) ended: mpsc::UnboundedSender<Vec<Ended>>,
     /// Woken when the outbox got new entries.
     pub(crate) outbox: Arc<Notify>,
+    /// Woken when the inbox got new events.
+    pub(crate) inbox: Arc<Notify>,
 }
 
 /// The sending side of the engine's queue: cheap to clone.
@@ -205,12 +244,10 @@ fn commit(
     let mut commands = Vec::new();
     let mut origin_at = Vec::new();
     let mut sizes = Vec::with_capacity(batch.len());
-    let mut outgoing = Vec::new();
-    let mut delivered = Vec::new();
+    let mut writes = Writes::default();
     for w in batch.iter_mut() {
         sizes.push(w.commands.len());
-        outgoing.append(&mut w.outbox);
-        delivered.append(&mut w.delivered);
+        writes.take(&mut w.writes);
         origin_at.append(&mut w.origins);
         commands.append(&mut w.commands);
     }
@@ -229,8 +266,7 @@ fn commit(
             }
         }
         let ended = index::record(txn, engine, &*kv, &out.events, &origins)?;
-        outbox::append(txn, &outgoing)?;
-        outbox::remove(txn, &delivered)?;
+        writes.apply(txn)?;
         Ok((out, ended))
     });
     metrics.engine_batch(n, started.elapsed());
@@ -250,8 +286,11 @@ fn commit(
             if !ended.is_empty() {
                 let _ = outputs.ended.send(ended);
             }
-            if !outgoing.is_empty() {
+            if !writes.outbox.is_empty() {
                 outputs.outbox.notify_one();
+            }
+            if !writes.inbox.is_empty() {
+                outputs.inbox.notify_one();
             }
         }
         Err(e) => {

@@ -18,7 +18,8 @@ use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::outbox::{self, Delivery, Outgoing};
+use super::inbox::InboxEntry;
+use super::outbox::{self, Delivery, Envelope, EventDelivery, Outgoing};
 use super::{Error, Handle, Work};
 use crate::body::{self, Body};
 use crate::registry::Registry;
@@ -32,10 +33,14 @@ const BATCH: usize = 256;
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// What `/mesh/v1/deliver` takes: messages for the engine, events for the app.
 #[derive(Serialize, Deserialize)]
 struct Batch {
     from: String,
+    #[serde(default)]
     messages: Vec<Delivery>,
+    #[serde(default)]
+    events: Vec<EventDelivery>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -63,12 +68,12 @@ impl Handle {
             self.inner.metrics.unroutable(&message.name);
         }
         let mut work = Work::new(Vec::new());
-        work.outbox = owners
+        work.writes.outbox = owners
             .iter()
             .filter(|o| !o.eq_ignore_ascii_case(me))
             .map(|service| Outgoing {
                 service: service.clone(),
-                delivery: message.clone(),
+                envelope: Envelope::Message(message.clone()),
             })
             .collect();
         if mine {
@@ -145,13 +150,34 @@ async fn deliver(
     handle: &Handle,
     registry: &Registry,
     service: &str,
-    entries: &[(u64, Delivery)],
+    entries: &[(u64, Envelope)],
 ) -> Result<(), String> {
-    let peer = registry.pick(service).map_err(|e| e.to_string())?;
-    let batch = Batch {
+    let mut batch = Batch {
         from: handle.service().to_owned(),
-        messages: entries.iter().map(|(_, d)| d.clone()).collect(),
+        messages: Vec::new(),
+        events: Vec::new(),
     };
+    for (_, envelope) in entries {
+        match envelope {
+            Envelope::Message(m) => batch.messages.push(m.clone()),
+            Envelope::Event(e) => batch.events.push(e.clone()),
+        }
+    }
+    let delivered: Vec<(String, u64)> = entries
+        .iter()
+        .map(|(seq, _)| (service.to_owned(), *seq))
+        .collect();
+    if service.eq_ignore_ascii_case(handle.service()) {
+        // Events for this sidecar's own app: into the inbox, no network.
+        let mut work = take(batch);
+        work.writes.delivered = delivered;
+        return handle
+            .run(work)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
+    let peer = registry.pick(service).map_err(|e| e.to_string())?;
     let bytes = serde_json::to_vec(&batch).map_err(|e| e.to_string())?;
     let request = Request::post(format!("http://{}{PATH}", peer.mesh))
         .header("content-type", "application/json")
@@ -168,14 +194,35 @@ async fn deliver(
     if !answer.status().is_success() {
         return Err(format!("{} answered {}", peer.mesh, answer.status()));
     }
-    let delivered = entries
-        .iter()
-        .map(|(seq, _)| (service.to_owned(), *seq))
-        .collect();
     let mut work = Work::new(Vec::new());
-    work.delivered = delivered;
+    work.writes.delivered = delivered;
     handle.run(work).await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// The work that takes a batch in: messages published to the engine with their ids, events
+/// into the inbox.
+fn take(batch: Batch) -> Work {
+    let mut work = Work::new(Vec::new());
+    for m in batch.messages {
+        work.commands.push(Command::Publish {
+            name: m.name,
+            correlation_key: m.correlation_key,
+            variables: context(&m.variables),
+            ttl_ms: m.ttl_ms,
+            message_id: Some(m.id),
+        });
+        work.origins.push(None);
+    }
+    work.writes.inbox = batch
+        .events
+        .into_iter()
+        .map(|e| InboxEntry {
+            topic: e.topic,
+            event: e.event,
+        })
+        .collect();
+    work
 }
 
 /// The body, up to the batch limit.
@@ -216,25 +263,15 @@ pub async fn receive(handle: &Handle, request: Request<Body>) -> Response<Body> 
             );
         }
     };
-    let count = batch.messages.len();
-    let mut work = Work::new(Vec::new());
-    for m in batch.messages {
-        work.commands.push(Command::Publish {
-            name: m.name,
-            correlation_key: m.correlation_key,
-            variables: context(&m.variables),
-            ttl_ms: m.ttl_ms,
-            message_id: Some(m.id),
-        });
-        work.origins.push(None);
-    }
-    match handle.run(work).await {
+    let count = batch.messages.len() + batch.events.len();
+    let from = batch.from.clone();
+    match handle.run(take(batch)).await {
         Ok(results) => {
             for r in results {
                 if let Err(rejected) = r
                     && rejected.kind != RejectionKind::Duplicate
                 {
-                    tracing::warn!(from = %batch.from, "a delivered message was refused: {rejected}");
+                    tracing::warn!(%from, "a delivered message was refused: {rejected}");
                 }
             }
             let answer = serde_json::to_vec(&Acknowledged {

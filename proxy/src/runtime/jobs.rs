@@ -20,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 
+use super::bus::{Bus, CloudEvent};
 use super::core::{Queue, Work};
 use crate::config::JobSpec;
 use crate::metrics::Metrics;
@@ -52,6 +53,7 @@ struct Inner {
     metrics: Metrics,
     running: Semaphore,
     in_flight: Mutex<HashSet<u64>>,
+    bus: Arc<dyn Bus>,
 }
 
 impl Worker {
@@ -61,6 +63,7 @@ impl Worker {
         jobs: BTreeMap<String, JobSpec>,
         queue: Queue,
         metrics: Metrics,
+        bus: Arc<dyn Bus>,
     ) -> Worker {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -78,6 +81,7 @@ impl Worker {
                 metrics,
                 running: Semaphore::new(CONCURRENT),
                 in_flight: Mutex::new(HashSet::new()),
+                bus,
             }),
         }
     }
@@ -132,10 +136,16 @@ impl Worker {
                     )),
                 }
             }
-            (None, Some(p)) => Outcome::Fail(format!(
-                "job type '{}' publishes to topic '{}', but this sidecar has no event bus yet",
-                job.job_type, p.topic
-            )),
+            (None, Some(p)) => {
+                let publish = self.publish(job, &p.topic, &p.event_type, trace);
+                match tokio::time::timeout(spec.timeout, publish).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Outcome::Fail(format!(
+                        "publishing to topic '{}' took longer than {:?} (jobs.\"{}\".timeout)",
+                        p.topic, spec.timeout, job.job_type
+                    )),
+                }
+            }
             (None, None) => Outcome::Fail("the job has no way to be performed".to_owned()),
         };
         let name = match &outcome {
@@ -173,6 +183,31 @@ impl Worker {
                     message,
                 }
             }
+        }
+    }
+
+    /// A publishing job: one CloudEvent with the job's variables as data, its id made from the
+    /// job key (a retry publishes the same event), in order per process instance.
+    async fn publish(
+        &self,
+        job: &JobActivation,
+        topic: &str,
+        event_type: &str,
+        trace: Option<&str>,
+    ) -> Outcome {
+        let mut event = CloudEvent::new(
+            &format!("job-{}", job.key),
+            &format!("/flowmesh/{}", self.inner.me),
+            event_type,
+            Value::Context(job.variables.clone()).to_json(),
+        );
+        event.set("partitionkey", &job.instance.to_string());
+        if let Some(t) = trace {
+            event.set("traceparent", t);
+        }
+        match self.inner.bus.publish(topic, event).await {
+            Ok(()) => Outcome::Complete(Context::new()),
+            Err(e) => Outcome::Fail(format!("publishing to topic '{topic}' failed: {e}")),
         }
     }
 

@@ -13,8 +13,10 @@
 //! cheap [`Handle`] for the local API.
 
 pub mod api;
+pub mod bus;
 mod core;
 pub mod deliver;
+pub mod inbox;
 pub mod index;
 mod jobs;
 pub mod outbox;
@@ -30,7 +32,7 @@ use flowmesh_bpmn::engine::state::Reader;
 use flowmesh_bpmn::feel::Value;
 
 /// How long a message observed in traffic waits for its subscription.
-const OBSERVED_TTL_MS: i64 = 3_600_000;
+pub(crate) const OBSERVED_TTL_MS: i64 = 3_600_000;
 use flowmesh_bpmn::engine::{
     self, Accepted, Action, Command, CommandResult, Engine, JobActivation, Publication,
 };
@@ -41,7 +43,7 @@ use crate::deployments::{Deployments, Watched};
 use crate::engine_store::{RedbStore, Snapshots};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-pub use core::Work;
+pub use core::{Work, Writes};
 pub use index::Origin;
 use outbox::Delivery;
 
@@ -81,6 +83,8 @@ pub struct Options {
     pub runtime: config::Runtime,
     /// Where peers' sidecars are (for the outbox).
     pub registry: Registry,
+    /// Event topics delivered to the app.
+    pub subscriptions: Vec<config::Subscription>,
 }
 
 pub struct Runtime {
@@ -106,6 +110,10 @@ struct Shared {
     deployments: Watched,
     max_request_bytes: usize,
     metrics: Metrics,
+    registry: Registry,
+    own_topics: Vec<String>,
+    /// The event bindings of the deployments at a revision.
+    event_bindings: std::sync::RwLock<(u64, Arc<Vec<flowmesh_bpmn::model::EventBinding>>)>,
 }
 
 impl Runtime {
@@ -120,6 +128,7 @@ impl Runtime {
         let mut store = RedbStore::open(&options.data_dir.join("engine.redb"))?;
         store.transact_with(|_, txn| {
             index::create(txn)?;
+            inbox::create(txn)?;
             outbox::create(txn)
         })?;
         let engine = Engine::new(engine::Options {
@@ -152,6 +161,14 @@ impl Runtime {
                 deployments: self.deployments.clone(),
                 max_request_bytes: self.options.runtime.max_request_bytes,
                 metrics: self.metrics.clone(),
+                registry: self.options.registry.clone(),
+                own_topics: self
+                    .options
+                    .subscriptions
+                    .iter()
+                    .map(|s| s.topic.clone())
+                    .collect(),
+                event_bindings: std::sync::RwLock::new((u64::MAX, Arc::default())),
             }),
         }
     }
@@ -171,10 +188,12 @@ impl Runtime {
         let (actions_tx, mut actions) = mpsc::unbounded_channel();
         let (ended_tx, mut ended) = mpsc::unbounded_channel();
         let outbox_ready = Arc::new(tokio::sync::Notify::new());
+        let inbox_ready = Arc::new(tokio::sync::Notify::new());
         let outputs = core::Outputs {
             actions: actions_tx,
             ended: ended_tx,
             outbox: outbox_ready.clone(),
+            inbox: inbox_ready.clone(),
         };
         let max_batch = options.runtime.max_batch;
         let thread_metrics = metrics.clone();
@@ -201,6 +220,7 @@ impl Runtime {
             options.jobs.clone(),
             queue.clone(),
             metrics.clone(),
+            Arc::new(handle.bus()),
         );
         let dispatch = {
             let handle = handle.clone();
@@ -227,10 +247,17 @@ impl Runtime {
             options.registry.clone(),
             outbox_ready,
         ));
+        let delivering = tokio::spawn(inbox::deliver(
+            handle.clone(),
+            options.app,
+            options.subscriptions.clone(),
+            inbox_ready,
+        ));
 
         shutdown.await;
         deploying.abort();
         sending.abort();
+        delivering.abort();
         dispatch.abort();
         spans.abort();
         // The engine finishes the batch it is in and closes the file (a restart in the same

@@ -32,11 +32,27 @@ pub struct Delivery {
     pub traceparent: Option<String>,
 }
 
-/// A delivery and the service it goes to.
+/// An event of the bus on its way to a subscribed service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventDelivery {
+    pub topic: String,
+    /// The CloudEvent, structured JSON.
+    pub event: serde_json::Value,
+}
+
+/// What the outbox carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Envelope {
+    Message(Delivery),
+    Event(EventDelivery),
+}
+
+/// An envelope and the service it goes to.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
     pub service: String,
-    pub delivery: Delivery,
+    pub envelope: Envelope,
 }
 
 fn io(e: impl std::fmt::Display) -> Error {
@@ -57,7 +73,7 @@ pub(crate) fn append(txn: &WriteTransaction, items: &[Outgoing]) -> Result<(), E
     let mut seq_table = txn.open_table(SEQ).map_err(io)?;
     let mut seq = seq_table.get("next").map_err(io)?.map_or(1, |v| v.value());
     for item in items {
-        let bytes = serde_json::to_vec(&item.delivery).map_err(io)?;
+        let bytes = serde_json::to_vec(&item.envelope).map_err(io)?;
         table
             .insert((item.service.as_str(), seq), bytes.as_slice())
             .map_err(io)?;
@@ -82,9 +98,9 @@ pub(crate) fn remove(txn: &WriteTransaction, delivered: &[(String, u64)]) -> Res
 pub(crate) fn pending(
     txn: &ReadTransaction,
     per_service: usize,
-) -> Result<BTreeMap<String, Vec<(u64, Delivery)>>, Error> {
+) -> Result<BTreeMap<String, Vec<(u64, Envelope)>>, Error> {
     let table = txn.open_table(OUTBOX).map_err(io)?;
-    let mut out: BTreeMap<String, Vec<(u64, Delivery)>> = BTreeMap::new();
+    let mut out: BTreeMap<String, Vec<(u64, Envelope)>> = BTreeMap::new();
     // From one service's first entries straight to the next service: a long backlog for a
     // peer that is down costs no more than `per_service` reads.
     let mut from = String::new();
@@ -98,7 +114,7 @@ pub(crate) fn pending(
                 next = Some(format!("{service}\0"));
                 break;
             }
-            let d: Delivery = serde_json::from_slice(v.value())
+            let d: Envelope = serde_json::from_slice(v.value())
                 .map_err(|e| Error::Storage(format!("corrupt outbox entry: {e}")))?;
             list.push((seq, d));
         }
