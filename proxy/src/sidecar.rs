@@ -165,19 +165,6 @@ impl Sidecar {
         let (follower, deployments) = Follower::restore(&config.service, &cache);
         let rules = RuleSet::default();
         rules.replace(Rules::from_models(&deployments.current().latest_xml()));
-        let runtime = Runtime::build(
-            runtime::Options {
-                service: config.service.clone(),
-                app: config.app.address,
-                data_dir: config.data_dir.clone(),
-                jobs: config.jobs.clone(),
-                runtime: config.runtime.clone(),
-                registry: registry.clone(),
-                subscriptions: config.subscriptions.clone(),
-            },
-            deployments.clone(),
-            metrics.clone(),
-        )?;
         let (exporter, export): (Option<Exporter>, _) = match config
             .telemetry
             .endpoint(std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
@@ -198,6 +185,20 @@ impl Sidecar {
             metrics.clone(),
             config.limits.max_buffered_body_bytes,
         );
+        let runtime = Runtime::build(
+            runtime::Options {
+                service: config.service.clone(),
+                app: config.app.address,
+                data_dir: config.data_dir.clone(),
+                jobs: config.jobs.clone(),
+                runtime: config.runtime.clone(),
+                registry: registry.clone(),
+                subscriptions: config.subscriptions.clone(),
+                telemetry: telemetry.clone(),
+            },
+            deployments.clone(),
+            metrics.clone(),
+        )?;
         Ok(Sidecar {
             follower: Some(follower),
             deployments,

@@ -10,6 +10,8 @@
 mod harness;
 #[path = "support/client.rs"]
 mod http;
+#[path = "support/otlp.rs"]
+mod otlp;
 #[path = "support/worker.rs"]
 mod worker;
 
@@ -723,7 +725,7 @@ async fn an_orchestrated_flow_commands_another_service_and_takes_its_reply_event
 
     let mut keys = Vec::new();
     for i in 0..5 {
-        let body = json!({"process": "orchestrate", "variables": {"orderId": format!("o-{i}"), "amount": i}});
+        let body = json!({"process": "orchestrate", "business_key": format!("o-{i}"), "variables": {"orderId": format!("o-{i}"), "amount": i}});
         keys.push(start(order.local, body).await);
     }
     for key in &keys {

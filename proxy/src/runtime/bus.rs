@@ -7,13 +7,17 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use flowmesh_bpmn::model::EventBinding;
+
+use crate::telemetry::context::SpanContext;
+use crate::telemetry::span::{Kind, Span};
 
 use crate::registry::Registry;
 
 use super::outbox::{Delivery, Envelope, EventDelivery, Outgoing};
-use super::{Error, Handle, Work};
+use super::{Error, Handle, Work, spans};
 
 /// A checked CloudEvent.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,6 +100,15 @@ impl CloudEvent {
     pub fn json(&self) -> &serde_json::Value {
         &self.json
     }
+
+    /// The business transaction an event belongs to, as the sender named it: `subject`, else
+    /// the `traceid` extension.
+    pub fn business_key(&self) -> Option<&str> {
+        ["subject", "traceid"]
+            .iter()
+            .find_map(|k| self.json.get(*k).and_then(|v| v.as_str()))
+            .filter(|k| !k.is_empty())
+    }
 }
 
 /// What the runtime needs of an event bus.
@@ -128,8 +141,45 @@ impl MeshBus {
         }
     }
 
-    /// The work that publishes `event` on `topic`.
-    pub fn work(&self, topic: &str, event: &CloudEvent) -> Work {
+    /// The work that publishes `event` on `topic`, and the PRODUCER span that goes with it.
+    /// The event continues the trace it names (`traceparent`), else the one last seen with the
+    /// business key it carries, else starts one; it leaves with the producer's context.
+    pub fn work(&self, topic: &str, event: &mut CloudEvent) -> (Work, Span) {
+        let started = SystemTime::now();
+        let mut observed = self.handle.observe_event(topic, event);
+        let stitch = self.handle.stitch();
+        let parent = event
+            .json()
+            .get("traceparent")
+            .and_then(|v| v.as_str())
+            .and_then(|t| SpanContext::parse(t.as_bytes()))
+            .or_else(|| {
+                observed
+                    .iter()
+                    .map(|d| d.correlation_key.as_str())
+                    .chain(event.business_key())
+                    .find_map(|k| stitch.as_ref()?.lookup(k))
+            });
+        let span = spans::event(
+            Kind::Producer,
+            topic,
+            parent,
+            event.event_type(),
+            event.id(),
+            started,
+            None,
+        );
+        let traceparent = span.context.traceparent();
+        event.set("traceparent", &traceparent);
+        for d in &mut observed {
+            d.traceparent = Some(traceparent.clone());
+            if let Some(s) = &stitch {
+                s.remember(&d.correlation_key, span.context);
+            }
+        }
+        if let (Some(k), Some(s)) = (event.business_key(), &stitch) {
+            s.remember(k, span.context);
+        }
         let me = self.handle.service();
         let mut services = self.registry.subscribers(topic);
         if self.own.iter().any(|t| t == topic) && !services.iter().any(|s| s == me) {
@@ -145,13 +195,13 @@ impl MeshBus {
                 }),
             });
         }
-        for observed in self.handle.observe_event(topic, event) {
-            let mut routed = self.handle.route(observed);
+        for d in observed {
+            let mut routed = self.handle.route(d);
             work.commands.append(&mut routed.commands);
             work.origins.append(&mut routed.origins);
             work.writes.outbox.append(&mut routed.writes.outbox);
         }
-        work
+        (work, span)
     }
 }
 
@@ -162,8 +212,15 @@ impl Bus for MeshBus {
         event: CloudEvent,
     ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
         Box::pin(async move {
-            let work = self.work(topic, &event);
-            self.handle.run(work).await.map(|_| ())
+            let mut event = event;
+            let (work, mut span) = self.work(topic, &mut event);
+            let result = self.handle.run(work).await.map(|_| ());
+            span.end = SystemTime::now();
+            if let Err(e) = &result {
+                span.error = Some(e.to_string());
+            }
+            self.handle.export(span);
+            result
         })
     }
 }

@@ -255,6 +255,19 @@ fn commit(
         commands.push(Command::Tick);
         origin_at.push(None);
     }
+    // Messages that may start instances: an instance started by one continues its trace.
+    let mut by_key: BTreeMap<String, Origin> = BTreeMap::new();
+    for (command, origin) in commands.iter().zip(&origin_at) {
+        if let (
+            Command::Publish {
+                correlation_key, ..
+            },
+            Some(o),
+        ) = (command, origin)
+        {
+            by_key.insert(correlation_key.clone(), o.clone());
+        }
+    }
     let started = std::time::Instant::now();
     let n = commands.len();
     let result = store.transact_with(|kv, txn| -> Result<_, Error> {
@@ -265,7 +278,7 @@ fn commit(
                 origins.insert(*instance, o.clone());
             }
         }
-        let ended = index::record(txn, engine, &*kv, &out.events, &origins)?;
+        let ended = index::record(txn, engine, &*kv, &out.events, &origins, &by_key)?;
         writes.apply(txn)?;
         Ok((out, ended))
     });

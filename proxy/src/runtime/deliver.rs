@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 use super::inbox::InboxEntry;
 use super::outbox::{self, Delivery, Envelope, EventDelivery, Outgoing};
-use super::{Error, Handle, Work};
+use super::{Error, Handle, Origin, Work};
 use crate::body::{self, Body};
 use crate::registry::Registry;
 use crate::routing::SERVICE_HEADER;
@@ -77,6 +77,7 @@ impl Handle {
             })
             .collect();
         if mine {
+            let origin = origin(&message);
             work.commands.push(Command::Publish {
                 name: message.name,
                 correlation_key: message.correlation_key,
@@ -84,7 +85,7 @@ impl Handle {
                 ttl_ms: message.ttl_ms,
                 message_id: Some(message.id),
             });
-            work.origins.push(None);
+            work.origins.push(origin);
         }
         work
     }
@@ -200,11 +201,23 @@ async fn deliver(
     Ok(())
 }
 
+/// The trace an instance started by `message` belongs to.
+fn origin(message: &Delivery) -> Option<Origin> {
+    let parent =
+        crate::telemetry::context::SpanContext::parse(message.traceparent.as_deref()?.as_bytes())?;
+    Some(Origin {
+        business_key: Some(message.correlation_key.clone()),
+        trace_id: Some(parent.trace_hex()),
+        parent_span_id: Some(crate::telemetry::context::hex(&parent.span_id)),
+    })
+}
+
 /// The work that takes a batch in: messages published to the engine with their ids, events
 /// into the inbox.
 fn take(batch: Batch) -> Work {
     let mut work = Work::new(Vec::new());
     for m in batch.messages {
+        work.origins.push(origin(&m));
         work.commands.push(Command::Publish {
             name: m.name,
             correlation_key: m.correlation_key,
@@ -212,7 +225,6 @@ fn take(batch: Batch) -> Work {
             ttl_ms: m.ttl_ms,
             message_id: Some(m.id),
         });
-        work.origins.push(None);
     }
     work.writes.inbox = batch
         .events

@@ -21,8 +21,10 @@ use redb::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::{Error, Handle, Work};
+use super::{Error, Handle, Work, spans};
 use crate::config::Subscription;
+use crate::telemetry::context::SpanContext;
+use crate::telemetry::span::{Kind, Span};
 
 /// Sequence → [`InboxEntry`] (JSON).
 const INBOX: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("rt_inbox");
@@ -200,15 +202,32 @@ pub(crate) async fn deliver(
         }
         let calls = due.iter().map(|(seq, entry)| {
             let sub = by_topic.get(&entry.topic);
-            let client = &client;
+            let (client, handle) = (&client, &handle);
             async move {
+                let mut span = consumer(&entry.topic, &entry.event);
                 let outcome = match sub {
-                    Some(s) => post(client, app, s, &entry.event).await,
+                    Some(s) => post(client, app, s, &entry.event, &span.context).await,
                     None => Attempt::Failed(format!(
                         "this sidecar has no [[subscriptions]] entry for topic '{}'",
                         entry.topic
                     )),
                 };
+                span.error = match &outcome {
+                    Attempt::Delivered => {
+                        // A reply carrying this business key but no traceparent joins the trace.
+                        if let Some(key) = ["subject", "traceid"]
+                            .iter()
+                            .find_map(|k| entry.event.get(*k).and_then(|v| v.as_str()))
+                            && let Some(stitch) = handle.stitch()
+                        {
+                            stitch.remember(key, span.context);
+                        }
+                        None
+                    }
+                    Attempt::Failed(why) => Some(why.clone()),
+                };
+                span.end = std::time::SystemTime::now();
+                handle.export(span);
                 (*seq, outcome)
             }
         });
@@ -256,17 +275,39 @@ pub(crate) async fn deliver(
     }
 }
 
+/// The CONSUMER span of one delivery attempt: a child of the event's `traceparent`.
+fn consumer(topic: &str, event: &serde_json::Value) -> Span {
+    let attr = |k: &str| event.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    let parent = SpanContext::parse(attr("traceparent").as_bytes());
+    spans::event(
+        Kind::Consumer,
+        topic,
+        parent,
+        attr("type"),
+        attr("id"),
+        std::time::SystemTime::now(),
+        None,
+    )
+}
+
 async fn post(
     client: &Client<HttpConnector, Full<Bytes>>,
     app: SocketAddr,
     sub: &Subscription,
     event: &serde_json::Value,
+    span: &SpanContext,
 ) -> Attempt {
-    let mut request = Request::post(format!("http://{app}{}", sub.path))
-        .header("content-type", "application/cloudevents+json");
-    if let Some(t) = event.get("traceparent").and_then(|v| v.as_str()) {
-        request = request.header("traceparent", t);
+    // The app sees the delivery's span as the parent of whatever it does next.
+    let mut event = event.clone();
+    if let serde_json::Value::Object(o) = &mut event {
+        o.insert(
+            "traceparent".into(),
+            serde_json::Value::String(span.traceparent()),
+        );
     }
+    let request = Request::post(format!("http://{app}{}", sub.path))
+        .header("content-type", "application/cloudevents+json")
+        .header("traceparent", span.traceparent());
     let request = match request.body(Full::new(Bytes::from(event.to_string()))) {
         Ok(r) => r,
         Err(e) => return Attempt::Failed(format!("cannot build the request: {e}")),

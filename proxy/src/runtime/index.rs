@@ -182,13 +182,16 @@ pub fn create(txn: &WriteTransaction) -> Result<(), Error> {
 }
 
 /// Records what a batch did, inside its transaction. `origins` maps instance keys created by
-/// this batch's commands to where they came from. Returns the element instances that ended.
+/// this batch's commands to where they came from, `by_key` the correlation keys of its
+/// messages (an instance a message starts has it as start key). Returns the element
+/// instances that ended.
 pub fn record(
     txn: &WriteTransaction,
     engine: &mut Engine,
     kv: &dyn KvRead,
     events: &[Event],
     origins: &BTreeMap<u64, Origin>,
+    by_key: &BTreeMap<String, Origin>,
 ) -> Result<Vec<Ended>, Error> {
     let mut instances = txn.open_table(INSTANCES).map_err(io)?;
     let mut history = txn.open_table(HISTORY).map_err(io)?;
@@ -225,7 +228,11 @@ pub fn record(
                 let (process, version) = engine.definition(kv, element.definition)?;
                 let el = process.element(element.element);
                 if element.scope.is_none() {
-                    let origin = origins.get(&element.instance).cloned().unwrap_or_default();
+                    let origin = origins
+                        .get(&element.instance)
+                        .or_else(|| element.start_key.as_ref().and_then(|k| by_key.get(k)))
+                        .cloned()
+                        .unwrap_or_default();
                     let row = InstanceRow {
                         key: element.instance,
                         process: process.id.clone(),
@@ -555,12 +562,26 @@ pub fn counts(txn: &ReadTransaction) -> Result<BTreeMap<(String, u32, &'static s
     Ok(out)
 }
 
+/// Where a running element belongs: its instance's trace and business key, its own span.
+#[derive(Clone, Debug, Default)]
+pub struct Place {
+    pub trace_id: String,
+    pub span_id: String,
+    pub business_key: Option<String>,
+}
+
+impl Place {
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
+    }
+}
+
 /// The trace of an instance and the span of one of its running elements.
-pub fn job_trace(
+pub fn place(
     txn: &ReadTransaction,
     instance: u64,
     element_instance: u64,
-) -> Result<Option<(String, String)>, Error> {
+) -> Result<Option<Place>, Error> {
     let Some(row) = self::instance(txn, instance)? else {
         return Ok(None);
     };
@@ -569,7 +590,11 @@ pub fn job_trace(
         Some(v) => from_json::<ActiveRow>(v.value())?.span_id,
         None => row.span_id.clone(),
     };
-    Ok(Some((row.trace_id, span)))
+    Ok(Some(Place {
+        trace_id: row.trace_id,
+        span_id: span,
+        business_key: row.business_key,
+    }))
 }
 
 /// The process-level variables of an instance (also after it ended).

@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 
 use super::bus::{Bus, CloudEvent};
 use super::core::{Queue, Work};
+use super::index::Place;
 use crate::config::JobSpec;
 use crate::metrics::Metrics;
 
@@ -87,7 +88,7 @@ impl Worker {
     }
 
     /// Performs `job` in its own task (a job already being performed is not started twice).
-    pub(crate) fn start(&self, job: JobActivation, trace: Option<String>) {
+    pub(crate) fn start(&self, job: JobActivation, place: Option<Place>) {
         let fresh = self
             .inner
             .in_flight
@@ -103,7 +104,7 @@ impl Worker {
                 return;
             };
             let key = job.key;
-            let command = worker.perform(&job, trace.as_deref()).await;
+            let command = worker.perform(&job, place.as_ref()).await;
             worker.report(command).await;
             if let Ok(mut f) = worker.inner.in_flight.lock() {
                 f.remove(&key);
@@ -111,7 +112,9 @@ impl Worker {
         });
     }
 
-    async fn perform(&self, job: &JobActivation, trace: Option<&str>) -> Command {
+    async fn perform(&self, job: &JobActivation, place: Option<&Place>) -> Command {
+        let trace = place.map(Place::traceparent);
+        let trace = trace.as_deref();
         let inner = &self.inner;
         let Some(spec) = inner.jobs.get(&job.job_type) else {
             inner.metrics.job(&job.job_type, "no_worker");
@@ -137,7 +140,7 @@ impl Worker {
                 }
             }
             (None, Some(p)) => {
-                let publish = self.publish(job, &p.topic, &p.event_type, trace);
+                let publish = self.publish(job, &p.topic, &p.event_type, place);
                 match tokio::time::timeout(spec.timeout, publish).await {
                     Ok(outcome) => outcome,
                     Err(_) => Outcome::Fail(format!(
@@ -193,7 +196,7 @@ impl Worker {
         job: &JobActivation,
         topic: &str,
         event_type: &str,
-        trace: Option<&str>,
+        place: Option<&Place>,
     ) -> Outcome {
         let mut event = CloudEvent::new(
             &format!("job-{}", job.key),
@@ -202,8 +205,13 @@ impl Worker {
             Value::Context(job.variables.clone()).to_json(),
         );
         event.set("partitionkey", &job.instance.to_string());
-        if let Some(t) = trace {
-            event.set("traceparent", t);
+        if let Some(p) = place {
+            event.set("traceparent", &p.traceparent());
+            // Receivers remember the trace under the subject: a reply that carries the
+            // business key but no traceparent joins the same trace.
+            if let Some(key) = &p.business_key {
+                event.set("subject", key);
+            }
         }
         match self.inner.bus.publish(topic, event).await {
             Ok(()) => Outcome::Complete(Context::new()),

@@ -21,6 +21,7 @@ pub mod index;
 mod jobs;
 pub mod outbox;
 pub mod rollout;
+pub mod spans;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,6 +44,9 @@ use crate::deployments::{Deployments, Watched};
 use crate::engine_store::{RedbStore, Snapshots};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::telemetry::Telemetry;
+use crate::telemetry::span::Span;
+use crate::telemetry::stitch::Stitch;
 pub use core::{Work, Writes};
 pub use index::Origin;
 use outbox::Delivery;
@@ -85,10 +89,14 @@ pub struct Options {
     pub registry: Registry,
     /// Event topics delivered to the app.
     pub subscriptions: Vec<config::Subscription>,
+    /// Where spans go, and the trace contexts remembered by business key.
+    pub telemetry: Telemetry,
 }
 
 pub struct Runtime {
+    handle: Handle,
     options: Options,
+    spans: (mpsc::UnboundedSender<Span>, mpsc::UnboundedReceiver<Span>),
     store: RedbStore,
     engine: Engine,
     queue: core::Queue,
@@ -112,6 +120,9 @@ struct Shared {
     metrics: Metrics,
     registry: Registry,
     own_topics: Vec<String>,
+    spans: mpsc::UnboundedSender<Span>,
+    /// Until the runtime stops (it must not keep the sidecar's file open after that).
+    stitch: std::sync::Mutex<Option<Stitch>>,
     /// The event bindings of the deployments at a revision.
     event_bindings: std::sync::RwLock<(u64, Arc<Vec<flowmesh_bpmn::model::EventBinding>>)>,
 }
@@ -141,7 +152,29 @@ impl Runtime {
             ..engine::Options::default()
         });
         let (queue, rx) = core::queue(options.runtime.max_queued);
+        let spans = mpsc::unbounded_channel();
+        let handle = Handle {
+            inner: Arc::new(Shared {
+                service: options.service.clone(),
+                queue: queue.clone(),
+                snapshots: store.snapshots(),
+                deployments: deployments.clone(),
+                max_request_bytes: options.runtime.max_request_bytes,
+                metrics: metrics.clone(),
+                registry: options.registry.clone(),
+                own_topics: options
+                    .subscriptions
+                    .iter()
+                    .map(|s| s.topic.clone())
+                    .collect(),
+                event_bindings: std::sync::RwLock::new((u64::MAX, Arc::default())),
+                spans: spans.0.clone(),
+                stitch: std::sync::Mutex::new(Some(options.telemetry.stitch().clone())),
+            }),
+        };
         Ok(Runtime {
+            handle,
+            spans,
             options,
             store,
             engine,
@@ -152,31 +185,16 @@ impl Runtime {
         })
     }
 
+    /// The one handle of this runtime (every clone shares its state).
     pub fn handle(&self) -> Handle {
-        Handle {
-            inner: Arc::new(Shared {
-                service: self.options.service.clone(),
-                queue: self.queue.clone(),
-                snapshots: self.store.snapshots(),
-                deployments: self.deployments.clone(),
-                max_request_bytes: self.options.runtime.max_request_bytes,
-                metrics: self.metrics.clone(),
-                registry: self.options.registry.clone(),
-                own_topics: self
-                    .options
-                    .subscriptions
-                    .iter()
-                    .map(|s| s.topic.clone())
-                    .collect(),
-                event_bindings: std::sync::RwLock::new((u64::MAX, Arc::default())),
-            }),
-        }
+        self.handle.clone()
     }
 
     /// Runs until `shutdown` resolves; the engine thread finishes the batch it is in.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
-        let handle = self.handle();
         let Runtime {
+            handle,
+            spans: (_, mut spans),
             options,
             store,
             engine,
@@ -228,18 +246,29 @@ impl Runtime {
                 while let Some(action) = actions.recv().await {
                     match action {
                         Action::Job(job) => {
-                            let trace = handle.traceparent(&job);
-                            worker.start(job, trace);
+                            let place = handle.place(&job);
+                            worker.start(job, place);
                         }
                         Action::Publish(p) => handle.route_publication(p).await,
                     }
                 }
             })
         };
-        let spans = tokio::spawn(async move {
-            // Element spans join the telemetry pipeline in a later step; until then the ended
-            // elements are only drained.
-            while ended.recv().await.is_some() {}
+        let telemetry = options.telemetry.clone();
+        let exporting = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(batch) = ended.recv() => {
+                        for e in &batch {
+                            if let Some(span) = spans::element(e) {
+                                telemetry.export(span);
+                            }
+                        }
+                    }
+                    Some(span) = spans.recv() => telemetry.export(span),
+                    else => return,
+                }
+            }
         });
         let deploying = tokio::spawn(deploy_owned(handle.clone(), deployments.subscribe()));
         let sending = tokio::spawn(deliver::send(
@@ -259,7 +288,10 @@ impl Runtime {
         sending.abort();
         delivering.abort();
         dispatch.abort();
-        spans.abort();
+        exporting.abort();
+        if let Ok(mut s) = handle.inner.stitch.lock() {
+            s.take();
+        }
         // The engine finishes the batch it is in and closes the file (a restart in the same
         // process can open it again); work queued after this is refused as stopped.
         stopping.store(true, Ordering::Release);
@@ -286,6 +318,16 @@ impl Handle {
         self.inner.deployments.current()
     }
 
+    /// Hands a finished span to the exporter.
+    pub fn export(&self, span: Span) {
+        let _ = self.inner.spans.send(span);
+    }
+
+    /// The trace contexts remembered by business key (none once the runtime stopped).
+    pub fn stitch(&self) -> Option<Stitch> {
+        self.inner.stitch.lock().ok().and_then(|s| s.clone())
+    }
+
     pub fn max_request_bytes(&self) -> usize {
         self.inner.max_request_bytes
     }
@@ -301,14 +343,13 @@ impl Handle {
         results.pop().ok_or(Error::Stopped)
     }
 
-    /// `traceparent` for a job's call: the instance's trace, the job element's span.
-    fn traceparent(&self, job: &JobActivation) -> Option<String> {
+    /// Where a job's element belongs: its instance's trace and business key.
+    fn place(&self, job: &JobActivation) -> Option<index::Place> {
         self.inner
             .snapshots
-            .read_with(|_, txn| index::job_trace(txn, job.instance, job.element_instance))
+            .read_with(|_, txn| index::place(txn, job.instance, job.element_instance))
             .ok()
             .flatten()
-            .map(|(trace, span)| format!("00-{trace}-{span}-01"))
     }
 
     /// Hands a message the engine published to the services waiting for it, and
@@ -317,10 +358,10 @@ impl Handle {
         let trace = self
             .inner
             .snapshots
-            .read_with(|_, txn| index::job_trace(txn, p.instance, p.element_instance))
+            .read_with(|_, txn| index::place(txn, p.instance, p.element_instance))
             .ok()
             .flatten()
-            .map(|(trace, span)| format!("00-{trace}-{span}-01"));
+            .map(|p| p.traceparent());
         let variables = match Value::Context(p.variables.clone()).to_json() {
             serde_json::Value::Object(m) => m,
             _ => serde_json::Map::new(),

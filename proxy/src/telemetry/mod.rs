@@ -94,6 +94,13 @@ impl Telemetry {
         self.inner.exporter.is_none() && self.inner.rules.get().is_empty()
     }
 
+    /// Hands a finished span to the exporter (dropped and counted when its queue is full).
+    pub fn export(&self, span: Span) {
+        if let Some(e) = &self.inner.exporter {
+            e.record(span);
+        }
+    }
+
     pub fn stitch(&self) -> &Stitch {
         &self.inner.stitch
     }

@@ -11,6 +11,12 @@ use super::context::SpanContext;
 pub enum Kind {
     Server,
     Client,
+    /// Work inside the sidecar: a BPMN element, a process instance.
+    Internal,
+    /// An event handed to the bus.
+    Producer,
+    /// An event handed to the app.
+    Consumer,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -81,6 +87,9 @@ impl Span {
         let kind = match self.kind {
             Kind::Server => otlp::span::SpanKind::Server,
             Kind::Client => otlp::span::SpanKind::Client,
+            Kind::Internal => otlp::span::SpanKind::Internal,
+            Kind::Producer => otlp::span::SpanKind::Producer,
+            Kind::Consumer => otlp::span::SpanKind::Consumer,
         };
         let status = match &self.error {
             Some(message) => otlp::Status {
