@@ -75,6 +75,14 @@ struct Inner {
     jobs: Family<JobLabels, Counter>,
     unroutable: Family<NameLabels, Counter>,
     dead_letters: Family<TopicLabels, Counter>,
+    instances: Family<StateLabels, Gauge>,
+    incidents: Gauge,
+    outbox: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
 }
 
 /// A cheap handle to the metrics.
@@ -153,6 +161,20 @@ impl Metrics {
         let jobs = Family::<JobLabels, Counter>::default();
         let unroutable = Family::<NameLabels, Counter>::default();
         let dead_letters = Family::<TopicLabels, Counter>::default();
+        let instances = Family::<StateLabels, Gauge>::default();
+        let incidents = Gauge::default();
+        let outbox = Gauge::default();
+        registry.register(
+            "instances",
+            "Process instances this sidecar runs, by state (active, completed, incident, cancelled)",
+            instances.clone(),
+        );
+        registry.register("incidents", "Open incidents", incidents.clone());
+        registry.register(
+            "outbox_depth",
+            "Messages and events waiting for a peer sidecar to acknowledge them",
+            outbox.clone(),
+        );
         registry.register(
             "dead_letters",
             "Events the app did not take within their subscription's attempts, by topic",
@@ -191,6 +213,9 @@ impl Metrics {
                 jobs,
                 unroutable,
                 dead_letters,
+                instances,
+                incidents,
+                outbox,
                 registry,
                 requests,
                 latency,
@@ -267,6 +292,40 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// An instance entered `to` (from `from`, unless it is new).
+    pub fn instance_moved(&self, from: Option<&'static str>, to: &'static str) {
+        if let Some(f) = from {
+            self.inner
+                .instances
+                .get_or_create(&StateLabels { state: f })
+                .dec();
+        }
+        self.inner
+            .instances
+            .get_or_create(&StateLabels { state: to })
+            .inc();
+    }
+
+    /// Sets the gauges from stored state (at start).
+    pub fn runtime_state(&self, by_state: &[(&'static str, i64)], incidents: i64, outbox: i64) {
+        for (state, n) in by_state {
+            self.inner
+                .instances
+                .get_or_create(&StateLabels { state })
+                .set(*n);
+        }
+        self.inner.incidents.set(incidents);
+        self.inner.outbox.set(outbox);
+    }
+
+    pub fn incidents_changed(&self, by: i64) {
+        self.inner.incidents.inc_by(by);
+    }
+
+    pub fn outbox_changed(&self, by: i64) {
+        self.inner.outbox.inc_by(by);
     }
 
     pub fn dead_letter(&self, topic: &str) {

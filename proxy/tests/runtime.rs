@@ -211,6 +211,18 @@ async fn an_owned_process_runs_its_jobs_against_the_app() {
     assert_eq!(model["elements"]["t2"]["completed"], 1);
     assert_eq!(model["elements"]["t2"]["active"], 0);
     assert!(model["elements"]["t2"]["avg_ms"].is_number());
+
+    let metrics = http_text(side.local, "/metrics").await;
+    for line in [
+        "flowmesh_instances{state=\"completed\"} 1",
+        "flowmesh_instances{state=\"active\"} 0",
+        "flowmesh_jobs_total{job_type=\"t2\",outcome=\"completed\"} 1",
+        "flowmesh_incidents 0",
+        "flowmesh_outbox_depth 0",
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
+    assert!(metrics.contains("flowmesh_engine_commands_total"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,6 +276,16 @@ async fn failures_retry_then_raise_incidents_that_resolve() {
     assert!(message.contains("no worker for job type 't3'"), "{message}");
     let (_, all) = api(side.local, Method::GET, "/v1/incidents", None).await;
     assert_eq!(all["items"].as_array().unwrap().len(), 1);
+    let metrics = http_text(side.local, "/metrics").await;
+    assert!(metrics.contains("flowmesh_incidents 1"), "{metrics}");
+    assert!(
+        metrics.contains("flowmesh_instances{state=\"incident\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flowmesh_jobs_total{job_type=\"t3\",outcome=\"no_worker\"} 1"),
+        "{metrics}"
+    );
 
     // A business error nobody catches is an incident too.
     app.set(Mode::Error);

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::Error;
 use super::inbox::{self, DeadLetter, InboxEntry};
-use super::index::{self, Ended, Origin};
+use super::index::{self, Ended, InstanceState, Origin};
 use super::outbox::{self, Outgoing};
 use crate::engine_store::RedbStore;
 
@@ -278,13 +278,22 @@ fn commit(
                 origins.insert(*instance, o.clone());
             }
         }
-        let ended = index::record(txn, engine, &*kv, &out.events, &origins, &by_key)?;
+        let recorded = index::record(txn, engine, &*kv, &out.events, &origins, &by_key)?;
         writes.apply(txn)?;
-        Ok((out, ended))
+        Ok((out, recorded))
     });
     metrics.engine_batch(n, started.elapsed());
     match result {
-        Ok((out, ended)) => {
+        Ok((out, recorded)) => {
+            for (from, to) in &recorded.moved {
+                metrics.instance_moved(from.map(InstanceState::name), to.name());
+            }
+            metrics.incidents_changed(recorded.incidents);
+            metrics.outbox_changed(
+                i64::try_from(writes.outbox.len()).unwrap_or(0)
+                    - i64::try_from(writes.delivered.len()).unwrap_or(0),
+            );
+            let ended = recorded.ended;
             engine.committed();
             let mut results = out.results.into_iter();
             for (w, size) in batch.drain(..).zip(sizes) {

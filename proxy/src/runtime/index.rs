@@ -192,7 +192,7 @@ pub fn record(
     events: &[Event],
     origins: &BTreeMap<u64, Origin>,
     by_key: &BTreeMap<String, Origin>,
-) -> Result<Vec<Ended>, Error> {
+) -> Result<Recorded, Error> {
     let mut instances = txn.open_table(INSTANCES).map_err(io)?;
     let mut history = txn.open_table(HISTORY).map_err(io)?;
     let mut active = txn.open_table(ACTIVE).map_err(io)?;
@@ -414,7 +414,22 @@ pub fn record(
             .insert(*instance, json(vars)?.as_slice())
             .map_err(io)?;
     }
+    let mut recorded = Recorded::default();
+    for e in events {
+        match e {
+            Event::IncidentCreated(_) => recorded.incidents += 1,
+            Event::IncidentResolved { .. } => recorded.incidents -= 1,
+            _ => {}
+        }
+    }
     for row in rows.values() {
+        let before = match instances.get(row.key).map_err(io)? {
+            Some(v) => Some(from_json::<InstanceRow>(v.value())?.state),
+            None => None,
+        };
+        if before != Some(row.state) {
+            recorded.moved.push((before, row.state));
+        }
         if matches!(
             row.state,
             InstanceState::Completed | InstanceState::Cancelled
@@ -431,6 +446,7 @@ pub fn record(
                 .collect();
             for k in stale {
                 incidents.remove(k).map_err(io)?;
+                recorded.incidents -= 1;
             }
         }
         instances
@@ -438,7 +454,17 @@ pub fn record(
             .map_err(io)?;
     }
     meta.insert("history_seq", seq).map_err(io)?;
-    Ok(ended)
+    recorded.ended = ended;
+    Ok(recorded)
+}
+
+/// What a batch changed that others follow: ended elements (for spans), instances that
+/// changed state and the change in open incidents (for metrics).
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub ended: Vec<Ended>,
+    pub moved: Vec<(Option<InstanceState>, InstanceState)>,
+    pub incidents: i64,
 }
 
 /// Which instances to list.

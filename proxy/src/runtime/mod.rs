@@ -203,6 +203,22 @@ impl Runtime {
             deployments,
             metrics,
         } = self;
+        let stored = store.snapshots().read_with(|_, txn| -> Result<_, Error> {
+            let mut by_state: BTreeMap<&'static str, i64> = BTreeMap::new();
+            for ((_, _, state), n) in index::counts(txn)? {
+                *by_state.entry(state).or_default() += i64::try_from(n).unwrap_or(i64::MAX);
+            }
+            let incidents = index::incidents(txn, None)?.len();
+            Ok((by_state, incidents, outbox::depth(txn)?))
+        });
+        match stored {
+            Ok((by_state, incidents, depth)) => metrics.runtime_state(
+                &by_state.into_iter().collect::<Vec<_>>(),
+                i64::try_from(incidents).unwrap_or(i64::MAX),
+                i64::try_from(depth).unwrap_or(i64::MAX),
+            ),
+            Err(e) => tracing::warn!("cannot read the runtime's state for its metrics: {e}"),
+        }
         let (actions_tx, mut actions) = mpsc::unbounded_channel();
         let (ended_tx, mut ended) = mpsc::unbounded_channel();
         let outbox_ready = Arc::new(tokio::sync::Notify::new());
