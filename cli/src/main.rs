@@ -5,6 +5,7 @@ mod control_plane;
 mod proxy;
 mod remote;
 mod service;
+mod sidecar;
 mod table;
 mod validate;
 
@@ -28,6 +29,11 @@ enum Command {
     Deploy(remote::DeployArgs),
     Get(remote::GetArgs),
     Rollout(remote::RolloutArgs),
+    Instances(sidecar::InstancesArgs),
+    Instance(sidecar::InstanceArgs),
+    Publish(sidecar::PublishArgs),
+    Incidents(sidecar::IncidentsArgs),
+    Resolve(sidecar::ResolveArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +45,10 @@ fn main() -> ExitCode {
         Command::Deploy(args) => remote::deploy(args),
         Command::Get(args) => remote::get(args),
         Command::Rollout(args) => remote::rollout(args),
+        Command::Instances(args) => sidecar::instances(args),
+        Command::Instance(args) => sidecar::instance(args),
+        Command::Publish(args) => sidecar::publish(args),
+        Command::Incidents(args) => sidecar::incidents(args),
+        Command::Resolve(args) => sidecar::resolve(args),
     }
 }

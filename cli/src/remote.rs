@@ -36,7 +36,7 @@ impl Target {
     }
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T, String> {
+pub(crate) fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -44,7 +44,7 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T, String> {
         .map(|rt| rt.block_on(f))
 }
 
-fn fail(command: &str, e: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn fail(command: &str, e: impl std::fmt::Display) -> ExitCode {
     eprintln!("flowmesh {command}: {e}");
     ExitCode::from(1)
 }

@@ -39,6 +39,7 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/events/{topic}", post(publish_event))
         .route("/v1/dead-letters", get(dead_letters))
+        .route("/v1/deployments", get(deployments))
         .with_state(handle)
 }
 
@@ -430,6 +431,23 @@ async fn publish_event(
         axum::Json(json!({"id": id, "topic": topic})),
     )
         .into_response())
+}
+
+/// What this sidecar believes is deployed: versions and owners, rollouts, message routes.
+async fn deployments(State(handle): State<Handle>) -> Answer {
+    let d = handle.deployments();
+    let models: Vec<_> = d
+        .models
+        .iter()
+        .map(|m| json!({"process": m.process, "version": m.version, "owner": m.owner}))
+        .collect();
+    Ok(axum::Json(json!({
+        "revision": d.revision,
+        "models": models,
+        "rollouts": d.rollouts,
+        "routes": d.routes,
+    }))
+    .into_response())
 }
 
 async fn dead_letters(State(handle): State<Handle>) -> Answer {

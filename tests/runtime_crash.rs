@@ -1,0 +1,299 @@
+//! The workflow runtime across real processes: a control plane and two `flowmesh proxy`
+//! sidecars. order runs 200 orchestrated flows (a command event to payment's app, its reply
+//! event back); order's sidecar is killed with SIGKILL in the middle and restarted. Every flow
+//! completes, no command is published twice under different job keys, no reply is lost. Then
+//! the CLI reads and steers the same sidecar.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/cluster.rs"]
+mod cluster;
+#[path = "../proxy/tests/support/client.rs"]
+mod http;
+#[path = "../proxy/tests/support/worker.rs"]
+mod worker;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cluster::{Cluster, TOKEN};
+use http::{client, full};
+use hyper::{Method, Request};
+use serde_json::{Value, json};
+
+const FLOWS: usize = 200;
+const UP: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `flowmesh proxy` process; killed (SIGKILL) when dropped.
+struct Sidecar {
+    child: Child,
+    config: std::path::PathBuf,
+    local: SocketAddr,
+}
+
+impl Sidecar {
+    fn spawn(dir: &Path, service: &str, app: SocketAddr, cp: &str, extra: &str) -> Sidecar {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("token"), TOKEN).unwrap();
+        let local: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = dir.join("sidecar.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "service = \"{service}\"\ndata_dir = \"{data}\"\ncontrol_plane = [\"{cp}\"]\ntoken_file = \"{data}/token\"\n\
+                 [app]\naddress = \"{app}\"\n\
+                 [listen]\nlocal = \"{local}\"\ninbound = \"127.0.0.1:0\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\n\
+                 [telemetry]\notlp_endpoint = \"none\"\n{extra}",
+                data = dir.display()
+            ),
+        )
+        .unwrap();
+        Sidecar {
+            child: start(&config),
+            config,
+            local,
+        }
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn restart(&mut self) {
+        self.child = start(&self.config);
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_flowmesh"))
+        .args(["proxy", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A request to a local API: status and JSON body (status 0: not reachable).
+async fn api(local: SocketAddr, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("http://{local}{path}"))
+        .header("content-type", "application/json")
+        .body(full(Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
+        .unwrap();
+    let Ok(response) = client().request(request).await else {
+        return (0, Value::Null);
+    };
+    let status = response.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn until<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + UP;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn completed(local: SocketAddr) -> Option<usize> {
+    let (status, list) = api(
+        local,
+        Method::GET,
+        "/v1/instances?state=completed&limit=1000",
+        None,
+    )
+    .await;
+    (status == 200).then(|| list["items"].as_array().map_or(0, Vec::len))
+}
+
+fn flowmesh(local: SocketAddr, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
+        .args(args)
+        .args(["--sidecar", &format!("http://{local}")])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_survive_a_killed_sidecar_and_the_cli_steers_them() {
+    let cp = Cluster::up(1, &[], UP).await;
+    let cp_url = format!("http://{}", cp.addrs[&1]);
+    let dir = tempfile::tempdir().unwrap();
+    let order_app = worker::start().await;
+    let payment_app = worker::start().await;
+    let subscribed = "[[subscriptions]]\ntopic = \"retail\"\npath = \"/events\"\nbackoff = \"20ms\"\nattempts = 1000\n";
+    let payment = Sidecar::spawn(
+        &dir.path().join("payment"),
+        "payment",
+        payment_app.addr,
+        &cp_url,
+        subscribed,
+    );
+    payment_app.reply(
+        "RetrievePaymentCommand",
+        "PaymentReceivedEvent",
+        payment.local,
+        "retail",
+    );
+    let jobs = "[jobs]\n\"retrieve-payment\" = { publish = { topic = \"retail\", type = \"RetrievePaymentCommand\" } }\n";
+    let mut order = Sidecar::spawn(
+        &dir.path().join("order"),
+        "order",
+        order_app.addr,
+        &cp_url,
+        jobs,
+    );
+
+    cp.client(1)
+        .deploy(
+            Bytes::from_static(include_bytes!("../proxy/tests/fixtures/orchestrate.bpmn")),
+            Some("order"),
+        )
+        .await
+        .unwrap();
+    until("order runs orchestrate", || async {
+        let (_, models) = api(order.local, Method::GET, "/v1/models", None).await;
+        (models["models"][0]["process"] == "orchestrate").then_some(())
+    })
+    .await;
+    until("payment routes PaymentReceived to order", || async {
+        let (_, d) = api(payment.local, Method::GET, "/v1/deployments", None).await;
+        (d["routes"]["PaymentReceived"] == json!(["order"])).then_some(())
+    })
+    .await;
+
+    // payment's app is down: no flow can finish before the kill. order is killed right after
+    // the last flow started, while it is still publishing their commands.
+    payment_app.set_events(worker::Mode::Fail);
+    for i in 0..FLOWS {
+        let body = json!({"process": "orchestrate", "business_key": format!("o-{i}"), "variables": {"orderId": format!("o-{i}")}});
+        let (status, answer) = api(order.local, Method::POST, "/v1/instances", Some(body)).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    order.kill9();
+    assert!(payment_app.events().is_empty());
+    order.restart();
+    payment_app.set_events(worker::Mode::Complete);
+    until("every flow completed after the restart", || async {
+        completed(order.local).await.filter(|n| *n == FLOWS)
+    })
+    .await;
+
+    // Each order's command was published under one job key, however often it was delivered.
+    let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for taken in payment_app.events() {
+        if taken.event["type"] == "RetrievePaymentCommand" {
+            ids.entry(taken.event["data"]["orderId"].as_str().unwrap().to_owned())
+                .or_default()
+                .insert(taken.event["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(ids.len(), FLOWS);
+    for (order_id, keys) in &ids {
+        assert_eq!(
+            keys.len(),
+            1,
+            "{order_id} was commanded under several job keys: {keys:?}"
+        );
+    }
+
+    // The CLI on the same sidecar.
+    let (ok, out, err) = flowmesh(
+        order.local,
+        &[
+            "instances",
+            "--state",
+            "completed",
+            "--limit",
+            "1000",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), FLOWS);
+    let key = listed["items"][0]["key"].as_str().unwrap().to_owned();
+    let (ok, out, err) = flowmesh(
+        order.local,
+        &["instances", "--state", "completed", "--limit", "2"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.starts_with("KEY"), "{out}");
+    assert!(
+        out.contains("orchestrate") && out.contains("more after"),
+        "{out}"
+    );
+    let (ok, out, err) = flowmesh(order.local, &["instance", &key]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("completed") && out.contains("payment-received"),
+        "{out}"
+    );
+    let (ok, out, err) = flowmesh(
+        order.local,
+        &[
+            "publish", "Nobody", "--key", "k-1", "--var", "amount=5", "--var", "note=hi", "--id",
+            "cli-1",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("published Nobody (id cli-1)"), "{out}");
+    let (ok, _, err) = flowmesh(
+        order.local,
+        &["publish", "Nobody", "--key", "k-1", "--id", "cli-1"],
+    );
+    assert!(!ok);
+    assert!(err.contains("duplicate"), "{err}");
+    let (ok, out, err) = flowmesh(order.local, &["incidents"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("ID"), "{out}");
+    let (ok, _, err) = flowmesh(order.local, &["resolve", "123"]);
+    assert!(!ok);
+    assert!(err.contains("no open incident 123"), "{err}");
+    let (ok, _, err) = flowmesh(order.local, &["instance", "nope"]);
+    assert!(!ok);
+    assert!(err.contains("not a instance key"), "{err}");
+}
