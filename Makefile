@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test deps lint unit bench-engine bench-control-plane bench-proxy fuzz
+.PHONY: test deps lint unit bench-engine bench-control-plane bench-proxy bench-runtime fuzz
 
 test: deps lint unit
 
@@ -30,6 +30,11 @@ bench-control-plane:
 bench-proxy:
 	$(CARGO) build --release --bin flowmesh
 	$(CARGO) run --release -p flowmesh-bench-proxy
+
+# One sidecar running three-service-task instances against an app that answers at once.
+bench-runtime:
+	$(CARGO) build --release --bin flowmesh
+	$(CARGO) run --release -p flowmesh-bench-runtime
 
 # Not part of `make test`: coverage-guided fuzzing of the parser and of FEEL (needs
 # `cargo install cargo-fuzz`; runs on stable without sanitizers). FUZZ_SECONDS per target.

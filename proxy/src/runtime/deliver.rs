@@ -12,9 +12,6 @@ use flowmesh_bpmn::engine::{Command, RejectionKind};
 use flowmesh_bpmn::feel::{Context, Value};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -95,8 +92,7 @@ impl Handle {
 /// in one request to a live instance; removed once acknowledged; a failing service backs off
 /// without holding up the others.
 pub(crate) async fn send(handle: Handle, registry: Registry, ready: Arc<Notify>) {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let client = super::http_client();
     let mut backoff: BTreeMap<String, (Instant, Duration)> = BTreeMap::new();
     loop {
         let pending = match handle
@@ -147,7 +143,7 @@ pub(crate) async fn send(handle: Handle, registry: Registry, ready: Arc<Notify>)
 }
 
 async fn deliver(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &super::HttpClient,
     handle: &Handle,
     registry: &Registry,
     service: &str,

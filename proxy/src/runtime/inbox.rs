@@ -12,9 +12,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use redb::{
     ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
@@ -153,8 +150,7 @@ pub(crate) async fn deliver(
     subscriptions: Vec<Subscription>,
     ready: Arc<Notify>,
 ) {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let client = super::http_client();
     let by_topic: HashMap<String, Subscription> = subscriptions
         .into_iter()
         .map(|s| (s.topic.clone(), s))
@@ -291,7 +287,7 @@ fn consumer(topic: &str, event: &serde_json::Value) -> Span {
 }
 
 async fn post(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &super::HttpClient,
     app: SocketAddr,
     sub: &Subscription,
     event: &serde_json::Value,

@@ -15,9 +15,6 @@ use flowmesh_bpmn::engine::{Command, JobActivation};
 use flowmesh_bpmn::feel::{Context, Value};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 
 use super::bus::{Bus, CloudEvent};
@@ -49,7 +46,7 @@ struct Inner {
     me: String,
     app: SocketAddr,
     jobs: BTreeMap<String, JobSpec>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: super::HttpClient,
     queue: Queue,
     metrics: Metrics,
     running: Semaphore,
@@ -66,12 +63,7 @@ impl Worker {
         metrics: Metrics,
         bus: Arc<dyn Bus>,
     ) -> Worker {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        let client = super::http_client();
         Worker {
             inner: Arc::new(Inner {
                 me: me.to_owned(),

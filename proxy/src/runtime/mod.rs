@@ -432,6 +432,22 @@ impl Handle {
     }
 }
 
+/// The HTTP/1.1 client the runtime's tasks use towards the app and peer sidecars: pooled
+/// keep-alive connections, no Nagle delay, a bounded connect.
+pub(crate) type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+pub(crate) fn http_client() -> HttpClient {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .build(connector)
+}
+
 /// Deploys into the local engine every version of the processes this service owns, in the
 /// control plane's version order, so that local version N is the control plane's version N.
 async fn deploy_owned(
