@@ -349,17 +349,9 @@ impl Drop for Sidecar {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn sidecar(app: std::net::SocketAddr) -> Sidecar {
     let dir = tempfile::tempdir().unwrap();
-    let (local, inbound) = (free_port(), free_port());
+    let (local, inbound) = (http::free_port(), http::free_port());
     let file = dir.path().join("sidecar.toml");
     std::fs::write(
         &file,

@@ -21,20 +21,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cluster::{Cluster, TOKEN};
-use http::{client, full};
-use hyper::{Method, Request};
+use http::{api, free_port};
+use hyper::Method;
 use serde_json::{Value, json};
 
 const FLOWS: usize = 200;
 const UP: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A `flowmesh proxy` process; killed (SIGKILL) when dropped.
 struct Sidecar {
@@ -92,30 +84,6 @@ fn start(config: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-/// A request to a local API: status and JSON body (status 0: not reachable).
-async fn api(local: SocketAddr, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(format!("http://{local}{path}"))
-        .header("content-type", "application/json")
-        .body(full(Bytes::from(
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        )))
-        .unwrap();
-    let Ok(response) = client().request(request).await else {
-        return (0, Value::Null);
-    };
-    let status = response.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 async fn until<T, F: std::future::Future<Output = Option<T>>>(
@@ -209,7 +177,13 @@ async fn flows_survive_a_killed_sidecar_and_the_cli_steers_them() {
     payment_app.set_events(worker::Mode::Fail);
     for i in 0..FLOWS {
         let body = json!({"process": "orchestrate", "business_key": format!("o-{i}"), "variables": {"orderId": format!("o-{i}")}});
-        let (status, answer) = api(order.local, Method::POST, "/v1/instances", Some(body)).await;
+        let (status, answer) = api(
+            order.local,
+            Method::POST,
+            "/v1/instances",
+            Some(&body.to_string()),
+        )
+        .await;
         assert_eq!(status, 201, "{answer}");
     }
     order.kill9();

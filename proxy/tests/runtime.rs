@@ -25,7 +25,7 @@ use flowmesh_bpmn::testing::suite;
 use flowmesh_control_plane::client::Client;
 use flowmesh_proto::control::RolloutRequest;
 use harness::{TOKEN, UP, control_plane, sidecar};
-use http::{client, full};
+use http::{api, client, full};
 use hyper::{Method, Request};
 use serde_json::{Value, json};
 use worker::{Mode, Taken};
@@ -36,28 +36,6 @@ t1 = { http = "POST /jobs/t1", timeout = "5s", retries = 2, backoff = "20ms" }
 t2 = { http = "POST /jobs/t2", timeout = "5s" }
 t3 = { http = "POST /jobs/t3", timeout = "5s" }
 "#;
-
-/// A request to the local API: status and JSON body.
-async fn api(local: SocketAddr, method: Method, path: &str, body: Option<&str>) -> (u16, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(format!("http://{local}{path}"))
-        .header("content-type", "application/json")
-        .body(full(Bytes::from(body.unwrap_or("").to_owned())))
-        .unwrap();
-    let response = client().request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)))
-    };
-    (status, value)
-}
 
 async fn deploy(cp: &str, xml: &str, owner: &str) {
     Client::new(cp, Some(TOKEN.to_owned()))
@@ -106,13 +84,23 @@ async fn start(local: SocketAddr, body: Value) -> String {
     created["key"].as_str().unwrap().to_owned()
 }
 
-/// Waits until instance `key` is in `state`, and returns it.
-async fn reaches(local: SocketAddr, key: &str, state: &str) -> Value {
-    until(&format!("instance {key} {state}"), || async {
+/// Waits until instance `key` is as `wanted` says, and returns it.
+async fn instance_when(
+    local: SocketAddr,
+    key: &str,
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    until(&format!("instance {key}: {what}"), || async {
         let (_, i) = api(local, Method::GET, &format!("/v1/instances/{key}"), None).await;
-        (i["state"] == state).then_some(i)
+        wanted(&i).then_some(i)
     })
     .await
+}
+
+/// Waits until instance `key` is in `state`, and returns it.
+async fn reaches(local: SocketAddr, key: &str, state: &str) -> Value {
+    instance_when(local, key, state, |i| i["state"] == state).await
 }
 
 fn events(instance: &Value) -> Vec<(String, String)> {
@@ -391,15 +379,8 @@ async fn timers_fire_after_downtime_and_messages_wait_for_their_subscription() {
         json!({"process": "wait", "variables": {"duration": "PT0S", "orderId": "o-8"}}),
     )
     .await;
-    let waiting = until("o-8 waits for Paid", || async {
-        let (_, i) = api(
-            side.local,
-            Method::GET,
-            &format!("/v1/instances/{key}"),
-            None,
-        )
-        .await;
-        (i["active_elements"] == json!(["paid"])).then_some(i)
+    let waiting = instance_when(side.local, &key, "waits for Paid", |i| {
+        i["active_elements"] == json!(["paid"])
     })
     .await;
     assert_eq!(waiting["state"], "active");
@@ -665,15 +646,8 @@ async fn messages_reach_the_owning_sidecar_through_the_mesh_and_wait_out_its_dow
         .body(full(Bytes::from_static(b"{\"amount\": 5}")))
         .unwrap();
     client().request(request).await.unwrap();
-    let paid = until("o-1 paid", || async {
-        let (_, i) = api(
-            order.local,
-            Method::GET,
-            &format!("/v1/instances/{key}"),
-            None,
-        )
-        .await;
-        (i["active_elements"] == json!(["shipped"])).then_some(i)
+    let paid = instance_when(order.local, &key, "paid", |i| {
+        i["active_elements"] == json!(["shipped"])
     })
     .await;
     assert_eq!(paid["variables"]["amount"], 5);

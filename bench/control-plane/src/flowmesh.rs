@@ -2,7 +2,6 @@
 //! service registrations (`PUT /v1/services/bench/instances/{id}`, ~1 KiB) sent to the leader.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,21 +33,24 @@ pub(crate) async fn start(dir: &Path) -> Result<Cluster, String> {
     let mut children = Children::default();
     for (i, addr) in addrs.iter().enumerate() {
         let id = i + 1;
-        let log = std::fs::File::create(dir.join(format!("flowmesh-{id}.log")))
-            .map_err(|e| e.to_string())?;
-        let child = Command::new(&bin)
-            .args(["control-plane", "--id", &id.to_string(), "--listen", addr])
-            .arg("--data-dir")
-            .arg(dir.join(format!("flowmesh-{id}")))
-            .arg("--token-file")
-            .arg(dir.join("token"))
-            .args(["--peers", &peers.join(",")])
-            .env("FLOWMESH_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        children.0.push(child);
+        crate::procs::spawn(
+            &bin,
+            &[
+                "control-plane",
+                "--id",
+                &id.to_string(),
+                "--listen",
+                addr,
+                "--data-dir",
+                &dir.join(format!("flowmesh-{id}")).display().to_string(),
+                "--token-file",
+                &dir.join("token").display().to_string(),
+                "--peers",
+                &peers.join(","),
+            ],
+            &dir.join(format!("flowmesh-{id}.log")),
+            &mut children,
+        )?;
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -1,8 +1,8 @@
 //! What the benchmarks that run flowmesh processes share: child processes that die with the
 //! benchmark, free loopback ports, the `flowmesh` binary, and the `--seconds` argument.
 
-use std::path::PathBuf;
-use std::process::{Child, ExitCode};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
 
 /// Kills its processes when dropped, so a failed run leaves no cluster behind.
 #[derive(Default)]
@@ -41,6 +41,27 @@ pub(crate) fn flowmesh_binary(make: &str) -> Result<PathBuf, String> {
         "{} not found: build it first (`cargo build --release --bin flowmesh`, which `make {make}` does) or set FLOWMESH_BIN",
         sibling.display()
     ))
+}
+
+/// Starts `bin args` (a flowmesh process, logging warnings to `log`), owned by `children`;
+/// its process id.
+pub(crate) fn spawn(
+    bin: &Path,
+    args: &[&str],
+    log: &Path,
+    children: &mut Children,
+) -> Result<u32, String> {
+    let log = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let child = Command::new(bin)
+        .args(args)
+        .env("FLOWMESH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let pid = child.id();
+    children.0.push(child);
+    Ok(pid)
 }
 
 /// `--seconds N` from the command line (default 10), or the exit code for a bad value.

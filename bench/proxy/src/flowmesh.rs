@@ -3,7 +3,6 @@
 //! (two hops: client's outbound → app's mesh → the app).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use crate::procs::{Children, free_port};
 
@@ -42,18 +41,12 @@ fn sidecar(
         ),
     )
     .map_err(|e| e.to_string())?;
-    let log = std::fs::File::create(dir.join(format!("sidecar-{service}.log")))
-        .map_err(|e| e.to_string())?;
-    let child = Command::new(bin)
-        .args(["proxy", "--config"])
-        .arg(&config)
-        .env("FLOWMESH_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    let pid = child.id();
-    children.0.push(child);
+    let pid = crate::procs::spawn(
+        bin,
+        &["proxy", "--config", &config.display().to_string()],
+        &dir.join(format!("sidecar-{service}.log")),
+        children,
+    )?;
     Ok((inbound, outbound, pid))
 }
 
@@ -61,25 +54,22 @@ pub(crate) fn start(dir: &Path, app_port: u16, children: &mut Children) -> Resul
     let bin = crate::procs::flowmesh_binary("bench-proxy")?;
     std::fs::write(dir.join("token"), TOKEN).map_err(|e| e.to_string())?;
     let cp_port = free_port()?;
-    let log = std::fs::File::create(dir.join("control-plane.log")).map_err(|e| e.to_string())?;
-    let cp = Command::new(&bin)
-        .args([
+    crate::procs::spawn(
+        &bin,
+        &[
             "control-plane",
             "--id",
             "1",
             "--listen",
             &format!("127.0.0.1:{cp_port}"),
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("control-plane"))
-        .arg("--token-file")
-        .arg(dir.join("token"))
-        .env("FLOWMESH_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    children.0.push(cp);
+            "--data-dir",
+            &dir.join("control-plane").display().to_string(),
+            "--token-file",
+            &dir.join("token").display().to_string(),
+        ],
+        &dir.join("control-plane.log"),
+        children,
+    )?;
     let (inbound, _, app_sidecar_pid) = sidecar(&bin, dir, "app", app_port, cp_port, children)?;
     let (_, outbound, client_sidecar_pid) =
         sidecar(&bin, dir, "client", app_port, cp_port, children)?;

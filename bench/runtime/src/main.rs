@@ -14,7 +14,7 @@ mod procs;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -23,7 +23,7 @@ use bytes::Bytes;
 use flowmesh_control_plane::client::Client;
 use flowmesh_control_plane::http::HttpClient;
 use hyper::Method;
-use procs::{Children, free_port};
+use procs::{Children, free_port, spawn};
 
 const TOKEN: &str = "bench-token";
 const MODEL: &str = include_str!("../../engine/models/three-tasks.bpmn");
@@ -49,20 +49,6 @@ async fn app(calls: Arc<AtomicU64>) -> Result<u16, String> {
     );
     tokio::spawn(async move { axum::serve(listener, router).await });
     Ok(port)
-}
-
-fn spawn(bin: &Path, args: &[&str], log: &Path, children: &mut Children) -> Result<u32, String> {
-    let log = std::fs::File::create(log).map_err(|e| e.to_string())?;
-    let child = Command::new(bin)
-        .args(args)
-        .env("FLOWMESH_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    let pid = child.id();
-    children.0.push(child);
-    Ok(pid)
 }
 
 /// A control plane and the sidecar; returns the sidecar's local API base URL and pid.

@@ -51,3 +51,41 @@ pub(crate) async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
     }
     String::from_utf8(head).unwrap()
 }
+
+/// A port on 127.0.0.1 that was free a moment ago (for configs that must name it first).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A JSON request to a sidecar's local API: the status and the JSON answer (text that is not
+/// JSON comes back as a string; status 0 when nothing answers).
+pub(crate) async fn api(
+    addr: std::net::SocketAddr,
+    method: hyper::Method,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(full(Bytes::from(body.unwrap_or("").to_owned())))
+        .unwrap();
+    let Ok(response) = client().request(request).await else {
+        return (0, serde_json::Value::Null);
+    };
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        })
+    };
+    (status, value)
+}
