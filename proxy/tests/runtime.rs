@@ -25,7 +25,7 @@ use flowmesh_bpmn::testing::suite;
 use flowmesh_control_plane::client::Client;
 use flowmesh_proto::control::RolloutRequest;
 use harness::{TOKEN, UP, control_plane, sidecar};
-use http::{api, client, full};
+use http::{api, client, full, post};
 use hyper::{Method, Request};
 use serde_json::{Value, json};
 use worker::{Mode, Taken};
@@ -47,16 +47,9 @@ async fn deploy(cp: &str, xml: &str, owner: &str) {
 /// Polls `f` until it gives `Some`, or fails the test after [`UP`].
 async fn until<T, F: std::future::Future<Output = Option<T>>>(
     what: &str,
-    mut f: impl FnMut() -> F,
+    f: impl FnMut() -> F,
 ) -> T {
-    let deadline = Instant::now() + UP;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    http::until(what, UP, f).await
 }
 
 /// Waits until the sidecar's engine has `process` at `version`.
@@ -73,13 +66,7 @@ async fn deployed(local: SocketAddr, process: &str, version: u64) {
 }
 
 async fn start(local: SocketAddr, body: Value) -> String {
-    let (status, created) = api(
-        local,
-        Method::POST,
-        "/v1/instances",
-        Some(&body.to_string()),
-    )
-    .await;
+    let (status, created) = post(local, "/v1/instances", &body).await;
     assert_eq!(status, 201, "{created}");
     created["key"].as_str().unwrap().to_owned()
 }
@@ -334,21 +321,9 @@ async fn timers_fire_after_downtime_and_messages_wait_for_their_subscription() {
     assert_eq!(waiting["active_elements"], json!(["pause"]));
     // The message comes before the instance subscribes: buffered for its TTL.
     let message = json!({"name": "Paid", "correlation_key": "o-7", "variables": {"paid": 10}, "ttl": "PT1M", "id": "pay-o-7"});
-    let (status, body) = api(
-        side.local,
-        Method::POST,
-        "/v1/messages",
-        Some(&message.to_string()),
-    )
-    .await;
+    let (status, body) = post(side.local, "/v1/messages", &message).await;
     assert_eq!((status, body["id"].as_str()), (202, Some("pay-o-7")));
-    let (status, body) = api(
-        side.local,
-        Method::POST,
-        "/v1/messages",
-        Some(&message.to_string()),
-    )
-    .await;
+    let (status, body) = post(side.local, "/v1/messages", &message).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "duplicate");
 
@@ -366,13 +341,7 @@ async fn timers_fire_after_downtime_and_messages_wait_for_their_subscription() {
 
     // A message whose TTL ended before the subscription opened does not correlate.
     let late = json!({"name": "Paid", "correlation_key": "o-8", "ttl": "PT0S"});
-    let (status, _) = api(
-        side.local,
-        Method::POST,
-        "/v1/messages",
-        Some(&late.to_string()),
-    )
-    .await;
+    let (status, _) = post(side.local, "/v1/messages", &late).await;
     assert_eq!(status, 202);
     let key = start(
         side.local,
@@ -421,13 +390,7 @@ async fn rollout_weights_split_new_instances_by_business_key() {
     let mut version_of = BTreeMap::new();
     for i in 0..40 {
         let body = json!({"process": "three-tasks", "business_key": format!("k-{i}")});
-        let (status, created) = api(
-            side.local,
-            Method::POST,
-            "/v1/instances",
-            Some(&body.to_string()),
-        )
-        .await;
+        let (status, created) = post(side.local, "/v1/instances", &body).await;
         assert_eq!(status, 201);
         version_of.insert(i, created["version"].as_u64().unwrap());
     }
@@ -435,24 +398,12 @@ async fn rollout_weights_split_new_instances_by_business_key() {
     assert!((10..=30).contains(&on_2), "{version_of:?}");
     for i in 0..10 {
         let body = json!({"process": "three-tasks", "business_key": format!("k-{i}")});
-        let (_, created) = api(
-            side.local,
-            Method::POST,
-            "/v1/instances",
-            Some(&body.to_string()),
-        )
-        .await;
+        let (_, created) = post(side.local, "/v1/instances", &body).await;
         assert_eq!(created["version"].as_u64(), Some(version_of[&i]), "k-{i}");
     }
     // An explicit version wins over the weights.
     let body = json!({"process": "three-tasks", "business_key": "k-0", "version": 1});
-    let (_, created) = api(
-        side.local,
-        Method::POST,
-        "/v1/instances",
-        Some(&body.to_string()),
-    )
-    .await;
+    let (_, created) = post(side.local, "/v1/instances", &body).await;
     assert_eq!(created["version"], 1);
 }
 
@@ -656,13 +607,7 @@ async fn messages_reach_the_owning_sidecar_through_the_mesh_and_wait_out_its_dow
     order_stop.stop();
     order_task.await.unwrap();
     let shipped = json!({"name": "GoodsShipped", "correlation_key": "o-1", "id": "ship-o-1"});
-    let (status, _) = api(
-        pay.local,
-        Method::POST,
-        "/v1/messages",
-        Some(&shipped.to_string()),
-    )
-    .await;
+    let (status, _) = post(pay.local, "/v1/messages", &shipped).await;
     assert_eq!(status, 202);
     let (order, _order_stop, _order_task) =
         sidecar("order", order_app.addr, &order_dir, &cp, "").await;
@@ -786,13 +731,7 @@ async fn a_subscriber_that_was_down_gets_every_event_in_order_and_one_that_never
             "specversion": "1.0", "id": format!("e-{i}"), "source": "/test", "type": "Tick",
             "partitionkey": format!("p{}", i % 2), "data": {"n": i},
         });
-        let (status, body) = api(
-            side.local,
-            Method::POST,
-            "/v1/events/retail",
-            Some(&event.to_string()),
-        )
-        .await;
+        let (status, body) = post(side.local, "/v1/events/retail", &event).await;
         assert_eq!(status, 202, "{body}");
     }
     let (status, body) = api(

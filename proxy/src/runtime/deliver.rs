@@ -74,14 +74,8 @@ impl Handle {
             })
             .collect();
         if mine {
-            let origin = origin(&message);
-            work.commands.push(Command::Publish {
-                name: message.name,
-                correlation_key: message.correlation_key,
-                variables: context(&message.variables),
-                ttl_ms: message.ttl_ms,
-                message_id: Some(message.id),
-            });
+            let (command, origin) = publish(message);
+            work.commands.push(command);
             work.origins.push(origin);
         }
         work
@@ -197,6 +191,20 @@ async fn deliver(
     Ok(())
 }
 
+/// The engine command that publishes `message` here (its id deduplicates), and the trace an
+/// instance it starts belongs to.
+fn publish(message: Delivery) -> (Command, Option<Origin>) {
+    let origin = origin(&message);
+    let command = Command::Publish {
+        name: message.name,
+        correlation_key: message.correlation_key,
+        variables: context(&message.variables),
+        ttl_ms: message.ttl_ms,
+        message_id: Some(message.id),
+    };
+    (command, origin)
+}
+
 /// The trace an instance started by `message` belongs to.
 fn origin(message: &Delivery) -> Option<Origin> {
     let parent =
@@ -213,14 +221,9 @@ fn origin(message: &Delivery) -> Option<Origin> {
 fn take(batch: Batch) -> Work {
     let mut work = Work::new(Vec::new());
     for m in batch.messages {
-        work.origins.push(origin(&m));
-        work.commands.push(Command::Publish {
-            name: m.name,
-            correlation_key: m.correlation_key,
-            variables: context(&m.variables),
-            ttl_ms: m.ttl_ms,
-            message_id: Some(m.id),
-        });
+        let (command, origin) = publish(m);
+        work.commands.push(command);
+        work.origins.push(origin);
     }
     work.writes.inbox = batch
         .events

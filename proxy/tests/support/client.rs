@@ -89,3 +89,31 @@ pub(crate) async fn api(
     };
     (status, value)
 }
+
+/// Polls `f` until it gives `Some`, or fails the test after `within`.
+pub(crate) async fn until<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    within: std::time::Duration,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// POSTs `body` as JSON to a local API: the status and the JSON answer.
+pub(crate) async fn post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    api(addr, hyper::Method::POST, path, Some(&body.to_string())).await
+}
