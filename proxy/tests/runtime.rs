@@ -326,6 +326,9 @@ async fn timers_fire_after_downtime_and_messages_wait_for_their_subscription() {
     let (status, body) = post(side.local, "/v1/messages", &message).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "duplicate");
+    let (_, held) = api(side.local, Method::GET, "/v1/messages", None).await;
+    assert_eq!(held["items"][0]["id"], "pay-o-7");
+    assert_eq!(held["items"][0]["waited_for_by"], json!(["payment"]));
 
     // Down while the timer falls due.
     stop.stop();

@@ -289,6 +289,11 @@ impl<'a> Reader<'a> {
         self.get(Table::Messages, &u64key(key))
     }
 
+    /// Every buffered message (waiting for a subscription until its deadline), by key.
+    pub fn messages(&self) -> Result<Vec<MessageRecord>, Error> {
+        self.values(Table::Messages, &[])
+    }
+
     /// Buffered messages for a name and correlation key, oldest first.
     pub fn messages_for(&self, name: &str, correlation_key: &str) -> Result<Vec<u64>, Error> {
         self.trailing_keys(

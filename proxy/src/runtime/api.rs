@@ -33,7 +33,7 @@ pub fn router(handle: Handle) -> Router {
     Router::new()
         .route("/v1/instances", post(create).get(list))
         .route("/v1/instances/{key}", get(show).delete(cancel))
-        .route("/v1/messages", post(publish))
+        .route("/v1/messages", post(publish).get(buffered))
         .route("/v1/incidents", get(incidents))
         .route("/v1/incidents/{id}/resolve", post(resolve))
         .route("/v1/models", get(models))
@@ -455,6 +455,31 @@ async fn dead_letters(State(handle): State<Handle>) -> Answer {
         .snapshots()
         .read_with(|_, txn| inbox::dead_letters(txn))?;
     Ok(axum::Json(inbox::dead_letters_json(&rows)).into_response())
+}
+
+/// Messages held here until a subscription takes them or their TTL ends, with whether any
+/// service waits for their name (those nobody waits for are the unroutable ones).
+async fn buffered(State(handle): State<Handle>) -> Answer {
+    let messages = handle
+        .snapshots()
+        .read_with(|kv, _| flowmesh_bpmn::engine::state::Reader::new(kv).messages())
+        .map_err(Error::from)?;
+    let deployments = handle.deployments();
+    let items: Vec<_> = messages
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.name,
+                "correlation_key": m.correlation_key,
+                "id": m.message_id,
+                "variables": Value::Context(m.variables.clone()).to_json(),
+                "published_at": rfc3339(m.published_at),
+                "expires_at": rfc3339(m.deadline),
+                "waited_for_by": deployments.owners_of(&m.name),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({"items": items})).into_response())
 }
 
 async fn incidents(State(handle): State<Handle>) -> Answer {
