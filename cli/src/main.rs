@@ -2,6 +2,8 @@
 //! happens in them.
 
 mod control_plane;
+mod demo;
+mod example_app;
 mod proxy;
 mod remote;
 mod service;
@@ -34,6 +36,9 @@ enum Command {
     Publish(sidecar::PublishArgs),
     Incidents(sidecar::IncidentsArgs),
     Resolve(sidecar::ResolveArgs),
+    Demo(demo::Args),
+    #[command(hide = true)]
+    ExampleApp(example_app::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +55,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => sidecar::publish(args),
         Command::Incidents(args) => sidecar::incidents(args),
         Command::Resolve(args) => sidecar::resolve(args),
+        Command::Demo(args) => demo::run(args),
+        Command::ExampleApp(args) => example_app::run(args),
     }
 }

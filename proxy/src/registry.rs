@@ -89,6 +89,11 @@ impl Registry {
         self.view.read().map(|v| v.clone()).unwrap_or_default()
     }
 
+    /// Every event-bus topic and the services subscribed to it.
+    pub fn topics(&self) -> BTreeMap<String, Vec<String>> {
+        self.current().subscribers.clone()
+    }
+
     /// The services subscribed to an event-bus topic.
     pub fn subscribers(&self, topic: &str) -> Vec<String> {
         self.current()

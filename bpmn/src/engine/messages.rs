@@ -152,7 +152,8 @@ pub(crate) fn publish(
             correlate(ctx, &s, key, variables.clone(), buffered)?;
         }
     }
-    for (definition, element) in ctx.r().start_subscriptions(name)? {
+    for (latest, latest_element) in ctx.r().start_subscriptions(name)? {
+        let (definition, element) = chosen_version(ctx, latest, latest_element, correlation_key)?;
         let model = ctx.model(definition)?;
         if !correlation_key.is_empty()
             && ctx
@@ -162,15 +163,55 @@ pub(crate) fn publish(
         {
             continue;
         }
+        // Marked against the subscription's (latest) definition, whichever version starts:
+        // a buffered message starts no second instance when this one ends.
         ctx.emit(Event::MessageCorrelated {
             message: key,
-            instance: definition,
+            instance: latest,
             buffered,
         })?;
         let start_key = (!correlation_key.is_empty()).then(|| correlation_key.to_owned());
         instance::start(ctx, definition, element, variables.clone(), start_key)?;
     }
     Ok(Ok(key))
+}
+
+/// The version a message start event starts: the latest, unless a rollout picks another one
+/// that has the same start event.
+fn chosen_version(
+    ctx: &mut Ctx<'_>,
+    latest: u64,
+    element: ElementIdx,
+    correlation_key: &str,
+) -> Result<(u64, ElementIdx), Error> {
+    let Some(choose) = ctx.options.start_version.clone() else {
+        return Ok((latest, element));
+    };
+    let model = ctx.model(latest)?;
+    let Some(version) = (choose.0)(&model.id, correlation_key) else {
+        return Ok((latest, element));
+    };
+    let Some((_, definition)) = ctx
+        .r()
+        .versions(&model.id)?
+        .into_iter()
+        .find(|(v, _)| *v == version)
+    else {
+        return Ok((latest, element));
+    };
+    let start_id = &model.element(element).id;
+    let chosen = ctx.model(definition)?;
+    match chosen.element_by_id(start_id) {
+        Some(e)
+            if matches!(
+                chosen.element(e).kind,
+                Kind::StartEvent(StartTrigger::Message(_))
+            ) =>
+        {
+            Ok((definition, e))
+        }
+        _ => Ok((latest, element)),
+    }
 }
 
 /// When an instance started by a message with a correlation key ends, a buffered message with

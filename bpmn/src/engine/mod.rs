@@ -66,6 +66,22 @@ pub struct Options {
     /// Retries of new jobs by job type, overriding the model's `zeebe:taskDefinition retries`
     /// (the sidecar's `[jobs]` configuration knows best how often its app may be asked).
     pub job_retries: std::collections::BTreeMap<String, u32>,
+    /// Which version a message start event starts, by process id and correlation key, where a
+    /// rollout splits a process between versions; `None` (or no answer): the latest.
+    pub start_version: Option<StartVersion>,
+}
+
+/// `(process id, correlation key) → version`.
+pub type ChooseVersion = dyn Fn(&str, &str) -> Option<u32> + Send + Sync;
+
+/// Picks the version a message starts (see [`Options::start_version`]).
+#[derive(Clone)]
+pub struct StartVersion(pub std::sync::Arc<ChooseVersion>);
+
+impl std::fmt::Debug for StartVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StartVersion(..)")
+    }
 }
 
 impl Default for Options {
@@ -74,6 +90,7 @@ impl Default for Options {
             record_events: true,
             publish_ttl_ms: 3_600_000,
             job_retries: Default::default(),
+            start_version: None,
         }
     }
 }

@@ -446,6 +446,7 @@ async fn deployments(State(handle): State<Handle>) -> Answer {
         "models": models,
         "rollouts": d.rollouts,
         "routes": d.routes,
+        "subscribers": handle.inner.registry.topics(),
     }))
     .into_response())
 }

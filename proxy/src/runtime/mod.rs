@@ -149,6 +149,15 @@ impl Runtime {
                 .iter()
                 .filter_map(|(t, spec)| Some((t.clone(), spec.retries?)))
                 .collect(),
+            start_version: Some(engine::StartVersion({
+                // Instances that messages start follow the rollout weights too.
+                let deployments = deployments.clone();
+                Arc::new(move |process: &str, key: &str| {
+                    let current = deployments.current();
+                    let weights = current.rollouts.get(process)?;
+                    rollout::pick(weights, (!key.is_empty()).then_some(key))
+                })
+            })),
             ..engine::Options::default()
         });
         let (queue, rx) = core::queue(options.runtime.max_queued);

@@ -1,0 +1,391 @@
+//! The demo's mesh on this machine: a one-node control plane, and per service a sidecar and
+//! its app, all child processes of this binary, in a temporary directory. Every process is
+//! killed when the mesh is dropped (also on Ctrl-C and on errors).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use flowmesh_control_plane::client::Client;
+use flowmesh_control_plane::http::HttpClient;
+use flowmesh_example_order_fulfillment::{SERVICES, TOPIC};
+use hyper::Method;
+use serde_json::Value;
+
+const TOKEN: &str = "flowmesh-demo";
+
+/// How each service's sidecar performs the jobs of the processes it owns.
+fn jobs(service: &str) -> &'static str {
+    match service {
+        "order" => {
+            r#"
+[jobs]
+"retrieve-payment" = { publish = { topic = "flowing-retail", type = "RetrievePaymentCommand" } }
+"fetch-goods" = { publish = { topic = "flowing-retail", type = "FetchGoodsCommand" } }
+"ship-goods" = { publish = { topic = "flowing-retail", type = "ShipGoodsCommand" } }
+"order-completed" = { publish = { topic = "flowing-retail", type = "OrderCompletedEvent" } }
+"refund-payment" = { publish = { topic = "flowing-retail", type = "RefundPaymentCommand" } }
+"payment-overdue" = { publish = { topic = "flowing-retail", type = "PaymentOverdueEvent" } }
+"#
+        }
+        "payment" => {
+            r#"
+[jobs]
+charge = { http = "POST /jobs/charge", timeout = "10s", retries = 3, backoff = "200ms" }
+"payment-received" = { publish = { topic = "flowing-retail", type = "PaymentReceivedEvent" } }
+"#
+        }
+        _ => "",
+    }
+}
+
+pub(crate) struct Mesh {
+    dir: tempfile::TempDir,
+    children: Vec<(String, Child)>,
+    pub(crate) control_plane: String,
+    /// Each service's sidecar local API (`http://…`) and app address.
+    pub(crate) sidecars: BTreeMap<&'static str, String>,
+    pub(crate) apps: BTreeMap<&'static str, SocketAddr>,
+    pub(crate) http: HttpClient,
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+        }
+        for (_, child) in &mut self.children {
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
+}
+
+impl Mesh {
+    /// Starts everything and waits until every part answers and the sidecars know each other.
+    pub(crate) async fn start(otlp: Option<&str>) -> Result<Mesh, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("flowmesh-demo-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+        let mut mesh = Mesh {
+            dir,
+            children: Vec::new(),
+            control_plane: String::new(),
+            sidecars: BTreeMap::new(),
+            apps: BTreeMap::new(),
+            http: HttpClient::new(),
+        };
+        let bin = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+        let token = mesh.dir.path().join("token");
+        std::fs::write(&token, TOKEN).map_err(|e| e.to_string())?;
+        let cp = format!("127.0.0.1:{}", free_port()?);
+        mesh.control_plane = format!("http://{cp}");
+        let cp_data = mesh.dir.path().join("control-plane");
+        mesh.spawn(
+            &bin,
+            "control-plane",
+            &[
+                "control-plane",
+                "--id",
+                "1",
+                "--listen",
+                &cp,
+                "--data-dir",
+                &cp_data.display().to_string(),
+                "--token-file",
+                &token.display().to_string(),
+            ],
+        )?;
+        for service in SERVICES {
+            let app: SocketAddr = format!("127.0.0.1:{}", free_port()?)
+                .parse()
+                .map_err(|e| format!("{e}"))?;
+            let local = format!("127.0.0.1:{}", free_port()?);
+            let data = mesh.dir.path().join(service);
+            let subscription = if service == "checkout" {
+                String::new()
+            } else {
+                format!(
+                    "\n[[subscriptions]]\ntopic = \"{TOPIC}\"\npath = \"/events\"\nbackoff = \"100ms\"\nattempts = 50\n"
+                )
+            };
+            let config = format!(
+                "service = \"{service}\"\ninstance = \"{service}-1\"\ndata_dir = \"{data}\"\ncontrol_plane = [\"{cp_url}\"]\ntoken_file = \"{token}\"\n\
+                 [app]\naddress = \"{app}\"\n\
+                 [listen]\nlocal = \"{local}\"\ninbound = \"127.0.0.1:0\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\n\
+                 [telemetry]\notlp_endpoint = \"{otlp}\"\n{jobs}{subscription}",
+                data = data.display(),
+                cp_url = mesh.control_plane,
+                token = token.display(),
+                otlp = otlp.unwrap_or("none"),
+                jobs = jobs(service),
+            );
+            let file = mesh.dir.path().join(format!("{service}.toml"));
+            std::fs::write(&file, config).map_err(|e| e.to_string())?;
+            mesh.spawn(
+                &bin,
+                &format!("{service}-sidecar"),
+                &["proxy", "--config", &file.display().to_string()],
+            )?;
+            let sidecar = format!("http://{local}");
+            mesh.spawn(
+                &bin,
+                &format!("{service}-app"),
+                &[
+                    "example-app",
+                    service,
+                    "--listen",
+                    &app.to_string(),
+                    "--sidecar",
+                    &sidecar,
+                ],
+            )?;
+            mesh.sidecars.insert(service, sidecar);
+            mesh.apps.insert(service, app);
+        }
+        mesh.ready().await?;
+        Ok(mesh)
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn spawn(&mut self, bin: &PathBuf, name: &str, args: &[&str]) -> Result<(), String> {
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log")))
+            .map_err(|e| e.to_string())?;
+        let child = Command::new(bin)
+            .args(args)
+            .env("FLOWMESH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        self.children.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    /// A process that ended: its name and its log's last lines.
+    fn crashed(&mut self) -> Option<String> {
+        for (name, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                return Some(format!("{name} exited ({status}): {}", tail.join(" | ")));
+            }
+        }
+        None
+    }
+
+    /// GET or POST on a URL; the JSON answer of a 2xx.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
+        let bytes = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+        let reply = self
+            .http
+            .send(
+                method,
+                url,
+                &[("content-type", "application/json")],
+                bytes,
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if !reply.status.is_success() {
+            return Err(format!(
+                "{url}: {} {}",
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            ));
+        }
+        Ok(serde_json::from_slice(&reply.body).unwrap_or(Value::Null))
+    }
+
+    /// Polls `check` until it holds, within `within`; a crashed child ends the wait at once.
+    pub(crate) async fn until<F: std::future::Future<Output = bool>>(
+        &mut self,
+        what: &str,
+        within: Duration,
+        mut check: impl FnMut() -> F,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if check().await {
+                return Ok(());
+            }
+            if let Some(crash) = self.crashed() {
+                return Err(crash);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{what} did not happen within {} s (logs in {})",
+                    within.as_secs(),
+                    self.dir.path().display()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn ready(&mut self) -> Result<(), String> {
+        let cp = self.control_plane.clone();
+        let http = self.http.clone();
+        self.until("the control plane's start", Duration::from_secs(30), || {
+            let (http, cp) = (http.clone(), cp.clone());
+            async move { ok(&http, &format!("{cp}/healthz")).await }
+        })
+        .await?;
+        let checks: Vec<String> = self
+            .sidecars
+            .values()
+            .map(|s| format!("{s}/healthz"))
+            .chain(self.apps.values().map(|a| format!("http://{a}/healthz")))
+            .collect();
+        for url in checks {
+            let http = http.clone();
+            self.until(&format!("{url} answering"), Duration::from_secs(30), || {
+                let (http, url) = (http.clone(), url.clone());
+                async move { ok(&http, &url).await }
+            })
+            .await?;
+        }
+        // Every sidecar has registered, and the publishers know the subscribers.
+        let sidecars: Vec<String> = self.sidecars.values().cloned().collect();
+        for s in sidecars {
+            let http = http.clone();
+            self.until(
+                "the sidecars finding each other",
+                Duration::from_secs(30),
+                || {
+                    let (http, s) = (http.clone(), s.clone());
+                    async move {
+                        get(&http, &format!("{s}/v1/deployments"))
+                            .await
+                            .is_some_and(|d| {
+                                d["subscribers"][TOPIC]
+                                    .as_array()
+                                    .is_some_and(|a| a.len() == 4)
+                            })
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Deploys a model owned by `owner`: the control plane's revision after it and the
+    /// version each process got.
+    pub(crate) async fn deploy(
+        &self,
+        xml: &str,
+        owner: &str,
+    ) -> Result<(u64, Vec<(String, u32)>), String> {
+        let answer = Client::new(&self.control_plane, Some(TOKEN.to_owned()))
+            .deploy(Bytes::from(xml.to_owned()), Some(owner))
+            .await
+            .map_err(|e| format!("deploying to the control plane: {e}"))?;
+        Ok((
+            answer.revision,
+            answer
+                .models
+                .into_iter()
+                .map(|m| (m.process, m.version))
+                .collect(),
+        ))
+    }
+
+    /// Sets rollout weights; the control plane's revision after it.
+    pub(crate) async fn rollout(
+        &self,
+        process: &str,
+        weights: &[(u32, u32)],
+    ) -> Result<u64, String> {
+        let request = flowmesh_proto::control::RolloutRequest {
+            weights: weights.iter().map(|(v, w)| (v.to_string(), *w)).collect(),
+        };
+        let answer = Client::new(&self.control_plane, Some(TOKEN.to_owned()))
+            .rollout(process, &request)
+            .await
+            .map_err(|e| format!("setting the rollout of {process}: {e}"))?;
+        Ok(answer["revision"].as_u64().unwrap_or(0))
+    }
+
+    /// Waits until every sidecar has seen the control plane's `revision`.
+    pub(crate) async fn synced(&mut self, revision: u64) -> Result<(), String> {
+        let sidecars: Vec<String> = self.sidecars.values().cloned().collect();
+        let http = self.http.clone();
+        for s in sidecars {
+            self.until(
+                "the sidecars following the control plane",
+                Duration::from_secs(30),
+                || {
+                    let (http, s) = (http.clone(), s.clone());
+                    async move {
+                        get(&http, &format!("{s}/v1/deployments"))
+                            .await
+                            .is_some_and(|d| d["revision"].as_u64().unwrap_or(0) >= revision)
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Switches every app between choreography and orchestration.
+    pub(crate) async fn set_mode(&self, mode: &str) -> Result<(), String> {
+        for (service, app) in &self.apps {
+            let reply = self
+                .http
+                .send(
+                    Method::PUT,
+                    &format!("http://{app}/admin/mode"),
+                    &[],
+                    Bytes::from(mode.to_owned()),
+                    Duration::from_secs(5),
+                )
+                .await
+                .map_err(|e| format!("{service}: {e}"))?;
+            if !reply.status.is_success() {
+                return Err(format!("{service} refused mode {mode}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn ok(http: &HttpClient, url: &str) -> bool {
+    http.send(Method::GET, url, &[], Bytes::new(), Duration::from_secs(2))
+        .await
+        .is_ok_and(|r| r.status.is_success())
+}
+
+pub(crate) async fn get(http: &HttpClient, url: &str) -> Option<Value> {
+    let r = http
+        .send(Method::GET, url, &[], Bytes::new(), Duration::from_secs(5))
+        .await
+        .ok()?;
+    if !r.status.is_success() {
+        return None;
+    }
+    serde_json::from_slice(&r.body).ok()
+}

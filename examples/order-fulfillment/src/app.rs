@@ -1,0 +1,239 @@
+//! What every app of the example shares: its options, the client of its sidecar's event API,
+//! and the CloudEvents envelope (`traceid` names the business transaction, `correlationid`
+//! pairs a command with its reply).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use flowmesh_control_plane::http::HttpClient;
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::TOPIC;
+
+/// How the services work together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Each service reacts to the others' events (stages track and act).
+    Choreography,
+    /// Services react to commands that the processes in the sidecars send (stages orchestrate
+    /// and change).
+    Orchestration,
+}
+
+/// Which orders misbehave, by the number in their id (`order-17`): every n-th order, counted
+/// from `offset`. 0 turns a behaviour off.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Behaviour {
+    /// Payment answers late (by `slow_ms`).
+    pub slow_payment_every: u64,
+    /// The card has expired: payment answers with a business error until the customer
+    /// updates the card.
+    pub expired_card_every: u64,
+    /// Payment fails with a technical error on the first attempt.
+    pub flaky_payment_every: u64,
+    /// Inventory fetches the goods late (by `slow_ms`).
+    pub slow_inventory_every: u64,
+    pub slow_ms: u64,
+}
+
+impl Mode {
+    pub fn parse(text: &str) -> Option<Mode> {
+        match text.trim() {
+            "choreography" => Some(Mode::Choreography),
+            "orchestration" => Some(Mode::Orchestration),
+            _ => None,
+        }
+    }
+}
+
+impl Behaviour {
+    /// The demo's default: some slow payments, some expired cards, some technical failures,
+    /// some goods that come too late.
+    pub fn demo() -> Behaviour {
+        Behaviour {
+            slow_payment_every: 5,
+            expired_card_every: 7,
+            flaky_payment_every: 3,
+            slow_inventory_every: 9,
+            slow_ms: 3000,
+        }
+    }
+
+    fn hits(every: u64, order: &str, offset: u64) -> bool {
+        every > 0 && number(order).is_some_and(|n| n % every == offset % every)
+    }
+
+    pub fn slow_payment(&self, order: &str) -> bool {
+        Behaviour::hits(self.slow_payment_every, order, 4)
+    }
+
+    pub fn expired_card(&self, order: &str) -> bool {
+        Behaviour::hits(self.expired_card_every, order, 3)
+    }
+
+    pub fn flaky_payment(&self, order: &str) -> bool {
+        Behaviour::hits(self.flaky_payment_every, order, 2)
+    }
+
+    pub fn slow_inventory(&self, order: &str) -> bool {
+        Behaviour::hits(self.slow_inventory_every, order, 8)
+    }
+}
+
+/// The number in an order id such as `order-17`.
+pub fn number(order: &str) -> Option<u64> {
+    order.rsplit('-').next()?.parse().ok()
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub name: String,
+    pub listen: SocketAddr,
+    /// The local API of this app's sidecar (`http://127.0.0.1:15000`).
+    pub sidecar: String,
+    pub mode: Mode,
+    pub behaviour: Behaviour,
+}
+
+/// An app's shared state: who it is and how it reaches its sidecar.
+#[derive(Clone)]
+pub struct App {
+    pub name: Arc<str>,
+    /// Orchestrated (true) or choreographed; the demo switches it between stages.
+    orchestrated: Arc<AtomicBool>,
+    pub behaviour: Behaviour,
+    sidecar: Arc<str>,
+    http: HttpClient,
+}
+
+impl App {
+    pub fn new(options: &Options) -> App {
+        App {
+            name: options.name.as_str().into(),
+            orchestrated: Arc::new(AtomicBool::new(options.mode == Mode::Orchestration)),
+            behaviour: options.behaviour,
+            sidecar: options.sidecar.trim_end_matches('/').into(),
+            http: HttpClient::new(),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        if self.orchestrated.load(Ordering::Relaxed) {
+            Mode::Orchestration
+        } else {
+            Mode::Choreography
+        }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.orchestrated
+            .store(mode == Mode::Orchestration, Ordering::Relaxed);
+    }
+
+    /// Publishes an event through the sidecar; retried while the sidecar is busy or away.
+    pub async fn publish(&self, event: Value) -> Result<(), String> {
+        let url = format!("{}/v1/events/{TOPIC}", self.sidecar);
+        let body = Bytes::from(event.to_string());
+        let mut wait = Duration::from_millis(50);
+        for _ in 0..20 {
+            match self
+                .http
+                .send(
+                    Method::POST,
+                    &url,
+                    &[("content-type", "application/json")],
+                    body.clone(),
+                    Duration::from_secs(10),
+                )
+                .await
+            {
+                Ok(r) if r.status.is_success() => return Ok(()),
+                Ok(r) if r.status.is_client_error() => {
+                    return Err(format!(
+                        "the sidecar refused the event ({}): {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    ));
+                }
+                Ok(_) | Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        Err(format!(
+            "the sidecar at {} did not take the event",
+            self.sidecar
+        ))
+    }
+
+    /// A new event of this app: the business transaction's `traceid` and the `correlationid`
+    /// of the command it answers, if any.
+    pub fn event(
+        &self,
+        event_type: &str,
+        traceid: &str,
+        correlationid: Option<&str>,
+        data: Value,
+    ) -> Value {
+        let mut id = [0u8; 8];
+        fastrand::fill(&mut id);
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let mut e = json!({
+            "specversion": "1.0",
+            "id": id,
+            "source": format!("/{}", self.name),
+            "type": event_type,
+            "datacontenttype": "application/json",
+            "traceid": traceid,
+            "subject": traceid,
+            "partitionkey": traceid,
+            "data": data,
+        });
+        if let Some(c) = correlationid {
+            e["correlationid"] = json!(c);
+        }
+        e
+    }
+}
+
+/// An event as it reaches an app: its type, transaction and data.
+pub struct Incoming {
+    pub event_type: String,
+    pub traceid: String,
+    pub correlationid: Option<String>,
+    pub traceparent: Option<String>,
+    pub data: Value,
+}
+
+impl Incoming {
+    pub fn read(event: &Value) -> Incoming {
+        let text = |k: &str| event.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        Incoming {
+            event_type: text("type").unwrap_or_default(),
+            traceid: text("traceid").unwrap_or_default(),
+            correlationid: text("correlationid").or_else(|| text("id")),
+            traceparent: text("traceparent"),
+            data: event.get("data").cloned().unwrap_or(Value::Null),
+        }
+    }
+
+    /// The order the event is about: `data.refId` of commands and replies, `data.orderId` of
+    /// OrderPlaced.
+    pub fn order(&self) -> String {
+        ["refId", "orderId"]
+            .iter()
+            .find_map(|k| self.data.get(*k).and_then(|v| v.as_str()))
+            .unwrap_or(&self.traceid)
+            .to_owned()
+    }
+}
+
+/// A unique id with a prefix (`pick-…`, `shipment-…`).
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", fastrand::u32(..))
+}

@@ -1,0 +1,83 @@
+//! The order-fulfillment example: five small services with their own HTTP APIs (checkout,
+//! order, payment, inventory, shipping) that exchange CloudEvents on the topic
+//! `flowing-retail` through their sidecar's event API, with the vocabulary of the original
+//! flowing-retail demo. `flowmesh demo` runs each as a child process
+//! (`flowmesh example-app NAME`) behind its own sidecar.
+//!
+//! - [`app`]: what every app shares: options, the sidecar client, the event envelope.
+//! - [`checkout`], [`payment`], [`inventory`], [`shipping`], [`order`]: one service each.
+//! - [`models`]: the BPMN models of the demo's stages.
+
+pub mod app;
+pub mod checkout;
+pub mod inventory;
+pub mod models;
+pub mod order;
+pub mod payment;
+pub mod shipping;
+
+pub use app::{Behaviour, Mode, Options};
+
+/// The topic every event of the example travels on.
+pub const TOPIC: &str = "flowing-retail";
+
+/// The services, in the order the demo starts them.
+pub const SERVICES: [&str; 5] = ["checkout", "order", "payment", "inventory", "shipping"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("'{0}' is not an app of the example (checkout, order, payment, inventory, shipping)")]
+    UnknownApp(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the app stopped: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs the app `options.name` until `shutdown` resolves.
+pub async fn run(
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let app = app::App::new(&options);
+    let router = match options.name.as_str() {
+        "checkout" => checkout::router(app.clone()),
+        "order" => order::router(app.clone()),
+        "payment" => payment::router(app.clone()),
+        "inventory" => inventory::router(app.clone()),
+        "shipping" => shipping::router(app.clone()),
+        other => return Err(Error::UnknownApp(other.to_owned())),
+    };
+    // The demo switches every app between choreography and orchestration between stages.
+    let router = router.route(
+        "/admin/mode",
+        axum::routing::put(move |body: String| {
+            let app = app.clone();
+            async move {
+                match Mode::parse(&body) {
+                    Some(m) => {
+                        app.set_mode(m);
+                        (axum::http::StatusCode::OK, "ok\n")
+                    }
+                    None => (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        "the body is choreography or orchestration\n",
+                    ),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: options.listen,
+            source,
+        })?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Error::Serve)
+}
