@@ -49,16 +49,34 @@ pub(crate) struct Mesh {
     /// Each service's sidecar local API (`http://…`) and app address.
     pub(crate) sidecars: BTreeMap<&'static str, String>,
     pub(crate) apps: BTreeMap<&'static str, SocketAddr>,
+    /// Each sidecar's inbound address (callers reach the app through it).
+    pub(crate) inbound: BTreeMap<&'static str, SocketAddr>,
     pub(crate) http: HttpClient,
 }
 
 impl Drop for Mesh {
+    /// Stops the apps and sidecars gracefully (SIGTERM: they drain and flush their spans),
+    /// then the control plane; whatever does not stop within a few seconds is killed.
     fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-        }
-        for (_, child) in &mut self.children {
-            let _ = child.wait();
+        let (cp, rest): (Vec<_>, Vec<_>) = self
+            .children
+            .iter_mut()
+            .partition(|(name, _)| name == "control-plane");
+        for group in [rest, cp] {
+            for (_, child) in &group {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            let deadline = Instant::now() + Duration::from_secs(6);
+            for (_, child) in group {
+                while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
     }
 }
@@ -83,6 +101,7 @@ impl Mesh {
             control_plane: String::new(),
             sidecars: BTreeMap::new(),
             apps: BTreeMap::new(),
+            inbound: BTreeMap::new(),
             http: HttpClient::new(),
         };
         let bin = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
@@ -111,6 +130,9 @@ impl Mesh {
                 .parse()
                 .map_err(|e| format!("{e}"))?;
             let local = format!("127.0.0.1:{}", free_port()?);
+            let inbound: SocketAddr = format!("127.0.0.1:{}", free_port()?)
+                .parse()
+                .map_err(|e| format!("{e}"))?;
             let data = mesh.dir.path().join(service);
             let subscription = if service == "checkout" {
                 String::new()
@@ -122,7 +144,7 @@ impl Mesh {
             let config = format!(
                 "service = \"{service}\"\ninstance = \"{service}-1\"\ndata_dir = \"{data}\"\ncontrol_plane = [\"{cp_url}\"]\ntoken_file = \"{token}\"\n\
                  [app]\naddress = \"{app}\"\n\
-                 [listen]\nlocal = \"{local}\"\ninbound = \"127.0.0.1:0\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\n\
+                 [listen]\nlocal = \"{local}\"\ninbound = \"{inbound}\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\n\
                  [telemetry]\notlp_endpoint = \"{otlp}\"\n{jobs}{subscription}",
                 data = data.display(),
                 cp_url = mesh.control_plane,
@@ -152,6 +174,7 @@ impl Mesh {
             )?;
             mesh.sidecars.insert(service, sidecar);
             mesh.apps.insert(service, app);
+            mesh.inbound.insert(service, inbound);
         }
         mesh.ready().await?;
         Ok(mesh)

@@ -48,6 +48,9 @@ pub(crate) struct Args {
     /// Export the traces (OTLP/HTTP, e.g. http://127.0.0.1:4318 of a Jaeger all-in-one).
     #[arg(long)]
     otlp_endpoint: Option<String>,
+    /// Also write every order's outcome per stage to this file, as JSON.
+    #[arg(long, value_name = "FILE")]
+    report: Option<std::path::PathBuf>,
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
@@ -105,12 +108,22 @@ async fn demo(args: &Args) -> ExitCode {
     println!("  logs and data: {}", mesh.dir().display());
     let mut deployed: Vec<&str> = Vec::new();
     let mut all_ok = true;
+    let mut reports = Vec::new();
     for (i, stage) in stages.iter().enumerate() {
         let first = u64::try_from(i).unwrap_or(0) * 1000 + 1;
         match run_stage(&mut mesh, *stage, args, first, &mut deployed).await {
             Ok(r) => {
                 print!("{}", r.table());
                 all_ok &= r.failed() == 0;
+                reports.push(r.json());
+                if let Some(file) = &args.report {
+                    let text = serde_json::to_string_pretty(&json!({"stages": reports}))
+                        .unwrap_or_default();
+                    if let Err(e) = std::fs::write(file, text) {
+                        eprintln!("flowmesh demo: cannot write {}: {e}", file.display());
+                        return ExitCode::from(1);
+                    }
+                }
             }
             Err(e) => {
                 eprintln!("flowmesh demo: stage {}: {e}", stage.name());
@@ -196,13 +209,16 @@ async fn run_stage(
 
     let started = Instant::now();
     let tty = std::io::stdout().is_terminal();
+    // Orders come in as a caller would send them: through checkout's sidecar.
     let checkout = mesh
-        .apps
+        .inbound
         .get("checkout")
         .copied()
-        .ok_or("no checkout app")?;
+        .ok_or("no checkout sidecar")?;
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let mut outcomes: BTreeMap<u64, Outcome> = BTreeMap::new();
+    let mut weights_of: BTreeMap<u64, &'static str> = BTreeMap::new();
+    let mut weights_now = "";
     let last = first + args.orders - 1;
     let mut progress = report::Progress::new(stage.name(), args.orders, tty);
     for n in first..=last {
@@ -218,7 +234,9 @@ async fn run_stage(
             if !weights.is_empty() {
                 let r = mesh.rollout(process, weights).await?;
                 mesh.synced(r).await?;
+                weights_now = if weights[0].1 == 50 { "50/50" } else { "0/100" };
             }
+            weights_of.insert(n, weights_now);
         }
         let due = started + interval.mul_f64((n - first) as f64);
         tokio::time::sleep_until(due.into()).await;
@@ -249,6 +267,7 @@ async fn run_stage(
         started.elapsed(),
         &outcomes,
         v2,
+        weights_of,
         &before,
         &after,
     ))

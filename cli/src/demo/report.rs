@@ -20,6 +20,7 @@ pub(crate) struct Outcome {
     pub(crate) latency_ms: i64,
     /// Instances of the process this order has (more than one: it ran twice).
     pub(crate) instances: usize,
+    pub(crate) trace_id: Option<String>,
 }
 
 impl Outcome {
@@ -57,6 +58,7 @@ impl Outcome {
                 _ => 0,
             },
             instances: 1,
+            trace_id: instance["trace_id"].as_str().map(str::to_owned),
         }
     }
 }
@@ -142,6 +144,8 @@ pub(crate) struct StageReport {
     took: Duration,
     rows: Vec<(u64, Outcome, super::stage::Expect)>,
     v2: Option<u32>,
+    /// Stage change: the rollout weights each order was placed under.
+    weights: BTreeMap<u64, &'static str>,
     elements: Vec<(u32, String, u64)>,
 }
 
@@ -159,6 +163,7 @@ impl StageReport {
         took: Duration,
         outcomes: &BTreeMap<u64, Outcome>,
         v2: Option<u32>,
+        weights: BTreeMap<u64, &'static str>,
         before: &BTreeMap<(u32, String), u64>,
         after: &BTreeMap<(u32, String), u64>,
     ) -> StageReport {
@@ -181,8 +186,45 @@ impl StageReport {
             took,
             rows,
             v2,
+            weights,
             elements,
         }
+    }
+
+    /// Every order's outcome, for `--report`.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        let orders: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|(n, o, e)| {
+                serde_json::json!({
+                    "order": format!("order-{n}"),
+                    "ok": StageReport::as_expected(o, e),
+                    "end": o.end,
+                    "compensated": o.compensated,
+                    "overdue": o.overdue,
+                    "version": o.version,
+                    "instances": o.instances,
+                    "latency_ms": o.latency_ms,
+                    "trace_id": o.trace_id,
+                    "weights": self.weights.get(n),
+                    "expected": {"end": e.end, "compensated": e.compensated, "overdue": e.overdue},
+                })
+            })
+            .collect();
+        let elements: Vec<serde_json::Value> = self
+            .elements
+            .iter()
+            .map(|(v, e, n)| serde_json::json!({"version": v, "element": e, "completed": n}))
+            .collect();
+        serde_json::json!({
+            "stage": self.stage.name(),
+            "process": self.stage.process(),
+            "seconds": self.took.as_secs_f64(),
+            "failed": self.failed(),
+            "orders": orders,
+            "elements": elements,
+        })
     }
 
     fn as_expected(o: &Outcome, e: &super::stage::Expect) -> bool {

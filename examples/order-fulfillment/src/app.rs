@@ -206,7 +206,6 @@ pub struct Incoming {
     pub event_type: String,
     pub traceid: String,
     pub correlationid: Option<String>,
-    pub traceparent: Option<String>,
     pub data: Value,
 }
 
@@ -217,7 +216,6 @@ impl Incoming {
             event_type: text("type").unwrap_or_default(),
             traceid: text("traceid").unwrap_or_default(),
             correlationid: text("correlationid").or_else(|| text("id")),
-            traceparent: text("traceparent"),
             data: event.get("data").cloned().unwrap_or(Value::Null),
         }
     }

@@ -1,5 +1,7 @@
 //! checkout: `PUT /api/cart/order` places an order: it publishes `OrderPlacedEvent` and
-//! answers with the order's transaction id.
+//! answers with the order's transaction id. It is the one app that forwards the trace context
+//! it received (into the event), to show both paths into a trace; the others rely on the
+//! sidecars' stitching by business key.
 
 use axum::Json;
 use axum::extract::State;
@@ -18,7 +20,11 @@ pub fn router(app: App) -> axum::Router {
 }
 
 /// Body (all optional): `{"orderId", "customer": {"name", "address"}, "items": [{"articleId", "amount"}]}`.
-async fn place(State(app): State<App>, body: Option<Json<Value>>) -> Response {
+async fn place(
+    State(app): State<App>,
+    headers: axum::http::HeaderMap,
+    body: Option<Json<Value>>,
+) -> Response {
     let body = body.map(|Json(b)| b).unwrap_or_else(|| json!({}));
     let order_id = body["orderId"]
         .as_str()
@@ -33,12 +39,15 @@ async fn place(State(app): State<App>, body: Option<Json<Value>>) -> Response {
     } else {
         json!([{"articleId": "article-1", "amount": 1}, {"articleId": "article-2", "amount": 2}])
     };
-    let event = app.event(
+    let mut event = app.event(
         "OrderPlacedEvent",
         &order_id,
         None,
         json!({"orderId": order_id, "customer": customer, "items": items}),
     );
+    if let Some(t) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        event["traceparent"] = json!(t);
+    }
     match app.publish(event).await {
         Ok(()) => (
             StatusCode::OK,

@@ -1,6 +1,5 @@
 //! shipping: ships an order: after `GoodsFetchedEvent` in a choreography, on
-//! `ShipGoodsCommand` when orchestrated; answers `GoodsShippedEvent`. It is the one app that
-//! forwards the trace context it received, to show both paths into a trace.
+//! `ShipGoodsCommand` when orchestrated; answers `GoodsShippedEvent`.
 
 use axum::Json;
 use axum::extract::State;
@@ -26,15 +25,12 @@ async fn event(State(app): State<App>, Json(event): Json<Value>) -> StatusCode {
     if e.event_type == trigger {
         tokio::spawn(async move {
             let order = e.order();
-            let mut reply = app.event(
+            let reply = app.event(
                 "GoodsShippedEvent",
                 &e.traceid,
                 e.correlationid.as_deref(),
                 json!({"refId": order, "shipmentId": new_id("shipment")}),
             );
-            if let Some(t) = &e.traceparent {
-                reply["traceparent"] = json!(t);
-            }
             if let Err(err) = app.publish(reply).await {
                 tracing::warn!("shipping: {err}");
             }
