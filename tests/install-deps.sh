@@ -3,7 +3,8 @@
 # Debian packages via apt-get, Python packages via pip.
 set -euo pipefail
 
-APT_PACKAGES=()
+# procps: kill(1), with which tests stop processes by signal.
+APT_PACKAGES=(procps)
 PIP_PACKAGES=()
 
 missing_apt=()

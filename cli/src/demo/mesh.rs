@@ -63,13 +63,17 @@ impl Drop for Mesh {
             .iter_mut()
             .partition(|(name, _)| name == "control-plane");
         for group in [rest, cp] {
+            let mut asked = true;
             for (_, child) in &group {
-                let _ = Command::new("kill")
+                asked &= Command::new("kill")
                     .args(["-TERM", &child.id().to_string()])
                     .stderr(Stdio::null())
-                    .status();
+                    .status()
+                    .is_ok_and(|s| s.success());
             }
-            let deadline = Instant::now() + Duration::from_secs(6);
+            // Without kill(1) there is no polite way: they are killed at once.
+            let grace = if asked { Duration::from_secs(6) } else { Duration::ZERO };
+            let deadline = Instant::now() + grace;
             for (_, child) in group {
                 while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
                     std::thread::sleep(Duration::from_millis(20));
