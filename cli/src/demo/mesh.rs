@@ -72,7 +72,11 @@ impl Drop for Mesh {
                     .is_ok_and(|s| s.success());
             }
             // Without kill(1) there is no polite way: they are killed at once.
-            let grace = if asked { Duration::from_secs(6) } else { Duration::ZERO };
+            let grace = if asked {
+                Duration::from_secs(6)
+            } else {
+                Duration::ZERO
+            };
             let deadline = Instant::now() + grace;
             for (_, child) in group {
                 while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
@@ -295,27 +299,12 @@ impl Mesh {
             .await?;
         }
         // Every sidecar has registered, and the publishers know the subscribers.
-        let sidecars: Vec<String> = self.sidecars.values().cloned().collect();
-        for s in sidecars {
-            let http = http.clone();
-            self.until(
-                "the sidecars finding each other",
-                Duration::from_secs(30),
-                || {
-                    let (http, s) = (http.clone(), s.clone());
-                    async move {
-                        get(&http, &format!("{s}/v1/deployments"))
-                            .await
-                            .is_some_and(|d| {
-                                d["subscribers"][TOPIC]
-                                    .as_array()
-                                    .is_some_and(|a| a.len() == 4)
-                            })
-                    }
-                },
-            )
-            .await?;
-        }
+        self.every_sidecar("the sidecars finding each other", |d| {
+            d["subscribers"][TOPIC]
+                .as_array()
+                .is_some_and(|a| a.len() == SERVICES.len() - 1)
+        })
+        .await?;
         Ok(())
     }
 
@@ -358,21 +347,29 @@ impl Mesh {
 
     /// Waits until every sidecar has seen the control plane's `revision`.
     pub(crate) async fn synced(&mut self, revision: u64) -> Result<(), String> {
+        self.every_sidecar("the sidecars following the control plane", |d| {
+            d["revision"].as_u64().unwrap_or(0) >= revision
+        })
+        .await
+    }
+
+    /// Waits until what every sidecar believes (`GET /v1/deployments`) satisfies `check`.
+    async fn every_sidecar(
+        &mut self,
+        what: &str,
+        check: impl Fn(&Value) -> bool + Clone,
+    ) -> Result<(), String> {
         let sidecars: Vec<String> = self.sidecars.values().cloned().collect();
         let http = self.http.clone();
         for s in sidecars {
-            self.until(
-                "the sidecars following the control plane",
-                Duration::from_secs(30),
-                || {
-                    let (http, s) = (http.clone(), s.clone());
-                    async move {
-                        get(&http, &format!("{s}/v1/deployments"))
-                            .await
-                            .is_some_and(|d| d["revision"].as_u64().unwrap_or(0) >= revision)
-                    }
-                },
-            )
+            self.until(what, Duration::from_secs(30), || {
+                let (http, s, check) = (http.clone(), s.clone(), check.clone());
+                async move {
+                    get(&http, &format!("{s}/v1/deployments"))
+                        .await
+                        .is_some_and(|d| check(&d))
+                }
+            })
             .await?;
         }
         Ok(())

@@ -235,3 +235,44 @@ impl Incoming {
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{:08x}", fastrand::u32(..))
 }
+
+/// The step of a service that answers one event with another: it reacts to `choreography`'s
+/// event type or to `orchestration`'s command (whichever the app's mode says), waits `delay`
+/// for the orders that take long, and publishes `reply` with `data` for the order.
+pub struct Step {
+    pub choreography: &'static str,
+    pub orchestration: &'static str,
+    pub reply: &'static str,
+    pub delay: fn(&Behaviour, &str) -> bool,
+    pub data: fn(&str) -> Value,
+}
+
+impl Step {
+    /// Takes an event delivered to the app; the answer (if any) is published in the background.
+    pub fn take(&'static self, app: &App, event: &Value) {
+        let e = Incoming::read(event);
+        let trigger = match app.mode() {
+            Mode::Choreography => self.choreography,
+            Mode::Orchestration => self.orchestration,
+        };
+        if e.event_type != trigger {
+            return;
+        }
+        let app = app.clone();
+        tokio::spawn(async move {
+            let order = e.order();
+            if (self.delay)(&app.behaviour, &order) {
+                tokio::time::sleep(Duration::from_millis(app.behaviour.slow_ms)).await;
+            }
+            let reply = app.event(
+                self.reply,
+                &e.traceid,
+                e.correlationid.as_deref(),
+                (self.data)(&order),
+            );
+            if let Err(err) = app.publish(reply).await {
+                tracing::warn!("{}: {err}", app.name);
+            }
+        });
+    }
+}

@@ -1,15 +1,21 @@
 //! inventory: fetches the goods of an order: after `PaymentReceivedEvent` in a choreography,
 //! on `FetchGoodsCommand` when orchestrated; answers `GoodsFetchedEvent` (late for some).
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::app::{App, Incoming, Mode, new_id};
+use crate::app::{App, Behaviour, Step, new_id};
+
+static FETCH: Step = Step {
+    choreography: "PaymentReceivedEvent",
+    orchestration: "FetchGoodsCommand",
+    reply: "GoodsFetchedEvent",
+    delay: Behaviour::slow_inventory,
+    data: |order| json!({"refId": order, "pickId": new_id("pick")}),
+};
 
 pub fn router(app: App) -> axum::Router {
     axum::Router::new()
@@ -19,27 +25,6 @@ pub fn router(app: App) -> axum::Router {
 }
 
 async fn event(State(app): State<App>, Json(event): Json<Value>) -> StatusCode {
-    let e = Incoming::read(&event);
-    let trigger = match app.mode() {
-        Mode::Choreography => "PaymentReceivedEvent",
-        Mode::Orchestration => "FetchGoodsCommand",
-    };
-    if e.event_type == trigger {
-        tokio::spawn(async move {
-            let order = e.order();
-            if app.behaviour.slow_inventory(&order) {
-                tokio::time::sleep(Duration::from_millis(app.behaviour.slow_ms)).await;
-            }
-            let reply = app.event(
-                "GoodsFetchedEvent",
-                &e.traceid,
-                e.correlationid.as_deref(),
-                json!({"refId": order, "pickId": new_id("pick")}),
-            );
-            if let Err(err) = app.publish(reply).await {
-                tracing::warn!("inventory: {err}");
-            }
-        });
-    }
+    FETCH.take(&app, &event);
     StatusCode::OK
 }

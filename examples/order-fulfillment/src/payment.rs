@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::app::{App, Incoming, Mode, new_id};
+use crate::app::{App, Behaviour, Step, new_id};
 
 #[derive(Clone)]
 struct Payment {
@@ -38,25 +38,18 @@ pub fn router(app: App) -> axum::Router {
         })
 }
 
+/// In a choreography payment answers OrderPlaced; orchestrated, its process's jobs do the work
+/// (no command reaches the app as an event).
+static PAY: Step = Step {
+    choreography: "OrderPlacedEvent",
+    orchestration: "",
+    reply: "PaymentReceivedEvent",
+    delay: Behaviour::slow_payment,
+    data: |order| json!({"refId": order, "paymentId": new_id("payment")}),
+};
+
 async fn event(State(p): State<Payment>, Json(event): Json<Value>) -> StatusCode {
-    let e = Incoming::read(&event);
-    if p.app.mode() == Mode::Choreography && e.event_type == "OrderPlacedEvent" {
-        tokio::spawn(async move {
-            let order = e.order();
-            if p.app.behaviour.slow_payment(&order) {
-                tokio::time::sleep(Duration::from_millis(p.app.behaviour.slow_ms)).await;
-            }
-            let reply = p.app.event(
-                "PaymentReceivedEvent",
-                &e.traceid,
-                e.correlationid.as_deref(),
-                json!({"refId": order, "paymentId": new_id("payment")}),
-            );
-            if let Err(err) = p.app.publish(reply).await {
-                tracing::warn!("payment: {err}");
-            }
-        });
-    }
+    PAY.take(&p.app, &event);
     StatusCode::OK
 }
 

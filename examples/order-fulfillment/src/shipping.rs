@@ -7,7 +7,15 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::app::{App, Incoming, Mode, new_id};
+use crate::app::{App, Step, new_id};
+
+static SHIP: Step = Step {
+    choreography: "GoodsFetchedEvent",
+    orchestration: "ShipGoodsCommand",
+    reply: "GoodsShippedEvent",
+    delay: |_, _| false,
+    data: |order| json!({"refId": order, "shipmentId": new_id("shipment")}),
+};
 
 pub fn router(app: App) -> axum::Router {
     axum::Router::new()
@@ -17,24 +25,6 @@ pub fn router(app: App) -> axum::Router {
 }
 
 async fn event(State(app): State<App>, Json(event): Json<Value>) -> StatusCode {
-    let e = Incoming::read(&event);
-    let trigger = match app.mode() {
-        Mode::Choreography => "GoodsFetchedEvent",
-        Mode::Orchestration => "ShipGoodsCommand",
-    };
-    if e.event_type == trigger {
-        tokio::spawn(async move {
-            let order = e.order();
-            let reply = app.event(
-                "GoodsShippedEvent",
-                &e.traceid,
-                e.correlationid.as_deref(),
-                json!({"refId": order, "shipmentId": new_id("shipment")}),
-            );
-            if let Err(err) = app.publish(reply).await {
-                tracing::warn!("shipping: {err}");
-            }
-        });
-    }
+    SHIP.take(&app, &event);
     StatusCode::OK
 }
