@@ -208,6 +208,15 @@ fn get_json(addr: &str, path: &str) -> Option<Value> {
     serde_json::from_str(body).ok()
 }
 
+/// Whether process `pid` has ended (gone, or a zombie its parent has not reaped yet): then
+/// its files, and the locks on them, are released.
+fn ended(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).map_or(true, |s| {
+        s.lines()
+            .any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X')))
+    })
+}
+
 /// Kills (SIGKILL) the process whose command line mentions `needle`, once; its pid.
 fn kill9(needle: &str) -> u32 {
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -294,8 +303,15 @@ fn the_order_sidecar_killed_during_orchestration_loses_and_repeats_no_order() {
         assert!(std::time::Instant::now() < deadline, "no orders started");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    kill9(&config);
-    let _restarted = Restarted(
+    let pid = kill9(&config);
+    while !ended(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed sidecar never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut restarted = Restarted(
         Command::new(env!("CARGO_BIN_EXE_flowmesh"))
             .args(["proxy", "--config", &config])
             .stdout(std::process::Stdio::null())
@@ -303,6 +319,17 @@ fn the_order_sidecar_killed_during_orchestration_loses_and_repeats_no_order() {
             .spawn()
             .unwrap(),
     );
+    while get_json(&local, "/v1/models").is_none() {
+        assert!(
+            matches!(restarted.0.try_wait(), Ok(None)),
+            "the restarted sidecar exited"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted sidecar never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let status = child.wait().unwrap();
     let out = rest.join().unwrap();
     assert!(status.success(), "{out}");
