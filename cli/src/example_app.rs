@@ -14,9 +14,9 @@ pub(crate) struct Args {
     name: String,
     #[arg(long)]
     listen: SocketAddr,
-    /// The local API of the app's sidecar.
+    /// The local API of the app's sidecar (or later, `PUT /admin/sidecar`).
     #[arg(long)]
-    sidecar: String,
+    sidecar: Option<String>,
     /// choreography or orchestration.
     #[arg(long, default_value = "choreography")]
     mode: String,
@@ -38,9 +38,12 @@ pub(crate) fn run(args: Args) -> ExitCode {
         mode,
         behaviour: Behaviour::demo(),
     };
+    let name = options.name.clone();
+    // The demo reads this line to learn the port (the app may listen on port 0).
+    let bound = move |addr| eprintln!("flowmesh example-app: {name} listening on {addr}");
     service::block_on(
         "example-app",
         1,
-        example::run(options, service::shutdown_signal()),
+        example::run(options, bound, service::shutdown_signal()),
     )
 }

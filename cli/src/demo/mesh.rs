@@ -89,15 +89,11 @@ impl Drop for Mesh {
     }
 }
 
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
-}
-
 impl Mesh {
     /// Starts everything and waits until every part answers and the sidecars know each other.
+    /// Every listener binds port 0 and the demo reads the address each process announces, so
+    /// nothing races for a port; each sidecar's config file is then rewritten with the
+    /// addresses it got, so that a sidecar restarted from it comes back on the same ones.
     pub(crate) async fn start(otlp: Option<&str>) -> Result<Mesh, String> {
         let dir = tempfile::Builder::new()
             .prefix("flowmesh-demo-")
@@ -115,10 +111,8 @@ impl Mesh {
         let bin = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
         let token = mesh.dir.path().join("token");
         std::fs::write(&token, TOKEN).map_err(|e| e.to_string())?;
-        let cp = format!("127.0.0.1:{}", free_port()?);
-        mesh.control_plane = format!("http://{cp}");
         let cp_data = mesh.dir.path().join("control-plane");
-        mesh.spawn(
+        let line = mesh.spawn(
             &bin,
             "control-plane",
             &[
@@ -126,21 +120,25 @@ impl Mesh {
                 "--id",
                 "1",
                 "--listen",
-                &cp,
+                "127.0.0.1:0",
                 "--data-dir",
                 &cp_data.display().to_string(),
                 "--token-file",
                 &token.display().to_string(),
             ],
+            " listening on ",
         )?;
+        mesh.control_plane = format!("http://{}", after(&line, " listening on ")?);
         for service in SERVICES {
-            let app: SocketAddr = format!("127.0.0.1:{}", free_port()?)
+            let line = mesh.spawn(
+                &bin,
+                &format!("{service}-app"),
+                &["example-app", service, "--listen", "127.0.0.1:0"],
+                " listening on ",
+            )?;
+            let app: SocketAddr = after(&line, " listening on ")?
                 .parse()
-                .map_err(|e| format!("{e}"))?;
-            let local = format!("127.0.0.1:{}", free_port()?);
-            let inbound: SocketAddr = format!("127.0.0.1:{}", free_port()?)
-                .parse()
-                .map_err(|e| format!("{e}"))?;
+                .map_err(|e| format!("{service}-app announced '{line}': {e}"))?;
             let data = mesh.dir.path().join(service);
             let subscription = if service == "checkout" {
                 String::new()
@@ -149,41 +147,61 @@ impl Mesh {
                     "\n[[subscriptions]]\ntopic = \"{TOPIC}\"\npath = \"/events\"\nbackoff = \"100ms\"\nattempts = 50\n"
                 )
             };
-            let config = format!(
-                "service = \"{service}\"\ninstance = \"{service}-1\"\ndata_dir = \"{data}\"\ncontrol_plane = [\"{cp_url}\"]\ntoken_file = \"{token}\"\n\
-                 [app]\naddress = \"{app}\"\n\
-                 [listen]\nlocal = \"{local}\"\ninbound = \"{inbound}\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\n\
-                 [telemetry]\notlp_endpoint = \"{otlp}\"\n{jobs}{subscription}",
-                data = data.display(),
-                cp_url = mesh.control_plane,
-                token = token.display(),
-                otlp = otlp.unwrap_or("none"),
-                jobs = jobs(service),
-            );
+            let cp_url = mesh.control_plane.clone();
+            let config = |local: &str, inbound: &str| {
+                format!(
+                    "service = \"{service}\"\ninstance = \"{service}-1\"\ndata_dir = \"{data}\"\ncontrol_plane = [\"{cp_url}\"]\ntoken_file = \"{token}\"\n\
+                     [app]\naddress = \"{app}\"\n\
+                     [listen]\nlocal = \"{local}\"\ninbound = \"{inbound}\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\n\
+                     [telemetry]\notlp_endpoint = \"{otlp}\"\n{jobs}{subscription}",
+                    data = data.display(),
+                    token = token.display(),
+                    otlp = otlp.unwrap_or("none"),
+                    jobs = jobs(service),
+                )
+            };
             let file = mesh.dir.path().join(format!("{service}.toml"));
-            std::fs::write(&file, config).map_err(|e| e.to_string())?;
-            mesh.spawn(
+            std::fs::write(&file, config("127.0.0.1:0", "127.0.0.1:0"))
+                .map_err(|e| e.to_string())?;
+            let line = mesh.spawn(
                 &bin,
                 &format!("{service}-sidecar"),
                 &["proxy", "--config", &file.display().to_string()],
+                ", local API ",
             )?;
+            let local = after(&line, ", local API ")?;
+            let inbound = after(&line, ": inbound ")?
+                .split(' ')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            std::fs::write(&file, config(&local, &inbound)).map_err(|e| e.to_string())?;
             let sidecar = format!("http://{local}");
-            mesh.spawn(
-                &bin,
-                &format!("{service}-app"),
-                &[
-                    "example-app",
-                    service,
-                    "--listen",
-                    &app.to_string(),
-                    "--sidecar",
-                    &sidecar,
-                ],
-            )?;
+            mesh.call_text(
+                Method::PUT,
+                &format!("http://{app}/admin/sidecar"),
+                &sidecar,
+            )
+            .await
+            .map_err(|e| format!("{service}-app: {e}"))?;
             mesh.sidecars.insert(service, sidecar);
             mesh.apps.insert(service, app);
-            mesh.inbound.insert(service, inbound);
+            mesh.inbound.insert(
+                service,
+                inbound
+                    .parse()
+                    .map_err(|e| format!("{service}-sidecar announced '{line}': {e}"))?,
+            );
         }
+        // Where everything is, for tools and tests that look at a running demo.
+        let map = serde_json::json!({
+            "control_plane": mesh.control_plane,
+            "sidecars": mesh.sidecars,
+            "apps": mesh.apps,
+            "inbound": mesh.inbound,
+        });
+        std::fs::write(mesh.dir.path().join("mesh.json"), map.to_string())
+            .map_err(|e| e.to_string())?;
         mesh.ready().await?;
         Ok(mesh)
     }
@@ -192,19 +210,50 @@ impl Mesh {
         self.dir.path()
     }
 
-    fn spawn(&mut self, bin: &PathBuf, name: &str, args: &[&str]) -> Result<(), String> {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log")))
+    /// Starts a child whose stderr goes to `<name>.log`, and returns the first line of it that
+    /// contains `announce` (how it tells where it listens).
+    fn spawn(
+        &mut self,
+        bin: &PathBuf,
+        name: &str,
+        args: &[&str],
+        announce: &str,
+    ) -> Result<String, String> {
+        let mut log = std::fs::File::create(self.dir.path().join(format!("{name}.log")))
             .map_err(|e| e.to_string())?;
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .args(args)
             .env("FLOWMESH_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {name}: {e}"))?;
+        let stderr = child.stderr.take();
         self.children.push((name.to_owned(), child));
-        Ok(())
+        let (tx, rx) = std::sync::mpsc::channel();
+        let announce = announce.to_owned();
+        std::thread::spawn(move || {
+            use std::io::{BufRead, Write};
+            let Some(stderr) = stderr else { return };
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = writeln!(log, "{line}");
+                if line.contains(&announce)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
+            let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+                .unwrap_or_default();
+            format!("{name} did not start: {}", log.trim())
+        })
     }
 
     /// A process that ended: its name and its log's last lines.
@@ -219,6 +268,26 @@ impl Mesh {
             }
         }
         None
+    }
+
+    /// A request with a text body; an error unless the answer is 2xx.
+    async fn call_text(&self, method: Method, url: &str, body: &str) -> Result<(), String> {
+        let reply = self
+            .http
+            .send(
+                method,
+                url,
+                &[],
+                Bytes::from(body.to_owned()),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if reply.status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("{url}: {}", reply.status))
+        }
     }
 
     /// GET or POST on a URL; the JSON answer of a 2xx.
@@ -395,6 +464,13 @@ impl Mesh {
         }
         Ok(())
     }
+}
+
+/// What follows `marker` in an announced line.
+fn after(line: &str, marker: &str) -> Result<String, String> {
+    line.split_once(marker)
+        .map(|(_, rest)| rest.trim().to_owned())
+        .ok_or_else(|| format!("no '{marker}' in '{line}'"))
 }
 
 async fn ok(http: &HttpClient, url: &str) -> bool {

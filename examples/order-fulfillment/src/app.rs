@@ -3,8 +3,8 @@
 //! pairs a command with its reply).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -93,8 +93,9 @@ pub fn number(order: &str) -> Option<u64> {
 pub struct Options {
     pub name: String,
     pub listen: SocketAddr,
-    /// The local API of this app's sidecar (`http://127.0.0.1:15000`).
-    pub sidecar: String,
+    /// The local API of this app's sidecar (`http://127.0.0.1:15000`); can also be set later
+    /// with `PUT /admin/sidecar` (the demo starts the app before its sidecar).
+    pub sidecar: Option<String>,
     pub mode: Mode,
     pub behaviour: Behaviour,
 }
@@ -106,7 +107,7 @@ pub struct App {
     /// Orchestrated (true) or choreographed; the demo switches it between stages.
     orchestrated: Arc<AtomicBool>,
     pub behaviour: Behaviour,
-    sidecar: Arc<str>,
+    sidecar: Arc<RwLock<Option<String>>>,
     http: HttpClient,
 }
 
@@ -116,7 +117,12 @@ impl App {
             name: options.name.as_str().into(),
             orchestrated: Arc::new(AtomicBool::new(options.mode == Mode::Orchestration)),
             behaviour: options.behaviour,
-            sidecar: options.sidecar.trim_end_matches('/').into(),
+            sidecar: Arc::new(RwLock::new(
+                options
+                    .sidecar
+                    .as_deref()
+                    .map(|s| s.trim_end_matches('/').to_owned()),
+            )),
             http: HttpClient::new(),
         }
     }
@@ -129,6 +135,16 @@ impl App {
         }
     }
 
+    pub fn set_sidecar(&self, url: &str) {
+        if let Ok(mut s) = self.sidecar.write() {
+            *s = Some(url.trim().trim_end_matches('/').to_owned());
+        }
+    }
+
+    fn sidecar(&self) -> Option<String> {
+        self.sidecar.read().ok().and_then(|s| s.clone())
+    }
+
     pub fn set_mode(&self, mode: Mode) {
         self.orchestrated
             .store(mode == Mode::Orchestration, Ordering::Relaxed);
@@ -136,7 +152,10 @@ impl App {
 
     /// Publishes an event through the sidecar; retried while the sidecar is busy or away.
     pub async fn publish(&self, event: Value) -> Result<(), String> {
-        let url = format!("{}/v1/events/{TOPIC}", self.sidecar);
+        let sidecar = self
+            .sidecar()
+            .ok_or("the app does not know its sidecar yet (PUT /admin/sidecar)")?;
+        let url = format!("{sidecar}/v1/events/{TOPIC}");
         let body = Bytes::from(event.to_string());
         let mut wait = Duration::from_millis(50);
         for _ in 0..20 {
@@ -165,10 +184,7 @@ impl App {
                 }
             }
         }
-        Err(format!(
-            "the sidecar at {} did not take the event",
-            self.sidecar
-        ))
+        Err(format!("the sidecar at {sidecar} did not take the event"))
     }
 
     /// A new event of this app: the business transaction's `traceid` and the `correlationid`

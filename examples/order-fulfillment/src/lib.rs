@@ -37,9 +37,11 @@ pub enum Error {
     Serve(std::io::Error),
 }
 
-/// Runs the app `options.name` until `shutdown` resolves.
+/// Runs the app `options.name` until `shutdown` resolves; `bound` learns the address it
+/// listens on (port 0 picks a free one).
 pub async fn run(
     options: Options,
+    bound: impl FnOnce(std::net::SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let app = app::App::new(&options);
@@ -51,6 +53,25 @@ pub async fn run(
         "shipping" => shipping::router(app.clone()),
         other => return Err(Error::UnknownApp(other.to_owned())),
     };
+    // The demo tells each app where its sidecar is once the sidecar runs.
+    let sidecar_app = app.clone();
+    let router = router.route(
+        "/admin/sidecar",
+        axum::routing::put(move |body: String| {
+            let app = sidecar_app.clone();
+            async move {
+                if body.trim().starts_with("http://") {
+                    app.set_sidecar(&body);
+                    (axum::http::StatusCode::OK, "ok\n")
+                } else {
+                    (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        "the body is the sidecar's local API URL (http://...)\n",
+                    )
+                }
+            }
+        }),
+    );
     // The demo switches every app between choreography and orchestration between stages.
     let router = router.route(
         "/admin/mode",
@@ -76,6 +97,9 @@ pub async fn run(
             addr: options.listen,
             source,
         })?;
+    if let Ok(addr) = listener.local_addr() {
+        bound(addr);
+    }
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
