@@ -737,14 +737,10 @@ async fn add_member(
             format!("expected {{\"id\": 4, \"addr\": \"host:port\"}}: {e}"),
         )
     })?;
-    app.raft
-        .add_learner(
-            request.id,
-            Node {
-                addr: request.addr.clone(),
-            },
-            true,
-        )
+    let node = Node {
+        addr: request.addr.clone(),
+    };
+    after_change_in_progress(|| app.raft.add_learner(request.id, node.clone(), true))
         .await
         .map_err(|e| {
             ApiError::new(
@@ -762,8 +758,7 @@ async fn add_member(
         .voter_ids()
         .collect();
     voters.insert(request.id);
-    app.raft
-        .change_membership(voters, false)
+    after_change_in_progress(|| app.raft.change_membership(voters.clone(), false))
         .await
         .map_err(|e| {
             ApiError::new(
@@ -773,6 +768,32 @@ async fn add_member(
             )
         })?;
     Ok(Json(cluster_view(&app)).into_response())
+}
+
+type MembershipResult<T> =
+    Result<T, openraft::error::RaftError<NodeId, openraft::error::ClientWriteError<NodeId, Node>>>;
+
+/// Runs a membership change, waiting while another one is still being committed (a cluster
+/// that was just formed is still committing its first membership; a second change must wait
+/// for it rather than fail), for at most ten seconds.
+async fn after_change_in_progress<T, F, Fut>(mut change: F) -> MembershipResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = MembershipResult<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match change().await {
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::ClientWriteError::ChangeMembershipError(
+                    openraft::error::ChangeMembershipError::InProgress(_),
+                ),
+            )) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn remove_member(
@@ -806,8 +827,7 @@ async fn remove_member(
     if voters.is_empty() {
         return Err(ApiError::bad("membership", "cannot remove the last voter"));
     }
-    app.raft
-        .change_membership(voters, false)
+    after_change_in_progress(|| app.raft.change_membership(voters.clone(), false))
         .await
         .map_err(|e| {
             ApiError::new(
