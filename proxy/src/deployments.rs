@@ -218,7 +218,9 @@ async fn fetch(client: &Client, me: &str, have: &Deployments) -> Result<Deployme
         })
         .collect();
     Ok(Deployments {
-        revision: listed.revision.max(routes.revision),
+        // The older of the two reads: a deployment that landed between them is reported
+        // again by the next watch instead of being skipped.
+        revision: listed.revision.min(routes.revision),
         models,
         rollouts,
         routes: routes.messages,
