@@ -815,3 +815,71 @@ async fn http_text(local: SocketAddr, path: &str) -> String {
         .to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_delivered_again_is_acknowledged_but_not_taken_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let app = worker::start().await;
+    let (side, _stop, _task) =
+        payment(&dir.path().join("payment"), &cp, app.addr, SUBSCRIBED).await;
+    deploy(&cp, include_str!("fixtures/wait.bpmn"), "payment").await;
+    deployed(side.local, "wait", 1).await;
+    let waiting = |key: String| {
+        let local = side.local;
+        async move {
+            instance_when(local, &key, "waits for Paid", |i| {
+                i["active_elements"] == json!(["paid"])
+            })
+            .await
+        }
+    };
+    let body = json!({"process": "wait", "variables": {"duration": "PT0S", "orderId": "o-9"}});
+    let first = start(side.local, body.clone()).await;
+    waiting(first.clone()).await;
+
+    // A peer's batch: a message with no time to live (it correlates now or never) and an event.
+    let batch = json!({
+        "from": "order",
+        "messages": [{"id": "paid-o-9", "name": "Paid", "correlation_key": "o-9", "ttl_ms": 0}],
+        "events": [{"topic": "retail", "event": {"specversion": "1.0", "id": "e-9", "source": "/order", "type": "Tick"}}],
+    });
+    let deliver = || async {
+        let request = Request::post(format!("http://{}/mesh/v1/deliver", side.mesh))
+            .header("content-type", "application/json")
+            .header("x-flowmesh-service", "payment")
+            .body(full(Bytes::from(batch.to_string())))
+            .unwrap();
+        client().request(request).await.unwrap().status()
+    };
+    assert_eq!(deliver().await, 200);
+    reaches(side.local, &first, "completed").await;
+    until("the event reached the app", || async {
+        (app.events().len() == 1).then_some(())
+    })
+    .await;
+
+    // The same batch again (its acknowledgement was lost): acknowledged, not taken again. A new
+    // instance waiting for the same message is not reached by the repeat.
+    let second = start(side.local, body).await;
+    waiting(second.clone()).await;
+    assert_eq!(deliver().await, 200);
+    let (_, i) = api(
+        side.local,
+        Method::GET,
+        &format!("/v1/instances/{second}"),
+        None,
+    )
+    .await;
+    assert_eq!(i["state"], "active");
+    assert_eq!(i["active_elements"], json!(["paid"]));
+    let depth = side
+        .runtime
+        .as_ref()
+        .unwrap()
+        .snapshots()
+        .read_with(|_, txn| flowmesh_proxy::runtime::inbox::depth(txn))
+        .unwrap();
+    assert_eq!(depth, 0, "the repeated event entered the inbox");
+    assert_eq!(app.events().len(), 1);
+}

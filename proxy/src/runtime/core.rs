@@ -19,6 +19,7 @@ use super::Error;
 use super::inbox::{self, DeadLetter, InboxEntry};
 use super::index::{self, Ended, InstanceState, Origin};
 use super::outbox::{self, Outgoing};
+use super::received;
 use crate::engine_store::RedbStore;
 
 /// Commands that commit together, and who waits for their results.
@@ -43,6 +44,8 @@ pub struct Writes {
     /// Inbox entries delivered to the app or given up on.
     pub inbox_done: Vec<u64>,
     pub dead: Vec<DeadLetter>,
+    /// Ids taken from peers, and until when to remember them.
+    pub received: Vec<(String, i64)>,
 }
 
 impl Writes {
@@ -52,6 +55,7 @@ impl Writes {
             && self.inbox.is_empty()
             && self.inbox_done.is_empty()
             && self.dead.is_empty()
+            && self.received.is_empty()
     }
 
     fn take(&mut self, from: &mut Writes) {
@@ -60,9 +64,11 @@ impl Writes {
         self.inbox.append(&mut from.inbox);
         self.inbox_done.append(&mut from.inbox_done);
         self.dead.append(&mut from.dead);
+        self.received.append(&mut from.received);
     }
 
-    fn apply(&self, txn: &redb::WriteTransaction) -> Result<(), Error> {
+    fn apply(&self, txn: &redb::WriteTransaction, now: i64) -> Result<(), Error> {
+        received::record(txn, &self.received, now)?;
         outbox::append(txn, &self.outbox)?;
         outbox::remove(txn, &self.delivered)?;
         inbox::append(txn, &self.inbox)?;
@@ -279,7 +285,7 @@ fn commit(
             }
         }
         let recorded = index::record(txn, engine, &*kv, &out.events, &origins, &by_key)?;
-        writes.apply(txn)?;
+        writes.apply(txn, now.as_millisecond())?;
         Ok((out, recorded))
     });
     metrics.engine_batch(n, started.elapsed());

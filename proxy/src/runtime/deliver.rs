@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 use super::inbox::InboxEntry;
 use super::outbox::{self, Delivery, Envelope, EventDelivery, Outgoing};
-use super::{Error, Handle, Origin, Work};
+use super::{Error, Handle, Origin, Work, received};
 use crate::body::{self, Body};
 use crate::registry::Registry;
 use crate::routing::SERVICE_HEADER;
@@ -160,7 +160,7 @@ async fn deliver(
         .collect();
     if service.eq_ignore_ascii_case(handle.service()) {
         // Events for this sidecar's own app: into the inbox, no network.
-        let mut work = take(batch);
+        let mut work = take(handle, batch).map_err(|e| e.to_string())?;
         work.writes.delivered = delivered;
         return handle
             .run(work)
@@ -218,22 +218,50 @@ fn origin(message: &Delivery) -> Option<Origin> {
 
 /// The work that takes a batch in: messages published to the engine with their ids, events
 /// into the inbox.
-fn take(batch: Batch) -> Work {
+///
+/// What was taken before (the same batch again, its acknowledgement lost) is left out, and
+/// the ids of the rest are remembered in the same transaction.
+fn take(handle: &Handle, batch: Batch) -> Result<Work, Error> {
+    let event_id = |e: &EventDelivery| {
+        let attr = |k: &str| e.event.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        format!("event:{}:{}", attr("source"), attr("id"))
+    };
+    let ids: Vec<String> = batch
+        .messages
+        .iter()
+        .map(|m| format!("message:{}", m.id))
+        .chain(batch.events.iter().map(event_id))
+        .collect();
+    let seen = handle
+        .snapshots()
+        .read_with(|_, txn| received::seen(txn, ids.iter().map(String::as_str)))?;
+    let now = jiff::Timestamp::now().as_millisecond();
     let mut work = Work::new(Vec::new());
     for m in batch.messages {
+        let id = format!("message:{}", m.id);
+        if seen.contains(&id) {
+            continue;
+        }
+        let keep = now.saturating_add(m.ttl_ms.max(received::KEEP_MS));
+        work.writes.received.push((id, keep));
         let (command, origin) = publish(m);
         work.commands.push(command);
         work.origins.push(origin);
     }
-    work.writes.inbox = batch
-        .events
-        .into_iter()
-        .map(|e| InboxEntry {
+    for e in batch.events {
+        let id = event_id(&e);
+        if seen.contains(&id) {
+            continue;
+        }
+        work.writes
+            .received
+            .push((id, now.saturating_add(received::KEEP_MS)));
+        work.writes.inbox.push(InboxEntry {
             topic: e.topic,
             event: e.event,
-        })
-        .collect();
-    work
+        });
+    }
+    Ok(work)
 }
 
 /// The body, up to the batch limit.
@@ -276,7 +304,11 @@ pub async fn receive(handle: &Handle, request: Request<Body>) -> Response<Body> 
     };
     let count = batch.messages.len() + batch.events.len();
     let from = batch.from.clone();
-    match handle.run(take(batch)).await {
+    let work = match take(handle, batch) {
+        Ok(w) => w,
+        Err(e) => return body::error(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
+    };
+    match handle.run(work).await {
         Ok(results) => {
             for r in results {
                 if let Err(rejected) = r

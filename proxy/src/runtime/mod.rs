@@ -20,6 +20,7 @@ pub mod inbox;
 pub mod index;
 mod jobs;
 pub mod outbox;
+mod received;
 pub mod rollout;
 pub mod spans;
 
@@ -140,6 +141,7 @@ impl Runtime {
         store.transact_with(|_, txn| {
             index::create(txn)?;
             inbox::create(txn)?;
+            received::create(txn)?;
             outbox::create(txn)
         })?;
         let engine = Engine::new(engine::Options {
