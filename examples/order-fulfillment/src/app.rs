@@ -264,6 +264,24 @@ pub struct Step {
 }
 
 impl Step {
+    /// The API of an app that is only this step: `POST /events` (its subscription) and
+    /// `GET /healthz`.
+    pub fn router(&'static self, app: App) -> axum::Router {
+        axum::Router::new()
+            .route(
+                "/events",
+                axum::routing::post(
+                    move |axum::extract::State(app): axum::extract::State<App>,
+                          axum::Json(event): axum::Json<Value>| async move {
+                        self.take(&app, &event);
+                        axum::http::StatusCode::OK
+                    },
+                ),
+            )
+            .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+            .with_state(app)
+    }
+
     /// Takes an event delivered to the app; the answer (if any) is published in the background.
     pub fn take(&'static self, app: &App, event: &Value) {
         let e = Incoming::read(event);

@@ -1,11 +1,7 @@
 //! inventory: fetches the goods of an order: after `PaymentReceivedEvent` in a choreography,
 //! on `FetchGoodsCommand` when orchestrated; answers `GoodsFetchedEvent` (late for some).
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::app::{App, Behaviour, Step, new_id};
 
@@ -18,13 +14,5 @@ static FETCH: Step = Step {
 };
 
 pub fn router(app: App) -> axum::Router {
-    axum::Router::new()
-        .route("/events", post(event))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(app)
-}
-
-async fn event(State(app): State<App>, Json(event): Json<Value>) -> StatusCode {
-    FETCH.take(&app, &event);
-    StatusCode::OK
+    FETCH.router(app)
 }

@@ -1,11 +1,7 @@
 //! shipping: ships an order: after `GoodsFetchedEvent` in a choreography, on
 //! `ShipGoodsCommand` when orchestrated; answers `GoodsShippedEvent`.
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::app::{App, Step, new_id};
 
@@ -18,13 +14,5 @@ static SHIP: Step = Step {
 };
 
 pub fn router(app: App) -> axum::Router {
-    axum::Router::new()
-        .route("/events", post(event))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(app)
-}
-
-async fn event(State(app): State<App>, Json(event): Json<Value>) -> StatusCode {
-    SHIP.take(&app, &event);
-    StatusCode::OK
+    SHIP.router(app)
 }
