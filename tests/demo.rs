@@ -311,15 +311,46 @@ fn the_order_sidecar_killed_during_orchestration_loses_and_repeats_no_order() {
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    // The same sidecar again (same data, same instance name), on fresh ports: its old ones may
+    // have been taken meanwhile. The demo finds it through the registry.
+    let fresh = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("local = ") || l.starts_with("inbound = ") {
+                let key = l.split(' ').next().unwrap_or_default();
+                format!("{key} = \"127.0.0.1:0\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let fresh_config = dir.path().join("order-restarted.toml");
+    std::fs::write(&fresh_config, fresh).unwrap();
     let mut restarted = Restarted(
         Command::new(env!("CARGO_BIN_EXE_flowmesh"))
-            .args(["proxy", "--config", &config])
+            .args(["proxy", "--config"])
+            .arg(&fresh_config)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    while get_json(&local, "/v1/models").is_none() {
+    let stderr = restarted.0.stderr.take().unwrap();
+    let mut announced = BufReader::new(stderr).lines();
+    let line = announced
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains(", local API "))
+        .unwrap_or_else(|| panic!("the restarted sidecar did not start"));
+    std::thread::spawn(move || for _ in announced {});
+    let new_local = line
+        .rsplit(", local API ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    while get_json(&new_local, "/v1/models").is_none() {
         assert!(
             matches!(restarted.0.try_wait(), Ok(None)),
             "the restarted sidecar exited"

@@ -276,6 +276,8 @@ impl Sidecar {
             let addresses = BTreeMap::from([
                 ("mesh".to_owned(), self.mesh_advertise.to_string()),
                 ("inbound".to_owned(), handle.inbound.to_string()),
+                // Operators and the control plane reach the local API here.
+                ("local".to_owned(), handle.local.to_string()),
             ]);
             background.push(tokio::spawn(registration::keep(
                 control.clone(),

@@ -444,6 +444,23 @@ impl Mesh {
         Ok(())
     }
 
+    /// Asks the control plane's registry where `service`'s sidecar serves its local API now
+    /// (it may have been restarted on other ports), and uses that from now on.
+    pub(crate) async fn refresh_local(&mut self, service: &'static str) {
+        let Ok(services) = Client::new(&self.control_plane, None).services(false).await else {
+            return;
+        };
+        let local = services
+            .services
+            .iter()
+            .find(|s| s.name == service)
+            .and_then(|s| s.instances.first())
+            .and_then(|i| i.addresses.get("local"));
+        if let Some(local) = local {
+            self.sidecars.insert(service, format!("http://{local}"));
+        }
+    }
+
     /// Switches every app between choreography and orchestration.
     pub(crate) async fn set_mode(&self, mode: &str) -> Result<(), String> {
         for (service, app) in &self.apps {

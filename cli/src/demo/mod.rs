@@ -164,7 +164,7 @@ async fn run_stage(
     deployed: &mut Vec<&'static str>,
 ) -> Result<StageReport, String> {
     println!("\n== stage {}: {}", stage.name(), stage.about());
-    let order = mesh.sidecars.get("order").cloned().unwrap_or_default();
+    let mut order = mesh.sidecars.get("order").cloned().unwrap_or_default();
     let process = stage.process();
     let mut versions: BTreeMap<&'static str, u32> = BTreeMap::new();
     let mut revision = 0;
@@ -249,7 +249,10 @@ async fn run_stage(
         .map_err(|e| format!("placing order-{n}: {e}"))?;
         outcomes.insert(n, Outcome::default());
         progress.placed(n - first + 1);
-        follow(mesh, &order, process, &mut outcomes).await;
+        if !follow(mesh, &order, process, &mut outcomes).await {
+            mesh.refresh_local("order").await;
+            order = mesh.sidecars.get("order").cloned().unwrap_or_default();
+        }
         progress.show(&outcomes);
     }
     // Slow payments, late goods and timers take a few seconds; then whatever has not ended
@@ -257,7 +260,10 @@ async fn run_stage(
     let deadline = Instant::now() + Duration::from_secs(30);
     while outcomes.values().any(|o| o.end.is_none()) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        follow(mesh, &order, process, &mut outcomes).await;
+        if !follow(mesh, &order, process, &mut outcomes).await {
+            mesh.refresh_local("order").await;
+            order = mesh.sidecars.get("order").cloned().unwrap_or_default();
+        }
         progress.show(&outcomes);
     }
     progress.finish(&outcomes);
@@ -273,15 +279,21 @@ async fn run_stage(
     ))
 }
 
-/// Reads the state of every order instance of `process` that has not ended yet.
-async fn follow(mesh: &Mesh, order: &str, process: &str, outcomes: &mut BTreeMap<u64, Outcome>) {
+/// Reads the state of every order instance of `process` that has not ended yet; `false` when
+/// the order sidecar did not answer.
+async fn follow(
+    mesh: &Mesh,
+    order: &str,
+    process: &str,
+    outcomes: &mut BTreeMap<u64, Outcome>,
+) -> bool {
     let Some(list) = mesh::get(
         &mesh.http,
         &format!("{order}/v1/instances?process={process}&limit=1000&state=completed"),
     )
     .await
     else {
-        return;
+        return false;
     };
     let mut after = list["next"].as_str().map(str::to_owned);
     let mut items: Vec<Value> = list["items"].as_array().cloned().unwrap_or_default();
@@ -334,6 +346,7 @@ async fn follow(mesh: &Mesh, order: &str, process: &str, outcomes: &mut BTreeMap
         *o = Outcome::of(&detail);
         o.instances = seen.get(&n).copied().unwrap_or(1);
     }
+    true
 }
 
 /// Completed counts per element of `process` (all versions) in the order sidecar.
