@@ -7,12 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/announced.rs"]
+mod announced;
 #[path = "../proxy/tests/support/app.rs"]
 mod app;
 #[path = "../proxy/tests/support/client.rs"]
 mod http;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -351,35 +353,23 @@ impl Drop for Sidecar {
 
 async fn sidecar(app: std::net::SocketAddr) -> Sidecar {
     let dir = tempfile::tempdir().unwrap();
-    let (local, inbound) = (http::free_port(), http::free_port());
     let file = dir.path().join("sidecar.toml");
     std::fs::write(
         &file,
         format!(
             "service = \"app\"\ndata_dir = \"{}\"\n[app]\naddress = \"{app}\"\n\
-             [listen]\nlocal = \"127.0.0.1:{local}\"\ninbound = \"127.0.0.1:{inbound}\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\n\
+             [listen]\nlocal = \"127.0.0.1:0\"\ninbound = \"127.0.0.1:0\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\n\
              [telemetry]\notlp_endpoint = \"none\"\n\
              [limits]\nmax_body_bytes = {MAX_BODY}\nheader_read_timeout = \"1s\"\nmax_concurrent_streams = 100\n",
             dir.path().display()
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
-        .args(["proxy", "--config"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", inbound)).await.is_err() {
-        assert!(Instant::now() < deadline, "the sidecar never listened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let started = announced::proxy(&file);
     Sidecar {
-        child,
-        inbound,
-        local,
+        child: started.child,
+        inbound: started.inbound.port(),
+        local: started.local.port(),
         _dir: dir,
     }
 }

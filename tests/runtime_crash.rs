@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/announced.rs"]
+mod announced;
 #[path = "support/cluster.rs"]
 mod cluster;
 #[path = "../proxy/tests/support/client.rs"]
@@ -16,12 +18,12 @@ mod worker;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use bytes::Bytes;
 use cluster::{Cluster, TOKEN};
-use http::{api, free_port};
+use http::api;
 use hyper::Method;
 use serde_json::{Value, json};
 
@@ -39,23 +41,23 @@ impl Sidecar {
     fn spawn(dir: &Path, service: &str, app: SocketAddr, cp: &str, extra: &str) -> Sidecar {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("token"), TOKEN).unwrap();
-        let local: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = dir.join("sidecar.toml");
         std::fs::write(
             &config,
             format!(
                 "service = \"{service}\"\ndata_dir = \"{data}\"\ncontrol_plane = [\"{cp}\"]\ntoken_file = \"{data}/token\"\n\
                  [app]\naddress = \"{app}\"\n\
-                 [listen]\nlocal = \"{local}\"\ninbound = \"127.0.0.1:0\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\n\
+                 [listen]\nlocal = \"127.0.0.1:0\"\ninbound = \"127.0.0.1:0\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\n\
                  [telemetry]\notlp_endpoint = \"none\"\n{extra}",
                 data = dir.display()
             ),
         )
         .unwrap();
+        let started = announced::proxy(&config);
         Sidecar {
-            child: start(&config),
+            child: started.child,
             config,
-            local,
+            local: started.local,
         }
     }
 
@@ -64,8 +66,11 @@ impl Sidecar {
         self.child.wait().unwrap();
     }
 
+    /// The same sidecar again, on the ports it gets now.
     fn restart(&mut self) {
-        self.child = start(&self.config);
+        let started = announced::proxy(&self.config);
+        self.child = started.child;
+        self.local = started.local;
     }
 }
 
@@ -74,16 +79,6 @@ impl Drop for Sidecar {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn start(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_flowmesh"))
-        .args(["proxy", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 async fn until<T, F: std::future::Future<Output = Option<T>>>(
