@@ -14,6 +14,10 @@ use std::process::Command;
 use flowmesh_example_order_fulfillment::Behaviour;
 use serde_json::Value;
 
+/// One demo at a time: each runs eleven processes whose timers (2 s goods, 3 s slow paths)
+/// leave about a second of margin, which three demos at once on two cores would eat.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn demo(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
         .arg("demo")
@@ -29,6 +33,7 @@ fn demo(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn the_whole_demo_with_20_orders_exits_0() {
+    let _serial = SERIAL.blocking_lock();
     let (ok, out, err) = demo(&["--stage", "all", "--orders", "20", "--exit"]);
     assert!(ok, "{out}\n{err}");
     for stage in ["track", "act", "orchestrate", "change"] {
@@ -64,6 +69,7 @@ fn completed(stage: &Value, element: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stage_with_50_orders_ends_as_expected_in_one_trace_per_order() {
+    let _serial = SERIAL.lock().await;
     let sink = otlp::sink().await;
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
@@ -249,6 +255,7 @@ impl Drop for Restarted {
 #[test]
 fn the_order_sidecar_killed_during_orchestration_loses_and_repeats_no_order() {
     use std::io::{BufRead, BufReader};
+    let _serial = SERIAL.blocking_lock();
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
