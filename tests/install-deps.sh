@@ -3,9 +3,11 @@
 # Debian packages via apt-get, Python packages via pip.
 set -euo pipefail
 
-# procps: kill(1), with which tests stop processes by signal.
-APT_PACKAGES=(procps)
-PIP_PACKAGES=()
+# procps: kill(1), with which tests stop processes by signal. kcat and confluent-kafka
+# (librdkafka inside its wheel, with its mock cluster): real Kafka clients and a
+# Kafka-protocol broker for the Kafka proxy tests.
+APT_PACKAGES=(procps kcat)
+PIP_PACKAGES=(confluent-kafka==2.16.1)
 
 missing_apt=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -58,6 +58,87 @@ pub struct Config {
     pub subscriptions: Vec<Subscription>,
     #[serde(default)]
     pub runtime: Runtime,
+    /// The Kafka cluster the app's client reaches through the sidecar (absent: no Kafka proxy).
+    #[serde(default)]
+    pub kafka: Option<Kafka>,
+}
+
+/// The Kafka-protocol proxy.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kafka {
+    /// The real cluster's bootstrap brokers, `"HOST:PORT,HOST:PORT"`.
+    #[serde(deserialize_with = "broker_list")]
+    pub bootstrap: Vec<String>,
+    /// The host clients are told for the sidecar's broker listeners; default: `listen.kafka`'s
+    /// IP (127.0.0.1 when it is 0.0.0.0).
+    #[serde(default)]
+    pub advertised_host: Option<String>,
+    /// Largest Kafka request or response frame, in bytes (larger: the connection is closed).
+    #[serde(default = "Kafka::default_max_frame")]
+    pub max_frame_bytes: usize,
+    /// Requests per client connection waiting for the broker's answer at most.
+    #[serde(default = "Kafka::default_in_flight")]
+    pub max_in_flight: usize,
+    /// Time to open a connection to a broker.
+    #[serde(default = "Kafka::default_connect", deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    /// Add a `traceparent` header to produced records that have none.
+    #[serde(default = "yes")]
+    pub inject_traceparent: bool,
+    /// A record batch that the header would make larger than this is passed unchanged (the
+    /// broker's `message.max.bytes`).
+    #[serde(default = "Kafka::default_max_batch")]
+    pub max_batch_bytes: usize,
+    /// Fetched records bound by a model become messages too (for producers without a
+    /// sidecar); by default only produced records do.
+    #[serde(default)]
+    pub observe_fetched: bool,
+}
+
+impl Kafka {
+    fn default_max_frame() -> usize {
+        100 * 1024 * 1024
+    }
+    fn default_in_flight() -> usize {
+        1024
+    }
+    fn default_connect() -> Duration {
+        Duration::from_secs(10)
+    }
+    fn default_max_batch() -> usize {
+        1_048_588
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn broker_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let text = String::deserialize(d)?;
+    let brokers: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if brokers.is_empty() {
+        return Err(serde::de::Error::custom(
+            "kafka.bootstrap is empty: name the cluster's brokers, e.g. \"kafka-1:9092,kafka-2:9092\"",
+        ));
+    }
+    for b in &brokers {
+        let port = b
+            .rsplit_once(':')
+            .and_then(|(h, p)| (!h.is_empty()).then_some(p));
+        if port.and_then(|p| p.parse::<u16>().ok()).is_none() {
+            return Err(serde::de::Error::custom(format!(
+                "kafka.bootstrap: '{b}' is not HOST:PORT (for example \"kafka-1:9092\")"
+            )));
+        }
+    }
+    Ok(brokers)
 }
 
 /// The workflow runtime.
@@ -109,6 +190,9 @@ pub struct Listen {
     /// unspecified IP replaced by the one this host uses to reach the control plane.
     #[serde(deserialize_with = "optional_socket_addr")]
     pub mesh_advertise: Option<SocketAddr>,
+    /// The app's Kafka client bootstraps here (used when `[kafka]` is set).
+    #[serde(deserialize_with = "socket_addr")]
+    pub kafka: SocketAddr,
 }
 
 impl Default for Listen {
@@ -119,6 +203,7 @@ impl Default for Listen {
             outbound: SocketAddr::from(([127, 0, 0, 1], 15002)),
             mesh: SocketAddr::from(([0, 0, 0, 0], 15003)),
             mesh_advertise: None,
+            kafka: SocketAddr::from(([127, 0, 0, 1], 19092)),
         }
     }
 }
@@ -301,12 +386,21 @@ impl Config {
             return Err("runtime: max_batch and max_queued must be at least 1".to_owned());
         }
         jobs::check(&self.jobs, &self.subscriptions)?;
+        if let Some(k) = &self.kafka
+            && (k.max_frame_bytes < 1024 || k.max_in_flight == 0)
+        {
+            return Err(
+                "kafka: max_frame_bytes must be at least 1024 and max_in_flight at least 1"
+                    .to_owned(),
+            );
+        }
         let listen = &self.listen;
         let ports = [
             ("local", listen.local),
             ("inbound", listen.inbound),
             ("outbound", listen.outbound),
             ("mesh", listen.mesh),
+            ("kafka", listen.kafka),
         ];
         for (i, (a, addr_a)) in ports.iter().enumerate() {
             for (b, addr_b) in &ports[i + 1..] {
@@ -398,6 +492,20 @@ otlp_endpoint = "http://127.0.0.1:4318"
     }
 
     #[test]
+    fn the_kafka_section_reads_a_broker_list_and_fills_defaults() {
+        let c = Config::parse(&format!(
+            "{MINIMAL}[kafka]\nbootstrap = \"kafka-1:9092, 10.0.0.2:9093\"\n"
+        ))
+        .unwrap();
+        let k = c.kafka.expect("kafka");
+        assert_eq!(k.bootstrap, ["kafka-1:9092", "10.0.0.2:9093"]);
+        assert!(k.inject_traceparent);
+        assert_eq!(k.max_frame_bytes, 100 * 1024 * 1024);
+        assert_eq!(c.listen.kafka.port(), 19092);
+        assert!(Config::parse(MINIMAL).unwrap().kafka.is_none());
+    }
+
+    #[test]
     fn durations_and_none_read_as_written() {
         let c = Config::parse(&format!(
             "{MINIMAL}[limits]\nrequest_timeout = \"1m 30s\"\nheader_read_timeout = \"250ms\"\n[telemetry]\notlp_endpoint = \"none\"\n"
@@ -438,6 +546,18 @@ otlp_endpoint = "http://127.0.0.1:4318"
             (
                 format!("{MINIMAL}[listen]\nlocal = \"127.0.0.1:1\"\ninbound = \"127.0.0.1:1\"\n"),
                 "listen.local and listen.inbound",
+            ),
+            (
+                format!("{MINIMAL}[kafka]\nbootstrap = \" , \"\n"),
+                "kafka.bootstrap is empty",
+            ),
+            (
+                format!("{MINIMAL}[kafka]\nbootstrap = \"kafka-1\"\n"),
+                "'kafka-1' is not HOST:PORT",
+            ),
+            (
+                format!("{MINIMAL}[kafka]\nbootstrap = \"k:9092\"\nmax_frame_bytes = 10\n"),
+                "max_frame_bytes must be at least 1024",
             ),
         ];
         for (text, says) in cases {

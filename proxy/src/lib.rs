@@ -25,6 +25,7 @@ pub mod engine_store;
 pub mod forward;
 pub mod guard;
 pub mod hop;
+pub mod kafka;
 pub mod link;
 pub mod local_api;
 pub mod metrics;

@@ -49,6 +49,17 @@ struct TopicLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RecordLabels {
+    direction: &'static str,
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NameLabels {
     message: String,
 }
@@ -76,6 +87,9 @@ struct Inner {
     unroutable: Family<NameLabels, Counter>,
     dead_letters: Family<TopicLabels, Counter>,
     instances: Family<StateLabels, Gauge>,
+    kafka_records: Family<RecordLabels, Counter>,
+    kafka_injected: Counter,
+    kafka_closed: Family<ReasonLabels, Counter>,
     incidents: Gauge,
     outbox: Gauge,
 }
@@ -205,8 +219,29 @@ impl Metrics {
             "Messages no service waits for (kept until one does), by message name",
             unroutable.clone(),
         );
+        let kafka_records = Family::<RecordLabels, Counter>::default();
+        let kafka_injected = Counter::default();
+        let kafka_closed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "kafka_records",
+            "Kafka records the sidecar saw, by direction (produce, fetch) and topic",
+            kafka_records.clone(),
+        );
+        registry.register(
+            "kafka_traceparent_injected",
+            "Produced Kafka records that got a traceparent header from the sidecar",
+            kafka_injected.clone(),
+        );
+        registry.register(
+            "kafka_connections_closed",
+            "Kafka client connections the sidecar closed on a protocol error, by reason",
+            kafka_closed.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                kafka_records,
+                kafka_injected,
+                kafka_closed,
                 engine_batches,
                 engine_commands,
                 engine_commit,
@@ -334,6 +369,27 @@ impl Metrics {
             .get_or_create(&TopicLabels {
                 topic: topic.to_owned(),
             })
+            .inc();
+    }
+
+    pub fn kafka_records(&self, direction: &'static str, topic: &str, n: u64) {
+        self.inner
+            .kafka_records
+            .get_or_create(&RecordLabels {
+                direction,
+                topic: topic.to_owned(),
+            })
+            .inc_by(n);
+    }
+
+    pub fn kafka_injected(&self, n: u64) {
+        self.inner.kafka_injected.inc_by(n);
+    }
+
+    pub fn kafka_closed(&self, reason: &'static str) {
+        self.inner
+            .kafka_closed
+            .get_or_create(&ReasonLabels { reason })
             .inc();
     }
 

@@ -20,6 +20,7 @@ use crate::config::{Config, Limits};
 use crate::control::ControlPlanes;
 use crate::deployments::{Follower, Watched};
 use crate::forward::Forwarder;
+use crate::kafka::{self, KafkaProxy};
 use crate::metrics::Metrics;
 use crate::observe::{RuleSet, Rules};
 use crate::registry::Registry;
@@ -50,6 +51,8 @@ pub enum Error {
     Export(#[from] export::Error),
     #[error(transparent)]
     Runtime(#[from] runtime::Error),
+    #[error(transparent)]
+    Kafka(#[from] kafka::Error),
 }
 
 struct Listeners {
@@ -75,6 +78,7 @@ pub struct Sidecar {
     follower: Option<Follower>,
     deployments: Watched,
     runtime: Option<Runtime>,
+    kafka: Option<KafkaProxy>,
 }
 
 /// What a running sidecar exposes.
@@ -93,6 +97,8 @@ pub struct Handle {
     pub deployments: Watched,
     /// The workflow runtime (absent once the sidecar has stopped).
     pub runtime: Option<runtime::Handle>,
+    /// The Kafka proxy, when `[kafka]` is configured.
+    pub kafka: Option<kafka::Handle>,
 }
 
 async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
@@ -199,7 +205,32 @@ impl Sidecar {
             deployments.clone(),
             metrics.clone(),
         )?;
+        let kafka = match &config.kafka {
+            Some(k) => {
+                let tap = kafka::tap::Tap::new(
+                    kafka::tap::Options {
+                        inject: k.inject_traceparent,
+                        max_batch_bytes: k.max_batch_bytes,
+                        observe_fetched: k.observe_fetched,
+                    },
+                    telemetry.clone(),
+                    Some(runtime.handle()),
+                    metrics.clone(),
+                );
+                let options = kafka::Options {
+                    listen: config.listen.kafka,
+                    bootstrap: k.bootstrap.clone(),
+                    advertised_host: k.advertised_host.clone(),
+                    max_frame_bytes: k.max_frame_bytes,
+                    max_in_flight: k.max_in_flight,
+                    connect_timeout: k.connect_timeout,
+                };
+                Some(KafkaProxy::build(options, tap, metrics.clone()).await?)
+            }
+            None => None,
+        };
         Ok(Sidecar {
+            kafka,
             follower: Some(follower),
             deployments,
             runtime: Some(runtime),
@@ -231,6 +262,7 @@ impl Sidecar {
             rules: self.rules.clone(),
             deployments: self.deployments.clone(),
             runtime: self.runtime.as_ref().map(Runtime::handle),
+            kafka: self.kafka.as_ref().map(KafkaProxy::handle),
         }
     }
 
@@ -258,6 +290,10 @@ impl Sidecar {
             self.rules.clone().follow(self.deployments.subscribe()),
         ));
         let runtime_api = self.runtime.as_ref().map(Runtime::handle);
+        let kafka = self
+            .kafka
+            .take()
+            .map(|k| tokio::spawn(k.run(on_stop(stopped.clone()))));
         let running = self
             .runtime
             .take()
@@ -393,6 +429,9 @@ impl Sidecar {
         }
         let _ = stop.send(true);
         let _ = tokio::join!(inbound, mesh, outbound);
+        if let Some(kafka) = kafka {
+            let _ = kafka.await;
+        }
         if let Some(running) = running {
             let _ = running.await;
         }

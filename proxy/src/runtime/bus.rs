@@ -61,6 +61,12 @@ impl CloudEvent {
         Ok(CloudEvent { json })
     }
 
+    /// An event seen in traffic (a Kafka record read as a CloudEvent), not checked: it is only
+    /// matched against bindings, never published.
+    pub fn seen(json: serde_json::Value) -> CloudEvent {
+        CloudEvent { json }
+    }
+
     /// A new event with the given attributes and data.
     pub fn new(id: &str, source: &str, event_type: &str, data: serde_json::Value) -> CloudEvent {
         CloudEvent {
@@ -185,7 +191,7 @@ impl MeshBus {
         if self.own.iter().any(|t| t == topic) && !services.iter().any(|s| s == me) {
             services.push(me.to_owned());
         }
-        let mut work = Work::new(Vec::new());
+        let mut work = self.handle.route_all(observed);
         for service in services {
             work.writes.outbox.push(Outgoing {
                 service,
@@ -194,12 +200,6 @@ impl MeshBus {
                     event: event.json.clone(),
                 }),
             });
-        }
-        for d in observed {
-            let mut routed = self.handle.route(d);
-            work.commands.append(&mut routed.commands);
-            work.origins.append(&mut routed.origins);
-            work.writes.outbox.append(&mut routed.writes.outbox);
         }
         (work, span)
     }
@@ -259,6 +259,11 @@ impl Handle {
             }
         }
         out
+    }
+
+    /// Whether any deployed model binds events on `topic`.
+    pub fn binds_topic(&self, topic: &str) -> bool {
+        self.event_bindings().iter().any(|b| b.topic == topic)
     }
 
     /// The event bindings of the deployed models' latest versions, parsed once per change.

@@ -80,6 +80,18 @@ impl Handle {
         }
         work
     }
+
+    /// [`route`](Self::route) for several messages, as one piece of work.
+    pub fn route_all(&self, messages: impl IntoIterator<Item = Delivery>) -> Work {
+        let mut work = Work::new(Vec::new());
+        for m in messages {
+            let mut routed = self.route(m);
+            work.commands.append(&mut routed.commands);
+            work.origins.append(&mut routed.origins);
+            work.writes.outbox.append(&mut routed.writes.outbox);
+        }
+        work
+    }
 }
 
 /// Sends the outbox to the peers until the task is dropped: per service, the oldest entries

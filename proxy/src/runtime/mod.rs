@@ -409,14 +409,22 @@ impl Handle {
     /// A message observed in traffic, on its way to the processes that wait for it. The
     /// request that carried it does not wait for the engine's commit.
     pub fn observed(&self, o: &crate::observe::Observation) {
-        let work = self.route(Delivery {
+        self.deliver_observed(vec![Delivery {
             id: o.id.clone(),
             name: o.message.clone(),
             correlation_key: o.key.clone(),
             variables: o.variables.clone(),
             ttl_ms: OBSERVED_TTL_MS,
             traceparent: (!o.traceparent.is_empty()).then(|| o.traceparent.clone()),
-        });
+        }]);
+    }
+
+    /// Messages observed in traffic (HTTP requests, Kafka records), routed in the background.
+    pub fn deliver_observed(&self, deliveries: Vec<Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let work = self.route_all(deliveries);
         let handle = self.clone();
         tokio::spawn(async move { handle.submit(work).await });
     }

@@ -94,6 +94,11 @@ impl Telemetry {
         self.inner.exporter.is_none() && self.inner.rules.get().is_empty()
     }
 
+    /// Whether spans are exported at all.
+    pub fn exports(&self) -> bool {
+        self.inner.exporter.is_some()
+    }
+
     /// Hands a finished span to the exporter (dropped and counted when its queue is full).
     pub fn export(&self, span: Span) {
         if let Some(e) = &self.inner.exporter {

@@ -1,0 +1,142 @@
+//! Kafka's framing: a big-endian i32 size, then that many bytes. Sizes are checked against the
+//! configured cap before anything is allocated, so a hostile prefix (say 2 GiB) costs nothing.
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("frame size {size} is over the limit of {max} bytes ([kafka] max_frame_bytes)")]
+    TooLarge { size: i64, max: usize },
+    #[error("frame size {0} is negative")]
+    Negative(i32),
+    #[error("the peer closed the connection")]
+    Closed,
+    #[error("the connection ended inside a frame")]
+    Truncated,
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+/// Reads one frame (without its size prefix); `Closed` when the peer ended cleanly between
+/// frames.
+pub async fn read<R: AsyncRead + Unpin>(from: &mut R, max: usize) -> Result<Bytes, Error> {
+    let mut size = [0u8; 4];
+    match from.read_exact(&mut size).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(Error::Closed),
+        Err(e) => return Err(Error::Io(e)),
+    }
+    let size = i32::from_be_bytes(size);
+    let len = usize::try_from(size).map_err(|_| Error::Negative(size))?;
+    if len > max {
+        return Err(Error::TooLarge {
+            size: i64::from(size),
+            max,
+        });
+    }
+    let mut buf = BytesMut::zeroed(len);
+    match from.read_exact(&mut buf).await {
+        Ok(_) => Ok(buf.freeze()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::Truncated),
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+/// Writes one frame with its size prefix.
+pub async fn write<W: AsyncWrite + Unpin>(to: &mut W, frame: &[u8]) -> Result<(), Error> {
+    let size = i32::try_from(frame.len()).map_err(|_| Error::TooLarge {
+        size: frame.len() as i64,
+        max: i32::MAX as usize,
+    })?;
+    to.write_all(&size.to_be_bytes()).await.map_err(Error::Io)?;
+    to.write_all(frame).await.map_err(Error::Io)?;
+    Ok(())
+}
+
+/// The fixed start of every request: api key, version, correlation id, client id (header v1+;
+/// the flexible header v2 only adds tagged fields after it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    pub api_key: i16,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+    /// Where the header's client id ends.
+    pub after_client_id: usize,
+}
+
+impl RequestHead {
+    /// `None` when the frame is too short to be a request.
+    pub fn peek(frame: &[u8]) -> Option<RequestHead> {
+        if frame.len() < 10 {
+            return None;
+        }
+        let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        let len = i16::from_be_bytes([frame[8], frame[9]]);
+        let (client_id, after_client_id) = if len < 0 {
+            (None, 10)
+        } else {
+            let end = 10 + len as usize;
+            let id = frame.get(10..end)?;
+            (Some(String::from_utf8_lossy(id).into_owned()), end)
+        };
+        Some(RequestHead {
+            api_key,
+            version,
+            correlation_id,
+            client_id,
+            after_client_id,
+        })
+    }
+}
+
+/// The correlation id a response starts with.
+pub fn response_correlation(frame: &[u8]) -> Option<i32> {
+    Some(i32::from_be_bytes(frame.get(0..4)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sizes_are_checked_before_reading() {
+        let huge = (i32::MAX).to_be_bytes();
+        let mut r = &huge[..];
+        assert!(matches!(
+            read(&mut r, 1024).await,
+            Err(Error::TooLarge { .. })
+        ));
+        let neg = (-1i32).to_be_bytes();
+        let mut r = &neg[..];
+        assert!(matches!(read(&mut r, 1024).await, Err(Error::Negative(-1))));
+        let cut = [0, 0, 0, 9, 1, 2];
+        let mut r = &cut[..];
+        assert!(matches!(read(&mut r, 1024).await, Err(Error::Truncated)));
+        let mut r = &[][..];
+        assert!(matches!(read(&mut r, 1024).await, Err(Error::Closed)));
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip() {
+        let mut out = Vec::new();
+        write(&mut out, b"hello").await.expect("write");
+        let mut r = &out[..];
+        assert_eq!(&read(&mut r, 16).await.expect("read")[..], b"hello");
+    }
+
+    #[test]
+    fn request_heads_are_read_without_knowing_the_api() {
+        let mut f = vec![0, 3, 0, 12, 0, 0, 0, 42, 0, 3];
+        f.extend_from_slice(b"app");
+        let h = RequestHead::peek(&f).expect("head");
+        assert_eq!((h.api_key, h.version, h.correlation_id), (3, 12, 42));
+        assert_eq!(h.client_id.as_deref(), Some("app"));
+        assert_eq!(h.after_client_id, 13);
+        assert_eq!(RequestHead::peek(&f[..11]), None);
+        assert_eq!(RequestHead::peek(&[0, 1]), None);
+    }
+}
