@@ -2,12 +2,15 @@
 //! with real clients (confluent-kafka and kcat) bootstrapped through the sidecar: clients see
 //! only sidecar addresses; every codec round-trips byte for byte with a `traceparent` added
 //! that matches a PRODUCER span; idempotent, transactional and `acks=0` producers and a
-//! rebalancing consumer group work; malformed frames close only their own connection.
+//! rebalancing consumer group work; malformed frames close only their own connection; and a
+//! choreography of Kafka apps is tracked by its model, each order one trace.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/mesh.rs"]
 mod harness;
+#[path = "support/client.rs"]
+mod http;
 #[path = "support/kafka.rs"]
 mod kafka;
 #[path = "support/otlp.rs"]
@@ -450,5 +453,146 @@ async fn malformed_frames_close_only_their_own_connection() {
             )),
             "{reason} not counted:\n{metrics}"
         );
+    }
+}
+
+/// Waits until the sidecar at `local` lists `process` at `path` (`/v1/deployments`: it follows
+/// the model's bindings; `/v1/models`: its engine runs it).
+async fn deployed(local: SocketAddr, path: &str, process: &str) {
+    let deadline = Instant::now() + UP;
+    loop {
+        let (_, models) = http::api(local, hyper::Method::GET, path, None).await;
+        let found = models["models"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|m| m["process"] == process));
+        if found {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{process} never deployed at {local}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_choreography_is_tracked_by_its_model_and_each_order_is_one_trace() {
+    const ORDERS: usize = 20;
+    const TOPIC: &str = "flowing-retail";
+    let cluster = MockCluster::start(3);
+    let sink = otlp::sink().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = harness::control_plane(dir.path()).await;
+    let mut sidecars = Vec::new();
+    for service in ["checkout", "payment", "inventory", "shipping"] {
+        let extra = format!(
+            "kafka = \"127.0.0.1:0\"\n[kafka]\nbootstrap = \"{}\"\n[telemetry]\notlp_endpoint = \"http://{}\"\nmax_queued_spans = 100000\n",
+            cluster.bootstrap(),
+            sink.addr
+        );
+        let app: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let (handle, stop, _task) =
+            harness::sidecar(service, app, &dir.path().join(service), &cp, &extra).await;
+        sidecars.push((service, handle, stop));
+    }
+    let track = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/order-fulfillment/models/track.bpmn"),
+    )
+    .unwrap();
+    flowmesh_control_plane::client::Client::new(&cp, Some(harness::TOKEN.to_owned()))
+        .deploy(bytes::Bytes::from(track), Some("checkout"))
+        .await
+        .unwrap();
+    deployed(sidecars[0].1.local, "/v1/models", "order-tracking").await;
+    for (_, h, _) in &sidecars {
+        deployed(h.local, "/v1/deployments", "order-tracking").await;
+        harness::routable(h, "checkout", true).await;
+    }
+    let bootstrap =
+        |i: usize| -> String { sidecars[i].1.kafka.as_ref().unwrap().bootstrap.to_string() };
+    let n = ORDERS.to_string();
+    let steps = [
+        (1, "OrderPlacedEvent", "PaymentReceivedEvent"),
+        (2, "PaymentReceivedEvent", "GoodsFetchedEvent"),
+        (3, "GoodsFetchedEvent", "GoodsShippedEvent"),
+    ];
+    let apps: Vec<kafka::App> = steps
+        .iter()
+        .map(|(i, wanted, answer)| {
+            kafka::App::start(&["step", &bootstrap(*i), TOPIC, &n, wanted, answer])
+        })
+        .collect();
+    let placed = kafka::App::start(&["checkout", &bootstrap(0), TOPIC, &n])
+        .finish()
+        .await;
+    assert_eq!(placed["placed"], ORDERS, "{placed}");
+    for app in apps {
+        let out = app.finish().await;
+        assert_eq!(out["answered"], ORDERS, "{out}");
+    }
+
+    // Every order's tracking instance completes at the owner.
+    let checkout = sidecars[0].1.local;
+    let deadline = Instant::now() + UP;
+    loop {
+        let (_, list) = http::api(
+            checkout,
+            hyper::Method::GET,
+            "/v1/instances?process=order-tracking&state=completed&limit=1000",
+            None,
+        )
+        .await;
+        let done = list["items"].as_array().map_or(0, Vec::len);
+        if done == ORDERS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{done} of {ORDERS} orders completed: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Every order is one trace across the four services and their Kafka hops.
+    for i in 0..ORDERS {
+        let order = format!("order-{i}");
+        let deadline = Instant::now() + UP;
+        loop {
+            let spans: Vec<otlp::Received> = sink
+                .spans
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| {
+                    s.attributes.get("messaging.kafka.message.key") == Some(&order)
+                        || s.attributes.get("flowmesh.business_key") == Some(&order)
+                })
+                .cloned()
+                .collect();
+            let producers: BTreeSet<&str> = spans
+                .iter()
+                .filter(|s| s.kind == PRODUCER)
+                .map(|s| s.service.as_str())
+                .collect();
+            let consumers = spans.iter().filter(|s| s.kind == CONSUMER).count();
+            let process = spans.iter().any(|s| s.name == "process order-tracking");
+            if producers.len() == 4 && consumers >= 3 && process {
+                let traces: BTreeSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
+                assert_eq!(
+                    traces.len(),
+                    1,
+                    "{order} spans {} traces: {spans:#?}",
+                    traces.len()
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{order}: producers {producers:?}, {consumers} consumers, process span {process}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }

@@ -109,3 +109,31 @@ pub(crate) fn unb64(v: &serde_json::Value) -> Option<Vec<u8>> {
         .decode(v.as_str()?)
         .ok()
 }
+
+/// A long-running app of tests/kafka/choreography.py.
+pub(crate) struct App(Child);
+
+impl App {
+    pub(crate) fn start(args: &[&str]) -> App {
+        App(Command::new("python3")
+            .arg(scripts().join("choreography.py"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap())
+    }
+
+    /// Waits for the app to finish and reads the JSON it prints.
+    pub(crate) async fn finish(self) -> serde_json::Value {
+        let child = self.0;
+        tokio::task::spawn_blocking(move || {
+            let out = child.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            serde_json::from_str(text.trim())
+                .unwrap_or_else(|e| panic!("choreography.py printed no JSON ({e}): {text}"))
+        })
+        .await
+        .unwrap()
+    }
+}
