@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test deps lint unit bench-engine bench-control-plane bench-proxy bench-runtime fuzz
+.PHONY: test deps lint unit bench-engine bench-control-plane bench-proxy bench-runtime bench-kafka fuzz
 
 test: deps lint unit
 
@@ -35,6 +35,12 @@ bench-proxy:
 bench-runtime:
 	$(CARGO) build --release --bin flowmesh
 	$(CARGO) run --release -p flowmesh-bench-runtime
+
+# Kafka clients direct to a broker and through a sidecar, same run (librdkafka's mock cluster
+# unless BOOTSTRAP=HOST:PORT names a real one).
+bench-kafka: deps
+	$(CARGO) build --release --bin flowmesh
+	python3 bench/kafka/bench.py $(if $(BOOTSTRAP),--bootstrap $(BOOTSTRAP))
 
 # Not part of `make test`: coverage-guided fuzzing of the parser and of FEEL (needs
 # `cargo install cargo-fuzz`; runs on stable without sanitizers). FUZZ_SECONDS per target.

@@ -32,8 +32,13 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     service::block_on("proxy", threads, async move {
         let sidecar = Sidecar::build(config).await?;
         let handle = sidecar.handle();
+        let kafka = handle
+            .kafka
+            .as_ref()
+            .map(|k| format!(", kafka {}", k.bootstrap))
+            .unwrap_or_default();
         eprintln!(
-            "flowmesh proxy: {service}: inbound {} → app {app}, local API {}",
+            "flowmesh proxy: {service}: inbound {} → app {app}, local API {}{kafka}",
             handle.inbound, handle.local
         );
         sidecar.run(service::shutdown_signal()).await

@@ -35,13 +35,21 @@ pub async fn read<R: AsyncRead + Unpin>(from: &mut R, max: usize) -> Result<Byte
             max,
         });
     }
-    let mut buf = BytesMut::zeroed(len);
-    match from.read_exact(&mut buf).await {
-        Ok(_) => Ok(buf.freeze()),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::Truncated),
-        Err(e) => Err(Error::Io(e)),
+    // Filled as bytes arrive, never zeroed first: large Fetch responses are common.
+    let mut buf = BytesMut::with_capacity(len);
+    let mut body = (&mut *from).take(len as u64);
+    while buf.len() < len {
+        match body.read_buf(&mut buf).await {
+            Ok(0) => return Err(Error::Truncated),
+            Ok(_) => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
     }
+    Ok(buf.freeze())
 }
+
+/// Small frames leave in one write with their size prefix; large ones in two, uncopied.
+const COALESCE: usize = 64 * 1024;
 
 /// Writes one frame with its size prefix.
 pub async fn write<W: AsyncWrite + Unpin>(to: &mut W, frame: &[u8]) -> Result<(), Error> {
@@ -49,9 +57,14 @@ pub async fn write<W: AsyncWrite + Unpin>(to: &mut W, frame: &[u8]) -> Result<()
         size: frame.len() as i64,
         max: i32::MAX as usize,
     })?;
+    if frame.len() <= COALESCE {
+        let mut one = Vec::with_capacity(4 + frame.len());
+        one.extend_from_slice(&size.to_be_bytes());
+        one.extend_from_slice(frame);
+        return to.write_all(&one).await.map_err(Error::Io);
+    }
     to.write_all(&size.to_be_bytes()).await.map_err(Error::Io)?;
-    to.write_all(frame).await.map_err(Error::Io)?;
-    Ok(())
+    to.write_all(frame).await.map_err(Error::Io)
 }
 
 /// The fixed start of every request: api key, version, correlation id, client id (header v1+;

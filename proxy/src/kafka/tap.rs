@@ -140,7 +140,7 @@ fn record_span(
     kind: Kind,
     place: &Place<'_>,
     record: &Record<'_>,
-    parent: Option<SpanContext>,
+    (parent, context): (Option<SpanContext>, SpanContext),
     business_key: Option<&str>,
     start: SystemTime,
 ) -> Span {
@@ -179,7 +179,7 @@ fn record_span(
         attributes.push(("flowmesh.business_key", b.into()));
     }
     Span {
-        context: parent.map_or_else(SpanContext::root, |p| p.child()),
+        context,
         parent: parent.map(|p| p.span_id),
         trace_state: None,
         name: format!("{operation} {}", place.topic),
@@ -332,6 +332,7 @@ impl Tap {
         };
         let batches = batch::batches(records).map_err(fail)?;
         let binds = self.binds(place.topic);
+        let exports = self.inner.telemetry.exports();
         let stitch = self.inner.telemetry.stitch();
         let started = SystemTime::now();
         let mut out: Vec<Bytes> = Vec::with_capacity(batches.len());
@@ -360,28 +361,29 @@ impl Tap {
                     (Vec::new(), Vec::new())
                 };
                 let parent = from_app.or_else(|| keys.iter().find_map(|k| stitch.lookup(k)));
-                let span = record_span(
-                    Kind::Producer,
-                    place,
-                    r,
-                    parent,
-                    keys.first().map(String::as_str),
-                    started,
-                );
+                let context = parent.map_or_else(SpanContext::root, |p| p.child());
                 for k in &keys {
-                    stitch.remember(k, span.context);
+                    stitch.remember(k, context);
                 }
-                let traceparent = span.context.traceparent();
+                if exports {
+                    spans.push(record_span(
+                        Kind::Producer,
+                        place,
+                        r,
+                        (parent, context),
+                        keys.first().map(String::as_str),
+                        started,
+                    ));
+                }
+                let traceparent = context.traceparent();
                 for d in &mut observed {
-                    d.traceparent =
-                        Some(from_app.map_or_else(|| traceparent.clone(), |c| c.traceparent()));
+                    d.traceparent = Some(traceparent.clone());
                 }
                 deliveries.append(&mut observed);
                 add.push(
                     (from_app.is_none() && self.inner.options.inject)
                         .then(|| traceparent.into_bytes()),
                 );
-                spans.push(span);
             }
             let injected = add.iter().flatten().count();
             if injected == 0 || !b.crc_ok() {
@@ -525,29 +527,29 @@ impl Tap {
                     .header(TRACEPARENT)
                     .and_then(SpanContext::parse)
                     .or_else(|| keys.iter().find_map(|k| stitch.lookup(k)));
-                let at = Place {
-                    offset: Some(offset),
-                    ..*place
-                };
-                let span = record_span(
-                    Kind::Consumer,
-                    &at,
-                    r,
-                    parent,
-                    keys.first().map(String::as_str),
-                    started,
-                );
+                let context = parent.map_or_else(SpanContext::root, |p| p.child());
                 for k in &keys {
-                    stitch.remember(k, span.context);
+                    stitch.remember(k, context);
                 }
                 if observe {
                     for d in &mut observed {
-                        d.traceparent = Some(span.context.traceparent());
+                        d.traceparent = Some(context.traceparent());
                     }
                     deliveries.append(&mut observed);
                 }
                 if spans {
-                    self.inner.telemetry.export(span);
+                    let at = Place {
+                        offset: Some(offset),
+                        ..*place
+                    };
+                    self.inner.telemetry.export(record_span(
+                        Kind::Consumer,
+                        &at,
+                        r,
+                        (parent, context),
+                        keys.first().map(String::as_str),
+                        started,
+                    ));
                 }
             }
         }
