@@ -27,4 +27,11 @@ done
 if ((${#missing_pip[@]})); then
   python3 -m pip install -q "${missing_pip[@]}"
 fi
+# tansu: a Kafka-compatible broker of its own (not librdkafka's code on the broker side too)
+# for the Kafka end-to-end tests. Built once by cargo install (9-15 minutes on 2 cores); later
+# runs find it in ~/.cargo/bin and skip this.
+TANSU_VERSION=0.6.0
+if ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  cargo install tansu --version "$TANSU_VERSION" --features dynostore --locked
+fi
 echo "test dependencies: ok"

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use flowmesh_proxy::Handle;
-use kafka::{MockCluster, client, kcat, unb64};
+use kafka::{MockCluster, Tansu, client, kcat, unb64};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -30,8 +30,30 @@ const UP: Duration = Duration::from_secs(30);
 const PRODUCER: i32 = 4;
 const CONSUMER: i32 = 5;
 
+/// The broker a test runs against: librdkafka's mock cluster (three brokers, topics created
+/// on first use) or tansu (one broker, topics created up front).
+enum Broker {
+    Mock(MockCluster),
+    Tansu(Tansu),
+}
+
+impl Broker {
+    fn brokers(&self) -> Vec<String> {
+        match self {
+            Broker::Mock(m) => m.brokers.clone(),
+            Broker::Tansu(t) => vec![t.bootstrap.clone()],
+        }
+    }
+
+    fn topic(&self, name: &str) {
+        if let Broker::Tansu(t) = self {
+            t.create_topic(name);
+        }
+    }
+}
+
 struct Setup {
-    cluster: MockCluster,
+    cluster: Broker,
     handle: Handle,
     bootstrap: String,
     sink: otlp::Sink,
@@ -42,12 +64,16 @@ struct Setup {
 /// A mock cluster of three brokers and a sidecar whose `[kafka] bootstrap` names only the
 /// first of them: the others are learned from metadata.
 async fn setup() -> Setup {
-    let cluster = MockCluster::start(3);
+    setup_with(Broker::Mock(MockCluster::start(3))).await
+}
+
+async fn setup_with(cluster: Broker) -> Setup {
     let sink = otlp::sink().await;
     let dir = tempfile::tempdir().unwrap();
     let extra = format!(
         "kafka = \"127.0.0.1:0\"\n[kafka]\nbootstrap = \"{}\"\n[telemetry]\notlp_endpoint = \"http://{}\"\nmax_queued_spans = 100000\n",
-        cluster.brokers[0], sink.addr
+        cluster.brokers()[0],
+        sink.addr
     );
     let (handle, stop, _task) =
         harness::standalone("orders", "127.0.0.1:9".parse().unwrap(), dir.path(), &extra).await;
@@ -73,6 +99,7 @@ impl Setup {
     }
 
     async fn produce(&self, topic: &str, extra: &[&str]) -> Value {
+        self.cluster.topic(topic);
         let mut args = vec!["produce", &self.bootstrap, topic];
         args.extend_from_slice(extra);
         let out = client(&args).await;
@@ -166,19 +193,28 @@ async fn clients_bootstrapped_through_the_sidecar_see_only_sidecar_brokers() {
             locals.contains(b),
             "{b} is not a sidecar listener ({locals:?})"
         );
-        assert!(!s.cluster.brokers.contains(b), "{b} is a real broker");
+        assert!(!s.cluster.brokers().contains(b), "{b} is a real broker");
     }
     let upstreams: BTreeSet<String> = s.kafka().brokers().into_iter().map(|(u, _)| u).collect();
     assert_eq!(
         upstreams,
-        s.cluster.brokers.iter().cloned().collect::<BTreeSet<_>>(),
+        s.cluster.brokers().into_iter().collect::<BTreeSet<_>>(),
         "every broker is learned from metadata, not only the bootstrap one"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_codec_round_trips_byte_for_byte_with_a_traceparent_that_matches_its_span() {
-    let s = setup().await;
+    codecs_round_trip(&setup().await).await;
+}
+
+/// tansu is a Kafka-compatible broker of its own (not librdkafka's code on the other end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_codec_round_trips_through_tansu_too() {
+    codecs_round_trip(&setup_with(Broker::Tansu(Tansu::start())).await).await;
+}
+
+async fn codecs_round_trip(s: &Setup) {
     const N: usize = 30;
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         let topic = format!("orders-{codec}");
@@ -268,6 +304,7 @@ async fn every_codec_round_trips_byte_for_byte_with_a_traceparent_that_matches_i
     // kcat (librdkafka 2.0) through the sidecar, with its own codecs and duplicate headers.
     for codec in ["gzip", "snappy", "lz4", "zstd"] {
         let topic = format!("kcat-{codec}");
+        s.cluster.topic(&topic);
         kcat(
             &[
                 "-b",
@@ -478,9 +515,18 @@ async fn deployed(local: SocketAddr, path: &str, process: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafka_choreography_is_tracked_by_its_model_and_each_order_is_one_trace() {
+    choreography(Broker::Mock(MockCluster::start(3))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_choreography_is_tracked_over_tansu_too() {
+    choreography(Broker::Tansu(Tansu::start())).await;
+}
+
+async fn choreography(cluster: Broker) {
     const ORDERS: usize = 20;
     const TOPIC: &str = "flowing-retail";
-    let cluster = MockCluster::start(3);
+    cluster.topic(TOPIC);
     let sink = otlp::sink().await;
     let dir = tempfile::tempdir().unwrap();
     let (cp, _cp_stop, _cp_task) = harness::control_plane(dir.path()).await;
@@ -488,7 +534,7 @@ async fn a_kafka_choreography_is_tracked_by_its_model_and_each_order_is_one_trac
     for service in ["checkout", "payment", "inventory", "shipping"] {
         let extra = format!(
             "kafka = \"127.0.0.1:0\"\n[kafka]\nbootstrap = \"{}\"\n[telemetry]\notlp_endpoint = \"http://{}\"\nmax_queued_spans = 100000\n",
-            cluster.bootstrap(),
+            cluster.brokers().join(","),
             sink.addr
         );
         let app: SocketAddr = "127.0.0.1:9".parse().unwrap();

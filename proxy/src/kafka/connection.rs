@@ -172,6 +172,7 @@ async fn requests(
         };
         let head = RequestHead::peek(&frame).ok_or(Error::Short(frame.len()))?;
         let api = ApiKey::try_from(head.api_key).map_err(|_| Error::UnknownApi(head.api_key))?;
+        tracing::trace!(?api, version = head.version, client = ?head.client_id, "kafka request");
         if !versions::allowed(api, head.version) {
             return Err(Error::NotOffered(api, head.version));
         }

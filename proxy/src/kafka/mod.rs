@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod brokers;
 mod connection;
+pub mod fetch;
 pub mod frame;
 pub mod rewrite;
 pub mod tap;

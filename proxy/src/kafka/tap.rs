@@ -10,8 +10,8 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ConsumerGroupHeartbeatRequest, FetchResponse, JoinGroupRequest, OffsetCommitRequest,
-    ProduceRequest, RequestHeader, ResponseHeader,
+    ApiKey, ConsumerGroupHeartbeatRequest, JoinGroupRequest, OffsetCommitRequest, ProduceRequest,
+    RequestHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -24,6 +24,7 @@ use crate::telemetry::context::{SpanContext, hex};
 use crate::telemetry::span::{Attr, Kind, Span};
 
 use super::batch::{self, Batch, Record};
+use super::fetch;
 use super::frame::RequestHead;
 
 const TRACEPARENT: &str = "traceparent";
@@ -433,12 +434,8 @@ impl Tap {
         if version < 4 {
             return;
         }
-        let mut buf = frame.clone();
-        let response =
-            ResponseHeader::decode(&mut buf, ApiKey::Fetch.response_header_version(version))
-                .and_then(|_| FetchResponse::decode(&mut buf, version));
-        let response = match response {
-            Ok(r) => r,
+        let partitions = match fetch::partitions(frame, version) {
+            Ok(p) => p,
             Err(e) => {
                 tracing::debug!("cannot read a Fetch v{version} response to observe it: {e}");
                 return;
@@ -446,30 +443,25 @@ impl Tap {
         };
         let group = client.and_then(|c| self.inner.groups.lock().ok()?.get(c).cloned());
         let spans = self.inner.telemetry.exports();
-        for topic in &response.responses {
-            let name = topic.topic.0.as_str();
-            let observe = self.inner.options.observe_fetched && self.binds(name);
-            let stitching = self.binds(name);
-            for p in &topic.partitions {
-                let Some(records) = &p.records else { continue };
-                let Ok(batches) = batch::batches(records) else {
+        for p in &partitions {
+            let Some(records) = &p.records else { continue };
+            let batches = match batch::batches(records) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::debug!(topic = p.topic, "fetched records not observed: {e}");
                     continue;
-                };
-                let place = Place {
-                    topic: name,
-                    partition: p.partition_index,
-                    offset: None,
-                    client,
-                    group: group.as_deref(),
-                };
-                let aborted: Vec<(i64, i64)> = p
-                    .aborted_transactions
-                    .iter()
-                    .flatten()
-                    .map(|a| (a.producer_id.0, a.first_offset))
-                    .collect();
-                self.fetched_partition(&place, &batches, &aborted, spans, stitching, observe);
-            }
+                }
+            };
+            let stitching = self.binds(&p.topic);
+            let observe = self.inner.options.observe_fetched && stitching;
+            let place = Place {
+                topic: &p.topic,
+                partition: p.index,
+                offset: None,
+                client,
+                group: group.as_deref(),
+            };
+            self.fetched_partition(&place, &batches, &p.aborted, spans, stitching, observe);
         }
     }
 
@@ -509,11 +501,19 @@ impl Tap {
             if !(spans || stitching || observe) {
                 continue;
             }
-            let Ok(section) = b.records_bytes() else {
-                continue;
+            let section = match b.records_bytes() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(topic = place.topic, "a fetched batch not observed: {e}");
+                    continue;
+                }
             };
-            let Ok(recs) = batch::records(&section, b.records_count()) else {
-                continue;
+            let recs = match batch::records(&section, b.records_count()) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(topic = place.topic, "a fetched batch not observed: {e}");
+                    continue;
+                }
             };
             for r in &recs {
                 let offset = b.base_offset() + i64::from(r.offset_delta);

@@ -1,4 +1,5 @@
-//! The zig-zag varints of Kafka's record format (v2 batches): lengths, deltas and counts.
+//! Kafka's varints: zig-zag ones in the record format (v2 batches: lengths, deltas, counts)
+//! and unsigned ones in flexible message versions (compact lengths, tagged fields).
 
 /// Reads a zig-zag varint at `*at`, moving `*at` past it; `None` when the bytes end first or
 /// the varint is longer than an i64 can be.
@@ -10,6 +11,20 @@ pub(crate) fn read(buf: &[u8], at: &mut usize) -> Option<i64> {
         raw |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
             return Some(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+        }
+    }
+    None
+}
+
+/// Reads an unsigned varint (the compact lengths and tagged fields of flexible versions).
+pub(crate) fn read_unsigned(buf: &[u8], at: &mut usize) -> Option<u64> {
+    let mut raw: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *buf.get(*at)?;
+        *at += 1;
+        raw |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(raw);
         }
     }
     None

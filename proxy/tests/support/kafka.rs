@@ -137,3 +137,74 @@ impl App {
         .unwrap()
     }
 }
+
+/// tansu, a Kafka-compatible broker (in memory here), started in an empty directory because
+/// it reads a `.env` from where it runs; stopped when dropped.
+pub(crate) struct Tansu {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub(crate) bootstrap: String,
+}
+
+impl Tansu {
+    pub(crate) fn start() -> Tansu {
+        let dir = tempfile::tempdir().unwrap();
+        // tansu must advertise the address it listens on, so the port is chosen here.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let mut child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu (tests/install-deps.sh installs it with cargo install)");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("ready in") => break,
+                Some(Ok(_)) => {}
+                _ => panic!("tansu stopped before it was ready"),
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Tansu {
+            child,
+            _dir: dir,
+            bootstrap: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    /// tansu creates no topic on first use.
+    pub(crate) fn create_topic(&self, topic: &str) {
+        let out = Command::new("tansu")
+            .args(["topic", "create", topic, "--partitions", "3", "--broker"])
+            .arg(format!("tcp://{}", self.bootstrap))
+            .current_dir(self._dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tansu topic create {topic}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
