@@ -218,27 +218,88 @@ async fn responses(
     mut waiting: mpsc::Receiver<Pending>,
 ) -> Result<(), Error> {
     while let Some(p) = waiting.recv().await {
-        let frame = frame::read(&mut from_broker, shared.options.max_frame_bytes)
+        let len = frame::read_size(&mut from_broker, shared.options.max_frame_bytes)
             .await
             .map_err(Error::Broker)?;
-        let got =
-            frame::response_correlation(&frame).ok_or(Error::Broker(frame::Error::Truncated))?;
-        if got != p.correlation_id {
-            return Err(Error::Correlation {
-                got,
-                want: p.correlation_id,
-            });
-        }
-        let out = rewrite::response(p.api, p.version, &frame, shared.brokers.as_ref())?;
-        frame::write(&mut to_client, out.as_ref().unwrap_or(&frame))
-            .await
-            .map_err(Error::Client)?;
+        let fetched = if len > frame::COALESCE && !rewrite::rewrites(p.api, p.version) {
+            relay(&mut from_broker, &mut to_client, len, &p).await?
+        } else {
+            let frame = frame::read_body(&mut from_broker, len)
+                .await
+                .map_err(Error::Broker)?;
+            let got = frame::response_correlation(&frame)
+                .ok_or(Error::Broker(frame::Error::Truncated))?;
+            if got != p.correlation_id {
+                return Err(Error::Correlation {
+                    got,
+                    want: p.correlation_id,
+                });
+            }
+            let out = rewrite::response(p.api, p.version, &frame, shared.brokers.as_ref())?;
+            frame::write(&mut to_client, out.as_ref().unwrap_or(&frame))
+                .await
+                .map_err(Error::Client)?;
+            frame
+        };
         if p.api == ApiKey::Fetch {
             shared
                 .tap
-                .fetched(&frame, p.version, p.client_id.as_deref());
+                .fetched(&fetched, p.version, p.client_id.as_deref());
         }
         shared.tap.finish(p.spans);
     }
     Ok(())
+}
+
+/// Passes a large response on as it arrives (a Fetch of megabytes does not wait to be whole
+/// before its first byte moves on), after checking its correlation id; keeps a copy of a
+/// Fetch response for observation.
+async fn relay(
+    from_broker: &mut OwnedReadHalf,
+    to_client: &mut OwnedWriteHalf,
+    len: usize,
+    p: &Pending,
+) -> Result<Bytes, Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broken = |e: std::io::Error| {
+        Error::Broker(match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => frame::Error::Truncated,
+            _ => frame::Error::Io(e),
+        })
+    };
+    let client = |e: std::io::Error| Error::Client(frame::Error::Io(e));
+    let mut head = [0u8; 8];
+    head[..4].copy_from_slice(&(len as i32).to_be_bytes());
+    from_broker
+        .read_exact(&mut head[4..])
+        .await
+        .map_err(broken)?;
+    let got = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    if got != p.correlation_id {
+        return Err(Error::Correlation {
+            got,
+            want: p.correlation_id,
+        });
+    }
+    to_client.write_all(&head).await.map_err(client)?;
+    let keep = p.api == ApiKey::Fetch;
+    let mut copy = bytes::BytesMut::with_capacity(if keep { len } else { 0 });
+    if keep {
+        copy.extend_from_slice(&head[4..]);
+    }
+    let mut chunk = vec![0u8; frame::COALESCE];
+    let mut left = len - 4;
+    while left > 0 {
+        let want = left.min(chunk.len());
+        let n = from_broker.read(&mut chunk[..want]).await.map_err(broken)?;
+        if n == 0 {
+            return Err(Error::Broker(frame::Error::Truncated));
+        }
+        to_client.write_all(&chunk[..n]).await.map_err(client)?;
+        if keep {
+            copy.extend_from_slice(&chunk[..n]);
+        }
+        left -= n;
+    }
+    Ok(copy.freeze())
 }

@@ -21,6 +21,12 @@ pub enum Error {
 /// Reads one frame (without its size prefix); `Closed` when the peer ended cleanly between
 /// frames.
 pub async fn read<R: AsyncRead + Unpin>(from: &mut R, max: usize) -> Result<Bytes, Error> {
+    let len = read_size(from, max).await?;
+    read_body(from, len).await
+}
+
+/// Reads a frame's size prefix and checks it against `max`.
+pub async fn read_size<R: AsyncRead + Unpin>(from: &mut R, max: usize) -> Result<usize, Error> {
     let mut size = [0u8; 4];
     match from.read_exact(&mut size).await {
         Ok(_) => {}
@@ -35,6 +41,11 @@ pub async fn read<R: AsyncRead + Unpin>(from: &mut R, max: usize) -> Result<Byte
             max,
         });
     }
+    Ok(len)
+}
+
+/// Reads the `len` bytes of a frame whose size was read.
+pub async fn read_body<R: AsyncRead + Unpin>(from: &mut R, len: usize) -> Result<Bytes, Error> {
     // Filled as bytes arrive, never zeroed first: large Fetch responses are common.
     let mut buf = BytesMut::with_capacity(len);
     let mut body = (&mut *from).take(len as u64);
@@ -49,7 +60,7 @@ pub async fn read<R: AsyncRead + Unpin>(from: &mut R, max: usize) -> Result<Byte
 }
 
 /// Small frames leave in one write with their size prefix; large ones in two, uncopied.
-const COALESCE: usize = 64 * 1024;
+pub const COALESCE: usize = 64 * 1024;
 
 /// Writes one frame with its size prefix.
 pub async fn write<W: AsyncWrite + Unpin>(to: &mut W, frame: &[u8]) -> Result<(), Error> {

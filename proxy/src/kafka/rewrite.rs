@@ -91,6 +91,18 @@ fn swap(
     Ok(())
 }
 
+/// Whether responses of `api` at `version` may be changed here (and must be read whole).
+pub fn rewrites(api: ApiKey, version: i16) -> bool {
+    match api {
+        ApiKey::ApiVersions
+        | ApiKey::Metadata
+        | ApiKey::FindCoordinator
+        | ApiKey::DescribeCluster => true,
+        ApiKey::Produce => version >= 10,
+        _ => false,
+    }
+}
+
 /// The response to send the client instead of `frame`, or `None` to send `frame` itself.
 pub fn response(
     api: ApiKey,
