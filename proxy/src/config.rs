@@ -61,6 +61,31 @@ pub struct Config {
     /// The Kafka cluster the app's client reaches through the sidecar (absent: no Kafka proxy).
     #[serde(default)]
     pub kafka: Option<Kafka>,
+    /// What carries the events of `/v1/events/{topic}`, subscriptions and publish jobs.
+    #[serde(default)]
+    pub bus: Bus,
+}
+
+/// The event bus.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bus {
+    #[serde(default)]
+    pub kind: BusKind,
+    /// The consumer group of this service's subscriptions on the Kafka bus; default
+    /// `flowmesh-{service}`.
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// Sidecar to sidecar through the durable outbox (no broker).
+    #[default]
+    Mesh,
+    /// The `[kafka]` cluster: this sidecar's own producer and consumer group.
+    Kafka,
 }
 
 /// The Kafka-protocol proxy.
@@ -386,6 +411,12 @@ impl Config {
             return Err("runtime: max_batch and max_queued must be at least 1".to_owned());
         }
         jobs::check(&self.jobs, &self.subscriptions)?;
+        if self.bus.kind == BusKind::Kafka && self.kafka.is_none() {
+            return Err(
+                "bus.kind = \"kafka\" needs the cluster: add [kafka] with bootstrap = \"HOST:PORT,...\""
+                    .to_owned(),
+            );
+        }
         if let Some(k) = &self.kafka
             && (k.max_frame_bytes < 1024 || k.max_in_flight == 0)
         {
@@ -558,6 +589,14 @@ otlp_endpoint = "http://127.0.0.1:4318"
             (
                 format!("{MINIMAL}[kafka]\nbootstrap = \"k:9092\"\nmax_frame_bytes = 10\n"),
                 "max_frame_bytes must be at least 1024",
+            ),
+            (
+                format!("{MINIMAL}[bus]\nkind = \"kafka\"\n"),
+                "bus.kind = \"kafka\" needs the cluster",
+            ),
+            (
+                format!("{MINIMAL}[bus]\nkind = \"nats\"\n"),
+                "unknown variant `nats`",
             ),
         ];
         for (text, says) in cases {

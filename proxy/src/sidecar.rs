@@ -201,6 +201,17 @@ impl Sidecar {
                 registry: registry.clone(),
                 subscriptions: config.subscriptions.clone(),
                 telemetry: telemetry.clone(),
+                kafka_bus: match (config.bus.kind, &config.kafka) {
+                    (crate::config::BusKind::Kafka, Some(k)) => Some(runtime::KafkaBusOptions {
+                        bootstrap: k.bootstrap.clone(),
+                        group: config
+                            .bus
+                            .group
+                            .clone()
+                            .unwrap_or_else(|| format!("flowmesh-{}", config.service)),
+                    }),
+                    _ => None,
+                },
             },
             deployments.clone(),
             metrics.clone(),

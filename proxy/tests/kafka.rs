@@ -15,6 +15,8 @@ mod http;
 mod kafka;
 #[path = "support/otlp.rs"]
 mod otlp;
+#[path = "support/worker.rs"]
+mod worker;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -640,5 +642,115 @@ async fn choreography(cluster: Broker) {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+const KAFKA_BUS_SUBSCRIBER: &str = r#"
+[[subscriptions]]
+topic = "retail"
+path = "/events"
+attempts = 1000
+backoff = "10ms"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_bus_carries_events_to_subscribers_in_order_across_a_restart() {
+    let cluster = MockCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let bus = format!(
+        "kafka = \"127.0.0.1:0\"\n[kafka]\nbootstrap = \"{}\"\n[bus]\nkind = \"kafka\"\n",
+        cluster.bootstrap()
+    );
+    let nowhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let (orders, _o_stop, _o_task) =
+        harness::standalone("orders", nowhere, &dir.path().join("orders"), &bus).await;
+    let app = worker::start().await;
+    app.set_events(worker::Mode::Fail);
+    let billing_dir = dir.path().join("billing");
+    let billing_config = format!("{bus}{KAFKA_BUS_SUBSCRIBER}");
+    let (billing, mut b_stop, b_task) =
+        harness::standalone("billing", app.addr, &billing_dir, &billing_config).await;
+
+    for i in 0..20 {
+        let event = serde_json::json!({
+            "specversion": "1.0", "id": format!("e-{i}"), "source": "/orders", "type": "Tick",
+            "partitionkey": format!("p{}", i % 2), "data": {"n": i},
+        });
+        let (status, body) = http::post(orders.local, "/v1/events/retail", &event).await;
+        assert_eq!(status, 202, "{body}");
+    }
+
+    // On the cluster: one record per event, keyed by its partition key, with its context.
+    let out = client(&[
+        "consume",
+        &cluster.bootstrap(),
+        "retail",
+        "--count",
+        "20",
+        "--group",
+        "audit",
+    ])
+    .await;
+    let records = out["records"].as_array().unwrap();
+    assert_eq!(records.len(), 20, "{out}");
+    for r in records {
+        let value: Value = serde_json::from_slice(&unb64(&r["value"]).unwrap()).unwrap();
+        assert_eq!(value["type"], "Tick");
+        let key = String::from_utf8(unb64(&r["key"]).unwrap()).unwrap();
+        assert_eq!(value["partitionkey"], key.as_str());
+        assert!(traceparent(r).is_some(), "{r}");
+    }
+
+    // The app refuses: billing's group took every event into its inbox anyway (offsets are
+    // stored once the inbox holds them), and it waits there across a restart.
+    let inbox_depth = |h: Handle| async move {
+        h.runtime
+            .as_ref()?
+            .snapshots()
+            .read_with(|_, txn| flowmesh_proxy::runtime::inbox::depth(txn))
+            .ok()
+    };
+    let deadline = Instant::now() + UP;
+    while inbox_depth(billing.clone()).await != Some(20) {
+        assert!(
+            Instant::now() < deadline,
+            "billing's inbox never held the 20 events"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b_stop.stop();
+    b_task.await.unwrap();
+    let (_billing, _b_stop2, _b_task2) =
+        harness::standalone("billing", app.addr, &billing_dir, &billing_config).await;
+    app.set_events(worker::Mode::Complete);
+    let deadline = Instant::now() + UP;
+    let taken = loop {
+        let taken = app.events();
+        if taken.len() >= 20 {
+            break taken;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of 20 events arrived",
+            taken.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut ids: Vec<&str> = taken
+        .iter()
+        .map(|t| t.event["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "every event, none twice");
+    for p in ["p0", "p1"] {
+        let order: Vec<i64> = taken
+            .iter()
+            .filter(|t| t.event["partitionkey"] == p)
+            .map(|t| t.event["data"]["n"].as_i64().unwrap())
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(order, sorted, "partition {p} out of order");
     }
 }

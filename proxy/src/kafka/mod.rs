@@ -88,7 +88,7 @@ pub struct Handle {
     /// The bootstrap address clients are given.
     pub bootstrap: SocketAddr,
     brokers: Arc<Brokers>,
-    tap: Tap,
+    groups: tap::Groups,
 }
 
 impl Handle {
@@ -99,7 +99,7 @@ impl Handle {
 
     /// The consumer group a client id was last seen in.
     pub fn group_of(&self, client: &str) -> Option<String> {
-        self.tap.group_of(client)
+        self.groups.of(client)
     }
 }
 
@@ -143,7 +143,7 @@ impl KafkaProxy {
                 .local_addr()
                 .unwrap_or(self.shared.options.listen),
             brokers: self.shared.brokers.clone(),
-            tap: self.shared.tap.clone(),
+            groups: self.shared.tap.groups(),
         }
     }
 

@@ -65,7 +65,31 @@ struct Inner {
     telemetry: Telemetry,
     runtime: Option<runtime::Handle>,
     metrics: Metrics,
-    groups: Mutex<HashMap<String, String>>,
+    groups: Groups,
+}
+
+/// Client id → consumer group, shared with the proxy's handle (which must not keep the tap,
+/// and with it the sidecar's files, alive).
+#[derive(Clone, Default)]
+pub struct Groups(Arc<Mutex<HashMap<String, String>>>);
+
+impl Groups {
+    /// The consumer group last seen for `client`.
+    pub fn of(&self, client: &str) -> Option<String> {
+        self.0.lock().ok()?.get(client).cloned()
+    }
+
+    fn learn(&self, client: &str, group: String) {
+        let Ok(mut groups) = self.0.lock() else {
+            return;
+        };
+        if groups.get(client) != Some(&group) {
+            if groups.len() >= MAX_GROUPS {
+                groups.clear();
+            }
+            groups.insert(client.to_owned(), group);
+        }
+    }
 }
 
 /// A Produce request after the tap: the frame to send instead (if records changed), whether
@@ -225,7 +249,7 @@ impl Tap {
                 telemetry,
                 runtime,
                 metrics,
-                groups: Mutex::new(HashMap::new()),
+                groups: Groups::default(),
             }),
         }
     }
@@ -441,7 +465,7 @@ impl Tap {
                 return;
             }
         };
-        let group = client.and_then(|c| self.inner.groups.lock().ok()?.get(c).cloned());
+        let group = client.and_then(|c| self.inner.groups.of(c));
         let spans = self.inner.telemetry.exports();
         for p in &partitions {
             let Some(records) = &p.records else { continue };
@@ -577,20 +601,14 @@ impl Tap {
             }
             _ => None,
         };
-        let (Some(group), Ok(mut groups)) = (group, self.inner.groups.lock()) else {
-            return;
-        };
-        if groups.get(client) != Some(&group) {
-            if groups.len() >= MAX_GROUPS {
-                groups.clear();
-            }
-            groups.insert(client.to_owned(), group);
+        if let Some(group) = group {
+            self.inner.groups.learn(client, group);
         }
     }
 
-    /// The consumer group last seen for `client`.
-    pub fn group_of(&self, client: &str) -> Option<String> {
-        self.inner.groups.lock().ok()?.get(client).cloned()
+    /// The client → group map, for the proxy's handle.
+    pub fn groups(&self) -> Groups {
+        self.inner.groups.clone()
     }
 }
 

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::bus::{Bus, CloudEvent};
+use super::bus::CloudEvent;
 use super::inbox;
 use super::index::{self, Filter, InstanceState, Origin};
 use super::outbox::Delivery;
@@ -93,6 +93,11 @@ impl From<Error> for ApiError {
             Error::Storage(_) | Error::Engine(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             }
+            Error::Bus(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "bus_unavailable",
+                e.to_string(),
+            ),
         }
     }
 }

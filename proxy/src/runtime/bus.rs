@@ -147,51 +147,15 @@ impl MeshBus {
         }
     }
 
-    /// The work that publishes `event` on `topic`, and the PRODUCER span that goes with it.
-    /// The event continues the trace it names (`traceparent`), else the one last seen with the
-    /// business key it carries, else starts one; it leaves with the producer's context.
+    /// The work that publishes `event` on `topic`, and the PRODUCER span that goes with it:
+    /// the observations the event makes, and an outbox entry for every subscribed service.
     pub fn work(&self, topic: &str, event: &mut CloudEvent) -> (Work, Span) {
-        let started = SystemTime::now();
-        let mut observed = self.handle.observe_event(topic, event);
-        let stitch = self.handle.stitch();
-        let parent = event
-            .json()
-            .get("traceparent")
-            .and_then(|v| v.as_str())
-            .and_then(|t| SpanContext::parse(t.as_bytes()))
-            .or_else(|| {
-                observed
-                    .iter()
-                    .map(|d| d.correlation_key.as_str())
-                    .chain(event.business_key())
-                    .find_map(|k| stitch.as_ref()?.lookup(k))
-            });
-        let span = spans::event(
-            Kind::Producer,
-            topic,
-            parent,
-            event.event_type(),
-            event.id(),
-            started,
-            None,
-        );
-        let traceparent = span.context.traceparent();
-        event.set("traceparent", &traceparent);
-        for d in &mut observed {
-            d.traceparent = Some(traceparent.clone());
-            if let Some(s) = &stitch {
-                s.remember(&d.correlation_key, span.context);
-            }
-        }
-        if let (Some(k), Some(s)) = (event.business_key(), &stitch) {
-            s.remember(k, span.context);
-        }
+        let (mut work, span) = self.handle.publication(topic, event);
         let me = self.handle.service();
         let mut services = self.registry.subscribers(topic);
         if self.own.iter().any(|t| t == topic) && !services.iter().any(|s| s == me) {
             services.push(me.to_owned());
         }
-        let mut work = self.handle.route_all(observed);
         for service in services {
             work.writes.outbox.push(Outgoing {
                 service,
@@ -226,6 +190,49 @@ impl Bus for MeshBus {
 }
 
 impl Handle {
+    /// What publishing `event` on `topic` means whatever the bus: the messages it is (routed to
+    /// the processes that wait for them) and its PRODUCER span. The event continues the trace
+    /// it names (`traceparent`), else the one last seen with the business key it carries, else
+    /// starts one; it leaves with the producer's context.
+    pub fn publication(&self, topic: &str, event: &mut CloudEvent) -> (Work, Span) {
+        let started = SystemTime::now();
+        let mut observed = self.observe_event(topic, event);
+        let stitch = self.stitch();
+        let parent = event
+            .json()
+            .get("traceparent")
+            .and_then(|v| v.as_str())
+            .and_then(|t| SpanContext::parse(t.as_bytes()))
+            .or_else(|| {
+                observed
+                    .iter()
+                    .map(|d| d.correlation_key.as_str())
+                    .chain(event.business_key())
+                    .find_map(|k| stitch.as_ref()?.lookup(k))
+            });
+        let span = spans::event(
+            Kind::Producer,
+            topic,
+            parent,
+            event.event_type(),
+            event.id(),
+            started,
+            None,
+        );
+        let traceparent = span.context.traceparent();
+        event.set("traceparent", &traceparent);
+        for d in &mut observed {
+            d.traceparent = Some(traceparent.clone());
+            if let Some(s) = &stitch {
+                s.remember(&d.correlation_key, span.context);
+            }
+        }
+        if let (Some(k), Some(s)) = (event.business_key(), &stitch) {
+            s.remember(k, span.context);
+        }
+        (self.route_all(observed), span)
+    }
+
     /// The messages an event is, by the deployed models' event bindings.
     pub fn observe_event(&self, topic: &str, event: &CloudEvent) -> Vec<Delivery> {
         let mut out = Vec::new();
@@ -288,13 +295,19 @@ impl Handle {
         all
     }
 
-    /// The event bus this sidecar publishes to.
-    pub fn bus(&self) -> MeshBus {
-        MeshBus::new(
-            self.clone(),
-            self.inner.registry.clone(),
-            self.inner.own_topics.clone(),
-        )
+    /// The event bus this sidecar publishes to: Kafka when configured, else the mesh.
+    pub fn bus(&self) -> Arc<dyn Bus> {
+        match &self.inner.kafka {
+            Some(producer) => Arc::new(super::kafka_bus::KafkaBus::new(
+                self.clone(),
+                producer.clone(),
+            )),
+            None => Arc::new(MeshBus::new(
+                self.clone(),
+                self.inner.registry.clone(),
+                self.inner.own_topics.clone(),
+            )),
+        }
     }
 }
 

@@ -233,6 +233,19 @@ fn origin(message: &Delivery) -> Option<Origin> {
 ///
 /// What was taken before (the same batch again, its acknowledgement lost) is left out, and
 /// the ids of the rest are remembered in the same transaction.
+/// Events for the app from another bus (Kafka), taken as a peer's batch is: into the inbox,
+/// each once by its source and id.
+pub(crate) fn take_events(handle: &Handle, events: Vec<EventDelivery>) -> Result<Work, Error> {
+    take(
+        handle,
+        Batch {
+            from: String::new(),
+            messages: Vec::new(),
+            events,
+        },
+    )
+}
+
 fn take(handle: &Handle, batch: Batch) -> Result<Work, Error> {
     let event_id = |e: &EventDelivery| {
         let attr = |k: &str| e.event.get(k).and_then(|v| v.as_str()).unwrap_or_default();

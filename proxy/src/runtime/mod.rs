@@ -19,6 +19,7 @@ pub mod deliver;
 pub mod inbox;
 pub mod index;
 mod jobs;
+pub mod kafka_bus;
 pub mod outbox;
 mod received;
 pub mod rollout;
@@ -62,6 +63,8 @@ pub enum Error {
     Busy,
     #[error("the workflow runtime has stopped")]
     Stopped,
+    #[error("the event bus failed: {0}")]
+    Bus(String),
 }
 
 impl From<engine::Error> for Error {
@@ -92,6 +95,14 @@ pub struct Options {
     pub subscriptions: Vec<config::Subscription>,
     /// Where spans go, and the trace contexts remembered by business key.
     pub telemetry: Telemetry,
+    /// The Kafka bus, when `[bus] kind = "kafka"`: the cluster and this service's group.
+    pub kafka_bus: Option<KafkaBusOptions>,
+}
+
+#[derive(Clone, Debug)]
+pub struct KafkaBusOptions {
+    pub bootstrap: Vec<String>,
+    pub group: String,
 }
 
 pub struct Runtime {
@@ -121,6 +132,8 @@ struct Shared {
     metrics: Metrics,
     registry: Registry,
     own_topics: Vec<String>,
+    /// The Kafka bus's producer (absent: the mesh bus).
+    kafka: Option<rdkafka::producer::FutureProducer>,
     spans: mpsc::UnboundedSender<Span>,
     /// Until the runtime stops (it must not keep the sidecar's file open after that).
     stitch: std::sync::Mutex<Option<Stitch>>,
@@ -164,6 +177,10 @@ impl Runtime {
         });
         let (queue, rx) = core::queue(options.runtime.max_queued);
         let spans = mpsc::unbounded_channel();
+        let kafka = match &options.kafka_bus {
+            Some(k) => Some(kafka_bus::producer(&k.bootstrap)?),
+            None => None,
+        };
         let handle = Handle {
             inner: Arc::new(Shared {
                 service: options.service.clone(),
@@ -179,6 +196,7 @@ impl Runtime {
                     .map(|s| s.topic.clone())
                     .collect(),
                 event_bindings: std::sync::RwLock::new((u64::MAX, Arc::default())),
+                kafka,
                 spans: spans.0.clone(),
                 stitch: std::sync::Mutex::new(Some(options.telemetry.stitch().clone())),
             }),
@@ -265,7 +283,7 @@ impl Runtime {
             options.jobs.clone(),
             queue.clone(),
             metrics.clone(),
-            Arc::new(handle.bus()),
+            handle.bus(),
         );
         let dispatch = {
             let handle = handle.clone();
@@ -303,6 +321,19 @@ impl Runtime {
             options.registry.clone(),
             outbox_ready,
         ));
+        let consuming = options.kafka_bus.clone().map(|k| {
+            let topics = options
+                .subscriptions
+                .iter()
+                .map(|s| s.topic.clone())
+                .collect();
+            tokio::spawn(kafka_bus::consume(
+                handle.clone(),
+                k.bootstrap,
+                k.group,
+                topics,
+            ))
+        });
         let delivering = tokio::spawn(inbox::deliver(
             handle.clone(),
             options.app,
@@ -312,6 +343,9 @@ impl Runtime {
 
         shutdown.await;
         deploying.abort();
+        if let Some(c) = consuming {
+            c.abort();
+        }
         sending.abort();
         delivering.abort();
         dispatch.abort();
