@@ -251,6 +251,9 @@ async fn responses(
     Ok(())
 }
 
+/// The most a relay reads before it writes.
+const RELAY_CHUNK: usize = 256 * 1024;
+
 /// Passes a large response on as it arrives (a Fetch of megabytes does not wait to be whole
 /// before its first byte moves on), after checking its correlation id; keeps a copy of a
 /// Fetch response for observation.
@@ -287,13 +290,22 @@ async fn relay(
     if keep {
         copy.extend_from_slice(&head[4..]);
     }
-    let mut chunk = vec![0u8; frame::COALESCE];
+    let mut chunk = vec![0u8; RELAY_CHUNK];
     let mut left = len - 4;
     while left > 0 {
         let want = left.min(chunk.len());
-        let n = from_broker.read(&mut chunk[..want]).await.map_err(broken)?;
+        let mut n = from_broker.read(&mut chunk[..want]).await.map_err(broken)?;
         if n == 0 {
             return Err(Error::Broker(frame::Error::Truncated));
+        }
+        // Whatever else has arrived goes in the same write: fewer, larger segments.
+        while n < want {
+            match from_broker.try_read(&mut chunk[n..want]) {
+                Ok(0) => break,
+                Ok(m) => n += m,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(broken(e)),
+            }
         }
         to_client.write_all(&chunk[..n]).await.map_err(client)?;
         if keep {

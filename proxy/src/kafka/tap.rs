@@ -500,25 +500,8 @@ impl Tap {
     ) {
         let stitch = self.inner.telemetry.stitch();
         let mut deliveries = Vec::new();
-        let mut open_aborts: Vec<i64> = Vec::new();
         let started = SystemTime::now();
-        for b in batches {
-            if b.magic() < 2 {
-                continue;
-            }
-            // An aborted transaction's records run from its first offset to its abort marker.
-            for (pid, first) in aborted {
-                if *first <= b.base_offset() && !open_aborts.contains(pid) {
-                    open_aborts.push(*pid);
-                }
-            }
-            if b.is_control() {
-                open_aborts.retain(|p| *p != b.producer_id());
-                continue;
-            }
-            if b.is_transactional() && open_aborts.contains(&b.producer_id()) {
-                continue;
-            }
+        for b in committed(batches, aborted) {
             self.inner
                 .metrics
                 .kafka_records("fetch", place.topic, b.records_count().max(0) as u64);
@@ -612,6 +595,28 @@ impl Tap {
     }
 }
 
+/// The data batches a `read_committed` consumer sees: no control batches, and none of an
+/// aborted transaction, whose batches run from its first offset to its producer's next
+/// control marker. Each aborted transaction is applied once, in offset order.
+fn committed<'a>(batches: &'a [Batch], aborted: &[(i64, i64)]) -> Vec<&'a Batch> {
+    let mut pending: Vec<(i64, i64)> = aborted.to_vec();
+    pending.sort_by_key(|(_, first)| *first);
+    let mut pending = pending.into_iter().peekable();
+    let mut open: Vec<i64> = Vec::new();
+    let mut out = Vec::new();
+    for b in batches.iter().filter(|b| b.magic() >= 2) {
+        while let Some((pid, _)) = pending.next_if(|(_, first)| *first <= b.base_offset()) {
+            open.push(pid);
+        }
+        if b.is_control() {
+            open.retain(|p| *p != b.producer_id());
+        } else if !(b.is_transactional() && open.contains(&b.producer_id())) {
+            out.push(b);
+        }
+    }
+    out
+}
+
 /// An id for a produced record that the same record keeps when the client retries it: its
 /// producer id, epoch and sequence when the producer is idempotent.
 fn produced_id(topic: &str, b: &Batch, r: &Record<'_>) -> String {
@@ -630,6 +635,55 @@ fn produced_id(topic: &str, b: &Batch, r: &Record<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::records::{
+        Compression, Record as KRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    fn encoded(offset: i64, producer: i64, transactional: bool, control: bool) -> Bytes {
+        let r = KRecord {
+            transactional,
+            control,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: producer,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: 0,
+            timestamp: 0,
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, [&r], &options).expect("encode");
+        buf.freeze()
+    }
+
+    #[test]
+    fn aborted_transactions_and_control_batches_are_not_seen() {
+        let mut all = BytesMut::new();
+        for (offset, producer, txn, control) in [
+            (0, 1, true, false),  // producer 1, aborted transaction
+            (1, 2, false, false), // producer 2, not transactional
+            (2, 1, true, true),   // producer 1's abort marker
+            (3, 1, true, false),  // producer 1, a new transaction that commits
+            (4, 1, true, true),   // its commit marker
+            (5, 3, true, false),  // producer 3, aborted
+        ] {
+            all.extend_from_slice(&encoded(offset, producer, txn, control));
+        }
+        let batches = batch::batches(&all.freeze()).expect("batches");
+        let seen: Vec<i64> = committed(&batches, &[(3, 5), (1, 0)])
+            .iter()
+            .map(|b| b.base_offset())
+            .collect();
+        assert_eq!(seen, [1, 3]);
+    }
 
     fn rec<'a>(value: &'a [u8], headers: Vec<(&'a [u8], Option<&'a [u8]>)>) -> Record<'a> {
         Record::for_test(Some(b"k1"), Some(value), headers)
