@@ -129,14 +129,17 @@ impl Setup {
 
     /// Waits until the OTLP receiver holds a span that `pick` accepts.
     async fn span(&self, what: &str, pick: impl Fn(&otlp::Received) -> bool) -> otlp::Received {
-        let deadline = Instant::now() + UP;
-        loop {
-            if let Some(s) = self.sink.spans.lock().unwrap().iter().find(|s| pick(s)) {
-                return s.clone();
-            }
-            assert!(Instant::now() < deadline, "no span: {what}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let pick = &pick;
+        http::until(&format!("a span: {what}"), UP, || async move {
+            self.sink
+                .spans
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|s| pick(s))
+                .cloned()
+        })
+        .await
     }
 }
 
@@ -498,21 +501,15 @@ async fn malformed_frames_close_only_their_own_connection() {
 /// Waits until the sidecar at `local` lists `process` at `path` (`/v1/deployments`: it follows
 /// the model's bindings; `/v1/models`: its engine runs it).
 async fn deployed(local: SocketAddr, path: &str, process: &str) {
-    let deadline = Instant::now() + UP;
-    loop {
+    http::until(&format!("{process} deployed at {local}"), UP, || async {
         let (_, models) = http::api(local, hyper::Method::GET, path, None).await;
-        let found = models["models"]
-            .as_array()
-            .is_some_and(|all| all.iter().any(|m| m["process"] == process));
-        if found {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{process} never deployed at {local}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        models["models"]
+            .as_array()?
+            .iter()
+            .any(|m| m["process"] == process)
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -583,8 +580,7 @@ async fn choreography(cluster: Broker) {
 
     // Every order's tracking instance completes at the owner.
     let checkout = sidecars[0].1.local;
-    let deadline = Instant::now() + UP;
-    loop {
+    http::until("every order's tracking instance completed", UP, || async {
         let (_, list) = http::api(
             checkout,
             hyper::Method::GET,
@@ -592,16 +588,9 @@ async fn choreography(cluster: Broker) {
             None,
         )
         .await;
-        let done = list["items"].as_array().map_or(0, Vec::len);
-        if done == ORDERS {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{done} of {ORDERS} orders completed: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (list["items"].as_array()?.len() == ORDERS).then_some(())
+    })
+    .await;
 
     // Every order is one trace across the four services and their Kafka hops.
     for i in 0..ORDERS {
@@ -710,32 +699,20 @@ async fn the_kafka_bus_carries_events_to_subscribers_in_order_across_a_restart()
             .read_with(|_, txn| flowmesh_proxy::runtime::inbox::depth(txn))
             .ok()
     };
-    let deadline = Instant::now() + UP;
-    while inbox_depth(billing.clone()).await != Some(20) {
-        assert!(
-            Instant::now() < deadline,
-            "billing's inbox never held the 20 events"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    http::until("billing's inbox holds the 20 events", UP, || async {
+        (inbox_depth(billing.clone()).await == Some(20)).then_some(())
+    })
+    .await;
     b_stop.stop();
     b_task.await.unwrap();
     let (_billing, _b_stop2, _b_task2) =
         harness::standalone("billing", app.addr, &billing_dir, &billing_config).await;
     app.set_events(worker::Mode::Complete);
-    let deadline = Instant::now() + UP;
-    let taken = loop {
+    let taken = http::until("the 20 events arrived", UP, || async {
         let taken = app.events();
-        if taken.len() >= 20 {
-            break taken;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of 20 events arrived",
-            taken.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        (taken.len() >= 20).then_some(taken)
+    })
+    .await;
     let mut ids: Vec<&str> = taken
         .iter()
         .map(|t| t.event["id"].as_str().unwrap())

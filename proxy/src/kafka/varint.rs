@@ -4,16 +4,8 @@
 /// Reads a zig-zag varint at `*at`, moving `*at` past it; `None` when the bytes end first or
 /// the varint is longer than an i64 can be.
 pub(crate) fn read(buf: &[u8], at: &mut usize) -> Option<i64> {
-    let mut raw: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let byte = *buf.get(*at)?;
-        *at += 1;
-        raw |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((raw >> 1) as i64) ^ -((raw & 1) as i64));
-        }
-    }
-    None
+    let raw = read_unsigned(buf, at)?;
+    Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
 }
 
 /// Reads an unsigned varint (the compact lengths and tagged fields of flexible versions).

@@ -177,13 +177,9 @@ impl Bus for MeshBus {
     ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
         Box::pin(async move {
             let mut event = event;
-            let (work, mut span) = self.work(topic, &mut event);
+            let (work, span) = self.work(topic, &mut event);
             let result = self.handle.run(work).await.map(|_| ());
-            span.end = SystemTime::now();
-            if let Err(e) = &result {
-                span.error = Some(e.to_string());
-            }
-            self.handle.export(span);
+            self.handle.published(span, &result);
             result
         })
     }
@@ -231,6 +227,15 @@ impl Handle {
             s.remember(k, span.context);
         }
         (self.route_all(observed), span)
+    }
+
+    /// Ends and exports the PRODUCER span of a publication with its outcome.
+    pub fn published(&self, mut span: Span, result: &Result<(), Error>) {
+        span.end = SystemTime::now();
+        if let Err(e) = result {
+            span.error = Some(e.to_string());
+        }
+        self.export(span);
     }
 
     /// The messages an event is, by the deployed models' event bindings.

@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::Message;
@@ -66,7 +66,7 @@ impl Bus for KafkaBus {
     ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
         Box::pin(async move {
             let mut event = event;
-            let (work, mut span) = self.handle.publication(topic, &mut event);
+            let (work, span) = self.handle.publication(topic, &mut event);
             // The observations first: a retry after a failed produce finds them taken (their
             // ids are the event's), while a produced event would be produced twice.
             let mut result = self.handle.run(work).await.map(|_| ());
@@ -87,11 +87,7 @@ impl Bus for KafkaBus {
                     .map(|_| ())
                     .map_err(|(e, _)| Error::Bus(format!("Kafka did not take the event: {e}")));
             }
-            span.end = SystemTime::now();
-            if let Err(e) = &result {
-                span.error = Some(e.to_string());
-            }
-            self.handle.export(span);
+            self.handle.published(span, &result);
             result
         })
     }
