@@ -1,10 +1,13 @@
 //! `flowmesh demo` as a user runs it: the real binary starts a control plane, five sidecars
 //! and five apps. Every stage with 50 orders ends as expected, every order is one trace across
 //! the services (decoded by an OTLP receiver built on the official protobuf messages), the
-//! rollout splits and then moves new orders, and `--stage all --orders 20 --exit` exits 0.
+//! rollout splits and then moves new orders, and `--stage all --orders 20 --exit` exits 0, on
+//! the mesh bus and on Kafka (tansu), where the apps speak Kafka through their sidecars.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../proxy/tests/support/kafka.rs"]
+mod kafka;
 #[path = "../proxy/tests/support/otlp.rs"]
 mod otlp;
 
@@ -377,5 +380,54 @@ fn the_order_sidecar_killed_during_orchestration_loses_and_repeats_no_order() {
     for o in orders {
         assert_eq!(o["ok"], true, "{o}");
         assert_eq!(o["instances"], 1, "{o}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journey_runs_over_kafka_with_the_apps_speaking_kafka_through_their_sidecars() {
+    let _serial = SERIAL.lock().await;
+    let tansu = kafka::Tansu::start();
+    let bootstrap = tansu.bootstrap.clone();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        demo(&[
+            "--bus",
+            "kafka",
+            "--kafka-bootstrap",
+            &bootstrap,
+            "--stage",
+            "all",
+            "--orders",
+            "10",
+            "--exit",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}\n{err}");
+    for stage in ["track", "act", "orchestrate", "change"] {
+        assert!(out.contains(&format!("stage {stage} done")), "{out}");
+    }
+    // Every event crossed the broker, each with the trace context its sidecar gave it (the
+    // apps set none).
+    let events = kafka::client(&[
+        "consume",
+        &tansu.bootstrap,
+        "flowing-retail",
+        "--count",
+        "100",
+        "--group",
+        "audit",
+        "--timeout",
+        "20",
+    ])
+    .await;
+    let records = events["records"].as_array().unwrap();
+    assert!(records.len() >= 100, "{events}");
+    for r in records {
+        let headers = r["headers"].as_array().unwrap();
+        assert!(
+            headers.iter().any(|h| h[0] == "traceparent"),
+            "a record without trace context: {r}"
+        );
     }
 }

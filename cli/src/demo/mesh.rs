@@ -52,6 +52,8 @@ pub(crate) struct Mesh {
     /// Each sidecar's inbound address (callers reach the app through it).
     pub(crate) inbound: BTreeMap<&'static str, SocketAddr>,
     pub(crate) http: HttpClient,
+    /// Events ride on Kafka (the apps read the topic themselves; no sidecar subscribes).
+    kafka: bool,
 }
 
 impl Drop for Mesh {
@@ -94,7 +96,10 @@ impl Mesh {
     /// Every listener binds port 0 and the demo reads the address each process announces, so
     /// nothing races for a port; each sidecar's config file is then rewritten with the
     /// addresses it got, so that a sidecar restarted from it comes back on the same ones.
-    pub(crate) async fn start(otlp: Option<&str>) -> Result<Mesh, String> {
+    pub(crate) async fn start(otlp: Option<&str>, kafka: Option<&str>) -> Result<Mesh, String> {
+        if let Some(bootstrap) = kafka {
+            ensure_topic(bootstrap).await?;
+        }
         let dir = tempfile::Builder::new()
             .prefix("flowmesh-demo-")
             .tempdir()
@@ -107,6 +112,7 @@ impl Mesh {
             apps: BTreeMap::new(),
             inbound: BTreeMap::new(),
             http: HttpClient::new(),
+            kafka: kafka.is_some(),
         };
         let bin = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
         let token = mesh.dir.path().join("token");
@@ -140,7 +146,8 @@ impl Mesh {
                 .parse()
                 .map_err(|e| format!("{service}-app announced '{line}': {e}"))?;
             let data = mesh.dir.path().join(service);
-            let subscription = if service == "checkout" {
+            // On the Kafka bus the apps read the topic themselves, through the sidecar.
+            let subscription = if service == "checkout" || kafka.is_some() {
                 String::new()
             } else {
                 format!(
@@ -148,12 +155,16 @@ impl Mesh {
                 )
             };
             let cp_url = mesh.control_plane.clone();
-            let config = |local: &str, inbound: &str| {
+            let config = |local: &str, inbound: &str, kafka_listen: &str| {
+                let bus = match kafka {
+                    Some(b) => format!("[kafka]\nbootstrap = \"{b}\"\n[bus]\nkind = \"kafka\"\n"),
+                    None => String::new(),
+                };
                 format!(
                     "service = \"{service}\"\ninstance = \"{service}-1\"\ndata_dir = \"{data}\"\ncontrol_plane = [\"{cp_url}\"]\ntoken_file = \"{token}\"\n\
                      [app]\naddress = \"{app}\"\n\
-                     [listen]\nlocal = \"{local}\"\ninbound = \"{inbound}\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\n\
-                     [telemetry]\notlp_endpoint = \"{otlp}\"\n{jobs}{subscription}",
+                     [listen]\nlocal = \"{local}\"\ninbound = \"{inbound}\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\nkafka = \"{kafka_listen}\"\n\
+                     [telemetry]\notlp_endpoint = \"{otlp}\"\n{bus}{jobs}{subscription}",
                     data = data.display(),
                     token = token.display(),
                     otlp = otlp.unwrap_or("none"),
@@ -161,7 +172,7 @@ impl Mesh {
                 )
             };
             let file = mesh.dir.path().join(format!("{service}.toml"));
-            std::fs::write(&file, config("127.0.0.1:0", "127.0.0.1:0"))
+            std::fs::write(&file, config("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"))
                 .map_err(|e| e.to_string())?;
             let line = mesh.spawn(
                 &bin,
@@ -175,7 +186,12 @@ impl Mesh {
                 .next()
                 .unwrap_or_default()
                 .to_owned();
-            std::fs::write(&file, config(&local, &inbound)).map_err(|e| e.to_string())?;
+            let kafka_port = match kafka {
+                Some(_) => after(&line, ", kafka ")?,
+                None => "127.0.0.1:0".to_owned(),
+            };
+            std::fs::write(&file, config(&local, &inbound, &kafka_port))
+                .map_err(|e| e.to_string())?;
             let sidecar = format!("http://{local}");
             mesh.call_text(
                 Method::PUT,
@@ -184,6 +200,26 @@ impl Mesh {
             )
             .await
             .map_err(|e| format!("{service}-app: {e}"))?;
+            if kafka.is_some() {
+                // The app joins its consumer group before the demo goes on (up to 30 s).
+                let reply = mesh
+                    .http
+                    .send(
+                        Method::PUT,
+                        &format!("http://{app}/admin/kafka"),
+                        &[],
+                        Bytes::from(kafka_port.clone()),
+                        Duration::from_secs(40),
+                    )
+                    .await
+                    .map_err(|e| format!("{service}-app: {e}"))?;
+                if !reply.status.is_success() {
+                    return Err(format!(
+                        "{service}-app could not use Kafka at {kafka_port}: {}",
+                        String::from_utf8_lossy(&reply.body).trim()
+                    ));
+                }
+            }
             mesh.sidecars.insert(service, sidecar);
             mesh.apps.insert(service, app);
             mesh.inbound.insert(
@@ -367,13 +403,16 @@ impl Mesh {
             })
             .await?;
         }
-        // Every sidecar has registered, and the publishers know the subscribers.
-        self.every_sidecar("the sidecars finding each other", |d| {
-            d["subscribers"][TOPIC]
-                .as_array()
-                .is_some_and(|a| a.len() == SERVICES.len() - 1)
-        })
-        .await?;
+        // Every sidecar has registered, and the publishers know the subscribers (on Kafka the
+        // apps' own consumer groups are the subscribers, and they have joined already).
+        if !self.kafka {
+            self.every_sidecar("the sidecars finding each other", |d| {
+                d["subscribers"][TOPIC]
+                    .as_array()
+                    .is_some_and(|a| a.len() == SERVICES.len() - 1)
+            })
+            .await?;
+        }
         Ok(())
     }
 
@@ -484,10 +523,36 @@ impl Mesh {
 }
 
 /// What follows `marker` in an announced line.
+/// The word after `marker` in an announcement line (up to a space or comma).
 fn after(line: &str, marker: &str) -> Result<String, String> {
     line.split_once(marker)
-        .map(|(_, rest)| rest.trim().to_owned())
+        .and_then(|(_, rest)| rest.trim().split([' ', ',']).next())
+        .map(str::to_owned)
         .ok_or_else(|| format!("no '{marker}' in '{line}'"))
+}
+
+/// Creates the demo's topic on the Kafka cluster unless it exists (some brokers, tansu among
+/// them, create no topic on first use).
+async fn ensure_topic(bootstrap: &str) -> Result<(), String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| format!("cannot reach Kafka at {bootstrap}: {e}"))?;
+    let topic = NewTopic::new(TOPIC, 3, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(20)));
+    let results = admin
+        .create_topics([&topic], &options)
+        .await
+        .map_err(|e| format!("cannot create topic {TOPIC} on {bootstrap}: {e}"))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => return Err(format!("cannot create topic {t} on {bootstrap}: {e}")),
+        }
+    }
+    Ok(())
 }
 
 async fn ok(http: &HttpClient, url: &str) -> bool {

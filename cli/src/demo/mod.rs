@@ -51,12 +51,31 @@ pub(crate) struct Args {
     /// Also write every order's outcome per stage to this file, as JSON.
     #[arg(long, value_name = "FILE")]
     report: Option<std::path::PathBuf>,
+    /// What carries the events: the sidecars' mesh bus, or a Kafka cluster (then the apps
+    /// speak Kafka through their sidecars, and the sidecars use Kafka as their bus).
+    #[arg(long, value_enum, default_value = "mesh")]
+    bus: BusArg,
+    /// The Kafka cluster for `--bus kafka` (`HOST:PORT,...`).
+    #[arg(long, value_name = "HOST:PORT")]
+    kafka_bootstrap: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BusArg {
+    Mesh,
+    Kafka,
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
     crate::service::init_logging("warn");
     if args.orders == 0 || !args.rate.is_finite() || args.rate <= 0.0 {
         eprintln!("flowmesh demo: --orders and --rate must be above 0");
+        return ExitCode::from(2);
+    }
+    if (args.bus == BusArg::Kafka) != args.kafka_bootstrap.is_some() {
+        eprintln!(
+            "flowmesh demo: --bus kafka and --kafka-bootstrap HOST:PORT go together (the Kafka cluster to use)"
+        );
         return ExitCode::from(2);
     }
     if let Some(e) = &args.otlp_endpoint
@@ -98,7 +117,15 @@ async fn demo(args: &Args) -> ExitCode {
     println!(
         "flowmesh demo: a control plane and checkout, order, payment, inventory, shipping, each behind its sidecar"
     );
-    let mut mesh = match Mesh::start(args.otlp_endpoint.as_deref()).await {
+    if let Some(b) = &args.kafka_bootstrap {
+        println!("  events on Kafka at {b}: the apps produce and consume through their sidecars");
+    }
+    let mut mesh = match Mesh::start(
+        args.otlp_endpoint.as_deref(),
+        args.kafka_bootstrap.as_deref(),
+    )
+    .await
+    {
         Ok(m) => m,
         Err(e) => {
             eprintln!("flowmesh demo: {e}");

@@ -108,6 +108,8 @@ pub struct App {
     orchestrated: Arc<AtomicBool>,
     pub behaviour: Behaviour,
     sidecar: Arc<RwLock<Option<String>>>,
+    /// The app's own Kafka client, when the demo runs on the Kafka bus.
+    kafka: Arc<RwLock<Option<crate::kafka::Link>>>,
     http: HttpClient,
 }
 
@@ -123,7 +125,15 @@ impl App {
                     .as_deref()
                     .map(|s| s.trim_end_matches('/').to_owned()),
             )),
+            kafka: Arc::new(RwLock::new(None)),
             http: HttpClient::new(),
+        }
+    }
+
+    /// From now on events go to Kafka through `link` (the sidecar's Kafka port).
+    pub fn set_kafka(&self, link: crate::kafka::Link) {
+        if let Ok(mut k) = self.kafka.write() {
+            *k = Some(link);
         }
     }
 
@@ -150,8 +160,14 @@ impl App {
             .store(mode == Mode::Orchestration, Ordering::Relaxed);
     }
 
-    /// Publishes an event through the sidecar; retried while the sidecar is busy or away.
+    /// Publishes an event: to Kafka when the app has a Kafka client, else through the
+    /// sidecar's event API; retried while the sidecar is busy or away.
     pub async fn publish(&self, event: Value) -> Result<(), String> {
+        let kafka = self.kafka.read().ok().and_then(|k| k.clone());
+        if let Some(link) = kafka {
+            let key = event["traceid"].as_str().unwrap_or_default().to_owned();
+            return link.publish(&key, &event).await;
+        }
         let sidecar = self
             .sidecar()
             .ok_or("the app does not know its sidecar yet (PUT /admin/sidecar)")?;

@@ -6,11 +6,13 @@
 //!
 //! - [`app`]: what every app shares: options, the sidecar client, the event envelope.
 //! - [`checkout`], [`payment`], [`inventory`], [`shipping`], [`order`]: one service each.
+//! - [`kafka`]: an app's own Kafka client, for the demo on the Kafka bus.
 //! - [`models`]: the BPMN models of the demo's stages.
 
 pub mod app;
 pub mod checkout;
 pub mod inventory;
+pub mod kafka;
 pub mod models;
 pub mod order;
 pub mod payment;
@@ -72,6 +74,34 @@ pub async fn run(
             }
         }),
     );
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: options.listen,
+            source,
+        })?;
+    let own = listener.local_addr().map_err(Error::Serve)?;
+    // On the Kafka bus the demo gives each app its sidecar's Kafka port; every app but
+    // checkout then reads the topic with a consumer group of its own.
+    let kafka_app = app.clone();
+    let name = options.name.clone();
+    let router = router.route(
+        "/admin/kafka",
+        axum::routing::put(move |body: String| {
+            let (app, name) = (kafka_app.clone(), name.clone());
+            async move {
+                let group = format!("{name}-app-{}", std::process::id());
+                let consume = (name != "checkout").then_some(own);
+                match kafka::Link::connect(body.trim(), &group, consume).await {
+                    Ok(link) => {
+                        app.set_kafka(link);
+                        (axum::http::StatusCode::OK, "ok\n".to_owned())
+                    }
+                    Err(e) => (axum::http::StatusCode::BAD_GATEWAY, format!("{e}\n")),
+                }
+            }
+        }),
+    );
     // The demo switches every app between choreography and orchestration between stages.
     let router = router.route(
         "/admin/mode",
@@ -91,15 +121,7 @@ pub async fn run(
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: options.listen,
-            source,
-        })?;
-    if let Ok(addr) = listener.local_addr() {
-        bound(addr);
-    }
+    bound(own);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
