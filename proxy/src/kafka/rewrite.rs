@@ -281,6 +281,6 @@ mod tests {
             .iter()
             .map(|k| (k.api_key, k.min_version, k.max_version))
             .collect();
-        assert_eq!(keys, vec![(0, 3, 12), (1, 4, 12)]);
+        assert_eq!(keys, vec![(0, 0, 12), (1, 4, 12)]);
     }
 }

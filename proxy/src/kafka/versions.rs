@@ -84,9 +84,15 @@ pub fn allowed(key: ApiKey, version: i16) -> bool {
 
 /// The range advertised for `key` when the broker offers `broker`; `None`: not advertised.
 ///
-/// Minimum versions are the broker's own for passed APIs: raising Produce's minimum above 0
-/// makes some clients conclude the broker is too old for compression.
+/// Minimum versions are the broker's own for passed APIs, except Produce's, which is always 0:
+/// older librdkafka releases derive their compression support from Produce v0–v2 being
+/// offered, and silently stop compressing against brokers (Kafka 4) that dropped them. A
+/// client uses the highest version anyway.
 pub fn advertised(key: ApiKey, broker: VersionRange) -> Option<VersionRange> {
+    if key == ApiKey::Produce {
+        let max = broker.max.min(PRODUCE_MAX);
+        return (max >= 0).then_some(VersionRange { min: 0, max });
+    }
     let range = match treatment(key) {
         Treatment::Withheld => return None,
         Treatment::Rewritten => broker.intersect(&key.valid_versions()),
@@ -107,8 +113,13 @@ mod tests {
     }
 
     #[test]
-    fn produce_keeps_the_brokers_minimum_and_is_capped() {
+    fn produce_starts_at_0_and_is_capped() {
         assert_eq!(advertised(ApiKey::Produce, r(0, 13)), Some(r(0, 12)));
+        assert_eq!(
+            advertised(ApiKey::Produce, r(3, 11)),
+            Some(r(0, 11)),
+            "never above 0"
+        );
         assert_eq!(advertised(ApiKey::Fetch, r(4, 17)), Some(r(4, 12)));
         assert_eq!(advertised(ApiKey::ListOffsets, r(1, 99)), Some(r(1, 99)));
         assert_eq!(advertised(ApiKey::SaslHandshake, r(0, 1)), Some(r(1, 1)));
