@@ -26,6 +26,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (from /proc, 10 ms resolution)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def say(*parts):
     print(*parts, file=sys.stderr, flush=True)
 
@@ -187,13 +194,19 @@ def main():
     sidecar, through = start_sidecar(args.flowmesh, broker.split(",")[0], workdir)
     say(f"broker {broker}, sidecar {through}")
     figures = {"direct": [], "sidecar": []}
+    cpu_us = []
     try:
         # Rounds interleave the two ways so that a slow spell of the machine hits both alike.
         for r in range(args.rounds):
             for way, bootstrap in (("direct", broker), ("sidecar", through)):
                 topic = f"bench-{way}-{r}-{uuid.uuid4().hex[:6]}"
+                cpu = cpu_seconds(sidecar.pid)
                 prps, pmbs = produce_throughput(bootstrap, topic, args.records, args.size)
+                cpu_produce = cpu_seconds(sidecar.pid) - cpu
                 crps, cmbs = consume_throughput(bootstrap, topic, args.records, args.size)
+                cpu_consume = cpu_seconds(sidecar.pid) - cpu - cpu_produce
+                if way == "sidecar":
+                    cpu_us.append((cpu_produce * 1e6 / args.records, cpu_consume * 1e6 / args.records))
                 p50, p99 = produce_latency(bootstrap, topic + "-lat", args.samples, args.size)
                 figures[way].append((prps, pmbs, crps, cmbs, p50, p99))
                 say(
@@ -224,6 +237,8 @@ def main():
         out[f"{way}_consume_mbps"] = round(med(way, 3), 1)
         out[f"{way}_produce_p50_ms"] = round(med(way, 4), 3)
         out[f"{way}_produce_p99_ms"] = round(med(way, 5), 3)
+    out["sidecar_cpu_us_per_produced_record"] = round(statistics.median(c[0] for c in cpu_us), 2)
+    out["sidecar_cpu_us_per_consumed_record"] = round(statistics.median(c[1] for c in cpu_us), 2)
     out["produce_ratio"] = round(out["sidecar_produce_rps"] / out["direct_produce_rps"], 3)
     out["consume_ratio"] = round(out["sidecar_consume_rps"] / out["direct_consume_rps"], 3)
     out["added_produce_p99_ms"] = round(out["sidecar_produce_p99_ms"] - out["direct_produce_p99_ms"], 3)

@@ -356,16 +356,16 @@ pub fn records(buf: &[u8], declared: i32) -> Result<Vec<Record<'_>>, Error> {
 
 /// The records section with header `name` = `add[i]` appended to record `i` where it is
 /// `Some`; every other byte is kept.
-pub fn with_header(
+pub fn with_header<V: AsRef<[u8]>>(
     buf: &[u8],
     records: &[Record<'_>],
     name: &str,
-    add: &[Option<Vec<u8>>],
+    add: &[Option<V>],
 ) -> Vec<u8> {
     let extra: usize = add
         .iter()
         .flatten()
-        .map(|v| name.len() + v.len() + 16)
+        .map(|v| name.len() + v.as_ref().len() + 16)
         .sum();
     let mut out = Vec::with_capacity(buf.len() + extra);
     for (r, value) in records.iter().zip(add) {
@@ -373,6 +373,7 @@ pub fn with_header(
             out.extend_from_slice(&buf[r.span.clone()]);
             continue;
         };
+        let value = value.as_ref();
         let count = r.headers.len() as i64;
         let header_len = varint::len(name.len() as i64)
             + name.len()

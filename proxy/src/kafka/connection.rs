@@ -251,12 +251,10 @@ async fn responses(
     Ok(())
 }
 
-/// The most a relay reads before it writes.
-const RELAY_CHUNK: usize = 256 * 1024;
-
 /// Passes a large response on as it arrives (a Fetch of megabytes does not wait to be whole
-/// before its first byte moves on), after checking its correlation id; keeps a copy of a
-/// Fetch response for observation.
+/// before its first byte moves on), after checking its correlation id. The bytes are read
+/// into the frame's own buffer and each piece written on from there, so keeping the frame for
+/// observation costs no copy.
 async fn relay(
     from_broker: &mut OwnedReadHalf,
     to_client: &mut OwnedWriteHalf,
@@ -285,33 +283,21 @@ async fn relay(
         });
     }
     to_client.write_all(&head).await.map_err(client)?;
-    let keep = p.api == ApiKey::Fetch;
-    let mut copy = bytes::BytesMut::with_capacity(if keep { len } else { 0 });
-    if keep {
-        copy.extend_from_slice(&head[4..]);
-    }
-    let mut chunk = vec![0u8; RELAY_CHUNK];
-    let mut left = len - 4;
-    while left > 0 {
-        let want = left.min(chunk.len());
-        let mut n = from_broker.read(&mut chunk[..want]).await.map_err(broken)?;
+    let mut whole = bytes::BytesMut::with_capacity(len);
+    whole.extend_from_slice(&head[4..]);
+    let mut sent = whole.len();
+    while whole.len() < len {
+        let left = (len - whole.len()) as u64;
+        let n = (&mut *from_broker)
+            .take(left)
+            .read_buf(&mut whole)
+            .await
+            .map_err(broken)?;
         if n == 0 {
             return Err(Error::Broker(frame::Error::Truncated));
         }
-        // Whatever else has arrived goes in the same write: fewer, larger segments.
-        while n < want {
-            match from_broker.try_read(&mut chunk[n..want]) {
-                Ok(0) => break,
-                Ok(m) => n += m,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(broken(e)),
-            }
-        }
-        to_client.write_all(&chunk[..n]).await.map_err(client)?;
-        if keep {
-            copy.extend_from_slice(&chunk[..n]);
-        }
-        left -= n;
+        to_client.write_all(&whole[sent..]).await.map_err(client)?;
+        sent = whole.len();
     }
-    Ok(copy.freeze())
+    Ok(whole.freeze())
 }

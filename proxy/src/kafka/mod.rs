@@ -11,6 +11,7 @@ pub mod brokers;
 mod connection;
 pub mod fetch;
 pub mod frame;
+pub mod produce;
 pub mod rewrite;
 pub mod tap;
 mod varint;

@@ -10,10 +10,9 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ConsumerGroupHeartbeatRequest, JoinGroupRequest, OffsetCommitRequest, ProduceRequest,
-    RequestHeader,
+    ApiKey, ConsumerGroupHeartbeatRequest, JoinGroupRequest, OffsetCommitRequest, RequestHeader,
 };
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::Decodable;
 
 use crate::metrics::Metrics;
 use crate::runtime;
@@ -24,8 +23,8 @@ use crate::telemetry::context::{SpanContext, hex};
 use crate::telemetry::span::{Attr, Kind, Span};
 
 use super::batch::{self, Batch, Record};
-use super::fetch;
 use super::frame::RequestHead;
+use super::{fetch, produce};
 
 const TRACEPARENT: &str = "traceparent";
 /// Client ids remembered with their consumer group at most (then forgotten and relearned).
@@ -35,8 +34,6 @@ const MAX_GROUPS: usize = 10_000;
 pub enum Error {
     #[error("cannot read a Produce v{version} request: {message}")]
     Produce { version: i16, message: String },
-    #[error("cannot write the Produce request back: {0}")]
-    Encode(String),
     #[error("a produced record batch on {topic}: {source}")]
     Batch { topic: String, source: batch::Error },
 }
@@ -289,55 +286,34 @@ impl Tap {
                 spans: Vec::new(),
             });
         }
-        let (header, mut request): (_, ProduceRequest) =
-            decode_request(frame, ApiKey::Produce, head.version).map_err(|message| {
-                Error::Produce {
-                    version: head.version,
-                    message,
-                }
-            })?;
+        let request = produce::read(frame, head).map_err(|message| Error::Produce {
+            version: head.version,
+            message,
+        })?;
         let mut spans = Vec::new();
         let mut deliveries = Vec::new();
-        let mut changed = false;
-        for topic in &mut request.topic_data {
-            let name = topic.name.0.as_str().to_owned();
-            for p in &mut topic.partition_data {
-                let Some(records) = &p.records else { continue };
-                let place = Place {
-                    topic: &name,
-                    partition: p.index,
-                    offset: None,
-                    client: head.client_id.as_deref(),
-                    group: None,
-                };
-                if let Some(new) =
-                    self.produce_records(&place, records, &mut spans, &mut deliveries)?
-                {
-                    p.records = Some(new);
-                    changed = true;
-                }
+        let mut replaced = Vec::new();
+        for (i, p) in request.partitions.iter().enumerate() {
+            let Some(at) = &p.records else { continue };
+            let place = Place {
+                topic: &p.topic,
+                partition: p.index,
+                offset: None,
+                client: head.client_id.as_deref(),
+                group: None,
+            };
+            let records = frame.slice(at.clone());
+            if let Some(new) =
+                self.produce_records(&place, &records, &mut spans, &mut deliveries)?
+            {
+                replaced.push((i, new));
             }
         }
         if let Some(r) = &self.inner.runtime {
             r.deliver_observed(deliveries);
         }
-        let frame = if changed {
-            let mut out = BytesMut::with_capacity(frame.len() + 128);
-            header
-                .encode(
-                    &mut out,
-                    ApiKey::Produce.request_header_version(head.version),
-                )
-                .map_err(|e| Error::Encode(e.to_string()))?;
-            request
-                .encode(&mut out, head.version)
-                .map_err(|e| Error::Encode(e.to_string()))?;
-            Some(out.freeze())
-        } else {
-            None
-        };
         Ok(Produced {
-            frame,
+            frame: (!replaced.is_empty()).then(|| produce::rebuild(frame, &request, &replaced)),
             acks: request.acks,
             spans,
         })
@@ -400,14 +376,13 @@ impl Tap {
                         started,
                     ));
                 }
-                let traceparent = context.traceparent();
                 for d in &mut observed {
-                    d.traceparent = Some(traceparent.clone());
+                    d.traceparent = Some(context.traceparent());
                 }
                 deliveries.append(&mut observed);
                 add.push(
                     (from_app.is_none() && self.inner.options.inject)
-                        .then(|| traceparent.into_bytes()),
+                        .then(|| context.traceparent_bytes()),
                 );
             }
             let injected = add.iter().flatten().count();
@@ -435,6 +410,9 @@ impl Tap {
         }
         if !changed {
             return Ok(None);
+        }
+        if out.len() == 1 {
+            return Ok(out.pop());
         }
         let mut joined = BytesMut::with_capacity(out.iter().map(Bytes::len).sum());
         for b in out {

@@ -103,12 +103,27 @@ impl SpanContext {
 
     /// The W3C `traceparent` text.
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-{:02x}",
-            hex(&self.trace_id),
-            hex(&self.span_id),
-            self.flags
-        )
+        String::from_utf8_lossy(&self.traceparent_bytes()).into_owned()
+    }
+
+    /// The W3C `traceparent` as bytes, without allocating (one per produced Kafka record).
+    pub fn traceparent_bytes(&self) -> [u8; 55] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 55];
+        out[0] = b'0';
+        out[1] = b'0';
+        let digits = self
+            .trace_id
+            .iter()
+            .chain(&self.span_id)
+            .chain(std::iter::once(&self.flags));
+        // Trace id at 3..35, span id at 36..52, flags at 53..55.
+        let places = (3..35).step_by(2).chain((36..52).step_by(2)).chain([53]);
+        for (b, at) in digits.zip(places) {
+            out[at] = HEX[usize::from(b >> 4)];
+            out[at + 1] = HEX[usize::from(b & 0x0f)];
+        }
+        out
     }
 
     pub fn trace_hex(&self) -> String {

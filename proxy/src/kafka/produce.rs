@@ -1,0 +1,275 @@
+//! Reading a Produce request (v3–v12) in place: `acks` and, per partition, its topic and where
+//! its records sit in the frame; and writing the frame again with some partitions' records
+//! replaced. Only the replaced records and their length prefixes change: every other byte of
+//! the request, tagged fields included, is copied as it came.
+
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::frame::RequestHead;
+use super::varint;
+
+/// One partition's records in a Produce request.
+#[derive(Debug, PartialEq)]
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    /// The records' length prefix and the records, as ranges of the frame.
+    pub prefix: Range<usize>,
+    pub records: Option<Range<usize>>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Request {
+    pub acks: i16,
+    pub partitions: Vec<Partition>,
+    flexible: bool,
+}
+
+struct Reader<'a> {
+    frame: &'a [u8],
+    at: usize,
+    flexible: bool,
+}
+
+type Read<T> = Result<T, String>;
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Read<Range<usize>> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|e| *e <= self.frame.len())
+            .ok_or_else(|| format!("the request ends before byte {}", self.at.saturating_add(n)))?;
+        let range = self.at..end;
+        self.at = end;
+        Ok(range)
+    }
+
+    fn i16(&mut self) -> Read<i16> {
+        let r = self.take(2)?;
+        Ok(i16::from_be_bytes([
+            self.frame[r.start],
+            self.frame[r.start + 1],
+        ]))
+    }
+
+    fn i32(&mut self) -> Read<i32> {
+        let r = self.take(4)?;
+        let b = &self.frame[r];
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn unsigned(&mut self) -> Read<u64> {
+        varint::read_unsigned(self.frame, &mut self.at).ok_or_else(|| "a bad varint".to_owned())
+    }
+
+    fn length(&mut self, short: bool) -> Read<Option<usize>> {
+        let n: i64 = if self.flexible {
+            self.unsigned()? as i64 - 1
+        } else if short {
+            i64::from(self.i16()?)
+        } else {
+            i64::from(self.i32()?)
+        };
+        Ok(usize::try_from(n).ok())
+    }
+
+    fn string(&mut self) -> Read<String> {
+        let n = self.length(true)?.unwrap_or(0);
+        let r = self.take(n)?;
+        Ok(String::from_utf8_lossy(&self.frame[r]).into_owned())
+    }
+
+    fn tagged_fields(&mut self) -> Read<()> {
+        if !self.flexible {
+            return Ok(());
+        }
+        for _ in 0..self.unsigned()? {
+            self.unsigned()?;
+            let size = usize::try_from(self.unsigned()?).map_err(|e| e.to_string())?;
+            self.take(size)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a Produce request frame of `head.version` (3 to 12).
+pub fn read(frame: &[u8], head: &RequestHead) -> Read<Request> {
+    if !(3..=12).contains(&head.version) {
+        return Err(format!(
+            "Produce v{} is not read (v3 to v12 are)",
+            head.version
+        ));
+    }
+    let mut r = Reader {
+        frame,
+        at: head.after_client_id,
+        flexible: head.version >= 9,
+    };
+    r.tagged_fields()?; // the request header's
+    r.length(true)
+        .and_then(|n| r.take(n.unwrap_or(0)).map(|_| ()))?; // transactional id
+    let acks = r.i16()?;
+    r.i32()?; // timeout
+    let mut partitions = Vec::new();
+    for _ in 0..r.length(false)?.unwrap_or(0) {
+        let topic = r.string()?;
+        for _ in 0..r.length(false)?.unwrap_or(0) {
+            let index = r.i32()?;
+            let start = r.at;
+            let records = match r.length(false)? {
+                Some(n) => Some(r.take(n)?),
+                None => None,
+            };
+            let prefix = start..records.as_ref().map_or(r.at, |x| x.start);
+            r.tagged_fields()?;
+            partitions.push(Partition {
+                topic: topic.clone(),
+                index,
+                prefix,
+                records,
+            });
+        }
+        r.tagged_fields()?;
+    }
+    r.tagged_fields()?;
+    if r.at != frame.len() {
+        return Err(format!("{} bytes follow the request", frame.len() - r.at));
+    }
+    Ok(Request {
+        acks,
+        partitions,
+        flexible: r.flexible,
+    })
+}
+
+/// `frame` with the records of partition `i` replaced by `new` for each `(i, new)` (in
+/// partition order).
+pub fn rebuild(frame: &Bytes, request: &Request, replaced: &[(usize, Bytes)]) -> Bytes {
+    let extra: usize = replaced.iter().map(|(_, b)| b.len() + 5).sum();
+    let mut out = BytesMut::with_capacity(frame.len() + extra);
+    let mut cursor = 0;
+    for (i, new) in replaced {
+        let p = &request.partitions[*i];
+        out.put_slice(&frame[cursor..p.prefix.start]);
+        if request.flexible {
+            let mut prefix = Vec::with_capacity(5);
+            let mut n = new.len() as u64 + 1;
+            while n >= 0x80 {
+                prefix.push((n as u8 & 0x7f) | 0x80);
+                n >>= 7;
+            }
+            prefix.push(n as u8);
+            out.put_slice(&prefix);
+        } else {
+            out.put_i32(new.len() as i32);
+        }
+        out.put_slice(new);
+        cursor = p.records.as_ref().map_or(p.prefix.end, |r| r.end);
+    }
+    out.put_slice(&frame[cursor..]);
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, TopicName};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+    fn frame(version: i16) -> Bytes {
+        let header = RequestHeader::default()
+            .with_request_api_key(0)
+            .with_request_api_version(version)
+            .with_correlation_id(9)
+            .with_client_id(Some(StrBytes::from_static_str("app")));
+        let part = |i: i32, r: &'static [u8]| {
+            PartitionProduceData::default()
+                .with_index(i)
+                .with_records(Some(Bytes::from_static(r)))
+        };
+        let body = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_transactional_id(Some(StrBytes::from_static_str("tx").into()))
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str("orders")))
+                    .with_partition_data(vec![part(0, b"AAAA"), part(1, b"BB")]),
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str("pay")))
+                    .with_partition_data(vec![part(2, b"C")]),
+            ]);
+        let mut out = BytesMut::new();
+        header
+            .encode(&mut out, ApiKey::Produce.request_header_version(version))
+            .expect("header");
+        body.encode(&mut out, version).expect("body");
+        out.freeze()
+    }
+
+    #[test]
+    fn every_version_reads_and_rebuilds_like_kafka_protocol_would() {
+        for version in 3..=12 {
+            let f = frame(version);
+            let head = RequestHead::peek(&f).expect("head");
+            let req = read(&f, &head).expect("read");
+            assert_eq!(req.acks, -1);
+            let seen: Vec<(String, i32, Vec<u8>)> = req
+                .partitions
+                .iter()
+                .map(|p| {
+                    (
+                        p.topic.clone(),
+                        p.index,
+                        f[p.records.clone().unwrap()].to_vec(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                seen,
+                vec![
+                    ("orders".into(), 0, b"AAAA".to_vec()),
+                    ("orders".into(), 1, b"BB".to_vec()),
+                    ("pay".into(), 2, b"C".to_vec()),
+                ],
+                "v{version}"
+            );
+            let long = Bytes::from(vec![7u8; 300]);
+            let out = rebuild(
+                &f,
+                &req,
+                &[(0, long.clone()), (2, Bytes::from_static(b"ZZ"))],
+            );
+            let mut buf = out.clone();
+            RequestHeader::decode(&mut buf, ApiKey::Produce.request_header_version(version))
+                .expect("header");
+            let body = ProduceRequest::decode(&mut buf, version).expect("body");
+            let records: Vec<Bytes> = body
+                .topic_data
+                .iter()
+                .flat_map(|t| &t.partition_data)
+                .map(|p| p.records.clone().unwrap())
+                .collect();
+            assert_eq!(
+                records,
+                vec![long, Bytes::from_static(b"BB"), Bytes::from_static(b"ZZ")]
+            );
+        }
+    }
+
+    #[test]
+    fn short_or_trailing_bytes_are_errors() {
+        let f = frame(9);
+        let head = RequestHead::peek(&f).expect("head");
+        for cut in head.after_client_id..f.len() {
+            assert!(read(&f[..cut], &head).is_err(), "cut at {cut}");
+        }
+        let mut longer = f.to_vec();
+        longer.push(0);
+        assert!(read(&longer, &head).is_err());
+    }
+}
