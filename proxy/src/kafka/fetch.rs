@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::varint;
+use super::wire::{Read, Reader};
 
 /// One partition's part of a Fetch response.
 #[derive(Debug, PartialEq)]
@@ -17,95 +17,12 @@ pub struct Partition {
     pub records: Option<Bytes>,
 }
 
-struct Reader<'a> {
-    frame: &'a Bytes,
-    at: usize,
-    flexible: bool,
-}
-
-type Read<T> = Result<T, String>;
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Read<&[u8]> {
-        let end = self.at.checked_add(n).filter(|e| *e <= self.frame.len());
-        let end = end.ok_or_else(|| format!("the response ends before byte {}", self.at + n))?;
-        let out = &self.frame[self.at..end];
-        self.at = end;
-        Ok(out)
-    }
-
-    fn i16(&mut self) -> Read<i16> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn i32(&mut self) -> Read<i32> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn i64(&mut self) -> Read<i64> {
-        let mut x = [0; 8];
-        x.copy_from_slice(self.take(8)?);
-        Ok(i64::from_be_bytes(x))
-    }
-
-    fn unsigned(&mut self) -> Read<u64> {
-        varint::read_unsigned(self.frame, &mut self.at).ok_or_else(|| "a bad varint".to_owned())
-    }
-
-    /// A length: i32 (or i16 for strings), or a compact unsigned varint of length + 1; `None`
-    /// is null.
-    fn length(&mut self, short: bool) -> Read<Option<usize>> {
-        let n: i64 = if self.flexible {
-            self.unsigned()? as i64 - 1
-        } else if short {
-            i64::from(self.i16()?)
-        } else {
-            i64::from(self.i32()?)
-        };
-        Ok(usize::try_from(n).ok())
-    }
-
-    fn string(&mut self) -> Read<String> {
-        let n = self.length(true)?.unwrap_or(0);
-        Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
-    }
-
-    fn bytes(&mut self) -> Read<Option<Bytes>> {
-        match self.length(false)? {
-            None => Ok(None),
-            Some(n) => {
-                let start = self.at;
-                self.take(n)?;
-                Ok(Some(self.frame.slice(start..start + n)))
-            }
-        }
-    }
-
-    fn tagged_fields(&mut self) -> Read<()> {
-        if !self.flexible {
-            return Ok(());
-        }
-        for _ in 0..self.unsigned()? {
-            self.unsigned()?;
-            let size = usize::try_from(self.unsigned()?).map_err(|e| e.to_string())?;
-            self.take(size)?;
-        }
-        Ok(())
-    }
-}
-
 /// The partitions of a Fetch response frame (response header included) of `version`.
 pub fn partitions(frame: &Bytes, version: i16) -> Read<Vec<Partition>> {
     if !(4..=12).contains(&version) {
         return Err(format!("Fetch v{version} is not read (v4 to v12 are)"));
     }
-    let mut r = Reader {
-        frame,
-        at: 0,
-        flexible: version >= 12,
-    };
+    let mut r = Reader::new(frame, 0, version >= 12);
     r.i32()?; // correlation id
     r.tagged_fields()?;
     r.i32()?; // throttle time
@@ -132,7 +49,7 @@ pub fn partitions(frame: &Bytes, version: i16) -> Read<Vec<Partition>> {
             if version >= 11 {
                 r.i32()?; // preferred read replica
             }
-            let records = r.bytes()?;
+            let records = r.bytes()?.map(|at| frame.slice(at));
             r.tagged_fields()?;
             out.push(Partition {
                 topic: topic.clone(),

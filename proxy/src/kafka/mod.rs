@@ -16,6 +16,7 @@ pub mod rewrite;
 pub mod tap;
 mod varint;
 pub mod versions;
+mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -9,6 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::frame::RequestHead;
 use super::varint;
+use super::wire::{Read, Reader};
 
 /// One partition's records in a Produce request.
 #[derive(Debug, PartialEq)]
@@ -27,74 +28,6 @@ pub struct Request {
     flexible: bool,
 }
 
-struct Reader<'a> {
-    frame: &'a [u8],
-    at: usize,
-    flexible: bool,
-}
-
-type Read<T> = Result<T, String>;
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Read<Range<usize>> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|e| *e <= self.frame.len())
-            .ok_or_else(|| format!("the request ends before byte {}", self.at.saturating_add(n)))?;
-        let range = self.at..end;
-        self.at = end;
-        Ok(range)
-    }
-
-    fn i16(&mut self) -> Read<i16> {
-        let r = self.take(2)?;
-        Ok(i16::from_be_bytes([
-            self.frame[r.start],
-            self.frame[r.start + 1],
-        ]))
-    }
-
-    fn i32(&mut self) -> Read<i32> {
-        let r = self.take(4)?;
-        let b = &self.frame[r];
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn unsigned(&mut self) -> Read<u64> {
-        varint::read_unsigned(self.frame, &mut self.at).ok_or_else(|| "a bad varint".to_owned())
-    }
-
-    fn length(&mut self, short: bool) -> Read<Option<usize>> {
-        let n: i64 = if self.flexible {
-            self.unsigned()? as i64 - 1
-        } else if short {
-            i64::from(self.i16()?)
-        } else {
-            i64::from(self.i32()?)
-        };
-        Ok(usize::try_from(n).ok())
-    }
-
-    fn string(&mut self) -> Read<String> {
-        let n = self.length(true)?.unwrap_or(0);
-        let r = self.take(n)?;
-        Ok(String::from_utf8_lossy(&self.frame[r]).into_owned())
-    }
-
-    fn tagged_fields(&mut self) -> Read<()> {
-        if !self.flexible {
-            return Ok(());
-        }
-        for _ in 0..self.unsigned()? {
-            self.unsigned()?;
-            let size = usize::try_from(self.unsigned()?).map_err(|e| e.to_string())?;
-            self.take(size)?;
-        }
-        Ok(())
-    }
-}
-
 /// Reads a Produce request frame of `head.version` (3 to 12).
 pub fn read(frame: &[u8], head: &RequestHead) -> Read<Request> {
     if !(3..=12).contains(&head.version) {
@@ -103,11 +36,7 @@ pub fn read(frame: &[u8], head: &RequestHead) -> Read<Request> {
             head.version
         ));
     }
-    let mut r = Reader {
-        frame,
-        at: head.after_client_id,
-        flexible: head.version >= 9,
-    };
+    let mut r = Reader::new(frame, head.after_client_id, head.version >= 9);
     r.tagged_fields()?; // the request header's
     r.length(true)
         .and_then(|n| r.take(n.unwrap_or(0)).map(|_| ()))?; // transactional id
@@ -119,10 +48,7 @@ pub fn read(frame: &[u8], head: &RequestHead) -> Read<Request> {
         for _ in 0..r.length(false)?.unwrap_or(0) {
             let index = r.i32()?;
             let start = r.at;
-            let records = match r.length(false)? {
-                Some(n) => Some(r.take(n)?),
-                None => None,
-            };
+            let records = r.bytes()?;
             let prefix = start..records.as_ref().map_or(r.at, |x| x.start);
             r.tagged_fields()?;
             partitions.push(Partition {
@@ -156,12 +82,7 @@ pub fn rebuild(frame: &Bytes, request: &Request, replaced: &[(usize, Bytes)]) ->
         out.put_slice(&frame[cursor..p.prefix.start]);
         if request.flexible {
             let mut prefix = Vec::with_capacity(5);
-            let mut n = new.len() as u64 + 1;
-            while n >= 0x80 {
-                prefix.push((n as u8 & 0x7f) | 0x80);
-                n >>= 7;
-            }
-            prefix.push(n as u8);
+            varint::write_unsigned(&mut prefix, new.len() as u64 + 1);
             out.put_slice(&prefix);
         } else {
             out.put_i32(new.len() as i32);

@@ -24,7 +24,12 @@ pub(crate) fn read_unsigned(buf: &[u8], at: &mut usize) -> Option<u64> {
 
 /// Appends `value` as a zig-zag varint.
 pub(crate) fn write(out: &mut Vec<u8>, value: i64) {
-    let mut raw = ((value << 1) ^ (value >> 63)) as u64;
+    write_unsigned(out, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+/// Appends an unsigned varint.
+pub(crate) fn write_unsigned(out: &mut Vec<u8>, value: u64) {
+    let mut raw = value;
     while raw >= 0x80 {
         out.push((raw as u8 & 0x7f) | 0x80);
         raw >>= 7;
