@@ -634,14 +634,6 @@ async fn choreography(cluster: Broker) {
     }
 }
 
-const KAFKA_BUS_SUBSCRIBER: &str = r#"
-[[subscriptions]]
-topic = "retail"
-path = "/events"
-attempts = 1000
-backoff = "10ms"
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kafka_bus_carries_events_to_subscribers_in_order_across_a_restart() {
     let cluster = MockCluster::start(3);
@@ -656,7 +648,7 @@ async fn the_kafka_bus_carries_events_to_subscribers_in_order_across_a_restart()
     let app = worker::start().await;
     app.set_events(worker::Mode::Fail);
     let billing_dir = dir.path().join("billing");
-    let billing_config = format!("{bus}{KAFKA_BUS_SUBSCRIBER}");
+    let billing_config = format!("{bus}{}", worker::SUBSCRIBED);
     let (billing, mut b_stop, b_task) =
         harness::standalone("billing", app.addr, &billing_dir, &billing_config).await;
 

@@ -617,14 +617,6 @@ async fn messages_reach_the_owning_sidecar_through_the_mesh_and_wait_out_its_dow
     reaches(order.local, &key, "completed").await;
 }
 
-const SUBSCRIBED: &str = r#"
-[[subscriptions]]
-topic = "retail"
-path = "/events"
-attempts = 100
-backoff = "10ms"
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orchestrated_flow_commands_another_service_and_takes_its_reply_event() {
     let dir = tempfile::tempdir().unwrap();
@@ -647,7 +639,7 @@ async fn an_orchestrated_flow_commands_another_service_and_takes_its_reply_event
         &dir.path().join("payment"),
         &cp,
         payment_app.addr,
-        SUBSCRIBED,
+        worker::SUBSCRIBED,
     )
     .await;
     payment_app.reply(
@@ -712,8 +704,13 @@ async fn a_subscriber_that_was_down_gets_every_event_in_order_and_one_that_never
     let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
     let app = worker::start().await;
     let dead_app = worker::start().await;
-    let (side, _stop, _task) =
-        payment(&dir.path().join("payment"), &cp, app.addr, SUBSCRIBED).await;
+    let (side, _stop, _task) = payment(
+        &dir.path().join("payment"),
+        &cp,
+        app.addr,
+        worker::SUBSCRIBED,
+    )
+    .await;
     let never = "\n[[subscriptions]]\ntopic = \"retail\"\npath = \"/nowhere\"\nattempts = 3\nbackoff = \"10ms\"\n";
     let (dead, _d_stop, _d_task) = sidecar(
         "archive",
@@ -821,8 +818,13 @@ async fn a_batch_delivered_again_is_acknowledged_but_not_taken_twice() {
     let dir = tempfile::tempdir().unwrap();
     let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
     let app = worker::start().await;
-    let (side, _stop, _task) =
-        payment(&dir.path().join("payment"), &cp, app.addr, SUBSCRIBED).await;
+    let (side, _stop, _task) = payment(
+        &dir.path().join("payment"),
+        &cp,
+        app.addr,
+        worker::SUBSCRIBED,
+    )
+    .await;
     deploy(&cp, include_str!("fixtures/wait.bpmn"), "payment").await;
     deployed(side.local, "wait", 1).await;
     let waiting = |key: String| {

@@ -37,6 +37,16 @@ pub(crate) struct Taken {
     pub(crate) traceparent: Option<String>,
 }
 
+/// A sidecar's `[[subscriptions]]` entry that delivers topic `retail` to this app's
+/// `/events`, retried often enough to outlast any test's refusals.
+pub(crate) const SUBSCRIBED: &str = r#"
+[[subscriptions]]
+topic = "retail"
+path = "/events"
+attempts = 100
+backoff = "10ms"
+"#;
+
 /// Command event type, reply event type, the local API to publish the reply at, its topic.
 type Reply = (String, String, SocketAddr, String);
 
