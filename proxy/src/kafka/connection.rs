@@ -211,18 +211,32 @@ async fn requests(
     }
 }
 
+/// The largest relay buffer a connection keeps between responses; larger ones are freed so an
+/// idle consumer connection does not hold a burst's worth of memory.
+const KEEP_BUFFER: usize = 16 << 20;
+
 async fn responses(
     shared: &Shared,
     mut from_broker: OwnedReadHalf,
     mut to_client: OwnedWriteHalf,
     mut waiting: mpsc::Receiver<Pending>,
 ) -> Result<(), Error> {
+    // The buffer large responses are relayed through, kept across responses: a fresh
+    // allocation of megabytes per Fetch costs a page fault every 4 KiB.
+    let mut spare = bytes::BytesMut::new();
     while let Some(p) = waiting.recv().await {
         let len = frame::read_size(&mut from_broker, shared.options.max_frame_bytes)
             .await
             .map_err(Error::Broker)?;
         let fetched = if len > frame::COALESCE && !rewrite::rewrites(p.api, p.version) {
-            relay(&mut from_broker, &mut to_client, len, &p).await?
+            relay(
+                &mut from_broker,
+                &mut to_client,
+                len,
+                &p,
+                std::mem::take(&mut spare),
+            )
+            .await?
         } else {
             let frame = frame::read_body(&mut from_broker, len)
                 .await
@@ -247,6 +261,13 @@ async fn responses(
                 .fetched(&fetched, p.version, p.client_id.as_deref());
         }
         shared.tap.finish(p.spans);
+        // Observation keeps no reference to the frame, so its buffer is free again.
+        if let Ok(mut buf) = fetched.try_into_mut() {
+            if buf.capacity() > spare.capacity() && buf.capacity() <= KEEP_BUFFER {
+                buf.clear();
+                spare = buf;
+            }
+        }
     }
     Ok(())
 }
@@ -260,6 +281,7 @@ async fn relay(
     to_client: &mut OwnedWriteHalf,
     len: usize,
     p: &Pending,
+    mut whole: bytes::BytesMut,
 ) -> Result<Bytes, Error> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let broken = |e: std::io::Error| {
@@ -283,7 +305,8 @@ async fn relay(
         });
     }
     to_client.write_all(&head).await.map_err(client)?;
-    let mut whole = bytes::BytesMut::with_capacity(len);
+    whole.clear();
+    whole.reserve(len);
     whole.extend_from_slice(&head[4..]);
     let mut sent = whole.len();
     while whole.len() < len {
