@@ -11,6 +11,7 @@ pub mod engine;
 pub mod feel;
 pub mod model;
 pub mod parse;
+pub mod render;
 pub mod store;
 
 pub use parse::{parse, parse_bytes};

@@ -6,6 +6,7 @@ mod demo;
 mod example_app;
 mod proxy;
 mod remote;
+mod render;
 mod service;
 mod sidecar;
 mod table;
@@ -26,6 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Validate(validate::Args),
+    Render(render::Args),
     ControlPlane(control_plane::Args),
     Proxy(proxy::Args),
     Deploy(remote::DeployArgs),
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Render(args) => render::run(&args),
         Command::ControlPlane(args) => control_plane::run(args),
         Command::Proxy(args) => proxy::run(&args),
         Command::Deploy(args) => remote::deploy(args),

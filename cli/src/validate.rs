@@ -79,9 +79,9 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     }
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+pub(crate) fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        eprintln!("flowmesh validate: cannot read directory {}", dir.display());
+        eprintln!("flowmesh: cannot read directory {}", dir.display());
         return;
     };
     for entry in entries.flatten() {

@@ -13,6 +13,7 @@
 pub mod binding;
 mod diagram;
 pub mod event_binding;
+mod notation;
 mod problem;
 pub mod timer;
 mod validate;
@@ -25,6 +26,7 @@ use crate::feel::Expression;
 pub use binding::{FLOWMESH_NS, HttpBinding, KeySource, PathTemplate, RequestView};
 pub use diagram::{Bounds, Diagram, Edge, Point, Shape};
 pub use event_binding::EventBinding;
+pub use notation::{Looping, Marker, Notation};
 pub use problem::{Problem, ProblemKind};
 pub use timer::{TimerDef, TimerKind};
 pub(crate) use validate::validate;
@@ -254,6 +256,8 @@ pub struct Element {
     pub for_compensation: bool,
     /// The BPMN element name in the file (`serviceTask`), for messages.
     pub tag: &'static str,
+    /// How the monitor draws it.
+    pub notation: Notation,
 }
 
 impl Element {

@@ -17,8 +17,8 @@ use crate::feel::{Expression, Value};
 use crate::model::{
     Boundary, BoundaryTrigger, CatchTrigger, Collaboration, Definitions, Element, ElementIdx,
     EndResult, ErrorThrow, FlowIdx, JobDef, Kind, Lane, Mapping, MessageFlow, MessagePublish,
-    MessageRef, MessageThrow, Participant, Problem, ProblemKind, Process, Script, SequenceFlow,
-    StartTrigger, TaskKind, ThrowResult, TimerDef, USER_TASK_JOB_TYPE, validate,
+    MessageRef, MessageThrow, Notation, Participant, Problem, ProblemKind, Process, Script,
+    SequenceFlow, StartTrigger, TaskKind, ThrowResult, TimerDef, USER_TASK_JOB_TYPE, validate,
 };
 
 pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definitions, Error> {
@@ -207,6 +207,7 @@ impl<'a> ProcessBuilder<'a> {
             outputs: Vec::new(),
             for_compensation: false,
             tag: "process",
+            notation: Notation::default(),
         });
         self.nodes.push(self.node);
         self.index.insert(id.clone(), Process::ROOT);
@@ -305,6 +306,7 @@ impl<'a> ProcessBuilder<'a> {
                 outputs: Vec::new(),
                 for_compensation: bool_attr(child, "isForCompensation", false),
                 tag,
+                notation: events::notation(child),
             });
             self.nodes.push(child);
             self.index.insert(id.to_owned(), idx);

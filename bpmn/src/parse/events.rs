@@ -4,7 +4,7 @@
 use roxmltree::Node;
 
 use super::xml::{BPMN, XSI, attr, bool_attr, ref_attr, text};
-use crate::model::TimerKind;
+use crate::model::{Looping, Marker, Notation, TimerKind};
 
 /// One event definition of an event element.
 pub(crate) enum EventDef<'a> {
@@ -111,4 +111,56 @@ pub(crate) fn interrupting(boundary: Node<'_, '_>) -> bool {
 /// The error code and name of a top-level `bpmn:error`.
 pub(crate) fn error_code<'a>(error: Node<'a, 'a>) -> Option<&'a str> {
     attr(error, "errorCode")
+}
+
+/// How an element is drawn: its event marker, interrupting or not, event subprocess, loop.
+pub(crate) fn notation(node: Node<'_, '_>) -> Notation {
+    let tag = node.tag_name().name();
+    let markers: Vec<Marker> = node
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().namespace() == Some(BPMN))
+        .filter_map(|c| {
+            Some(match c.tag_name().name() {
+                "messageEventDefinition" => Marker::Message,
+                "timerEventDefinition" => Marker::Timer,
+                "errorEventDefinition" => Marker::Error,
+                "escalationEventDefinition" => Marker::Escalation,
+                "signalEventDefinition" => Marker::Signal,
+                "conditionalEventDefinition" => Marker::Conditional,
+                "linkEventDefinition" => Marker::Link,
+                "compensateEventDefinition" => Marker::Compensation,
+                "terminateEventDefinition" => Marker::Terminate,
+                "cancelEventDefinition" => Marker::Cancel,
+                _ => return None,
+            })
+        })
+        .collect();
+    let marker = match markers.as_slice() {
+        [] => Marker::None,
+        [one] => *one,
+        _ => Marker::Multiple,
+    };
+    let interrupting = match tag {
+        "boundaryEvent" => interrupting(node),
+        "startEvent" => bool_attr(node, "isInterrupting", true),
+        _ => true,
+    };
+    let looping = node
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().namespace() == Some(BPMN))
+        .find_map(|c| match c.tag_name().name() {
+            "multiInstanceLoopCharacteristics" => Some(if bool_attr(c, "isSequential", false) {
+                Looping::Sequential
+            } else {
+                Looping::Parallel
+            }),
+            "standardLoopCharacteristics" => Some(Looping::Standard),
+            _ => None,
+        });
+    Notation {
+        marker,
+        interrupting,
+        event_subprocess: tag == "subProcess" && bool_attr(node, "triggeredByEvent", false),
+        looping,
+    }
 }

@@ -262,11 +262,12 @@ async fn responses(
         }
         shared.tap.finish(p.spans);
         // Observation keeps no reference to the frame, so its buffer is free again.
-        if let Ok(mut buf) = fetched.try_into_mut() {
-            if buf.capacity() > spare.capacity() && buf.capacity() <= KEEP_BUFFER {
-                buf.clear();
-                spare = buf;
-            }
+        if let Ok(mut buf) = fetched.try_into_mut()
+            && buf.capacity() > spare.capacity()
+            && buf.capacity() <= KEEP_BUFFER
+        {
+            buf.clear();
+            spare = buf;
         }
     }
     Ok(())
