@@ -41,6 +41,13 @@ pub(crate) struct Args {
     /// on any member, with this node's id and address).
     #[arg(long, conflicts_with = "peers")]
     join: bool,
+    /// Link the monitor's instance pages to their trace in your tracing UI: a URL with
+    /// `{trace_id}` in it, e.g. http://jaeger:16686/trace/{trace_id}.
+    #[arg(long, value_name = "URL")]
+    trace_url: Option<String>,
+    /// How long the monitor waits for a sidecar before it shows it as not answering.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    sidecar_timeout_ms: u64,
     /// Serve PUT /v1/debug/cut to simulate partitions (tests only).
     #[arg(long, hide = true)]
     fault_injection: bool,
@@ -87,6 +94,16 @@ pub(crate) fn run(args: Args) -> ExitCode {
     options.snapshot_logs = args.snapshot_logs;
     options.heartbeat = Duration::from_millis(args.heartbeat_ms);
     options.join = args.join;
+    if let Some(t) = &args.trace_url
+        && !t.contains("{trace_id}")
+    {
+        eprintln!(
+            "flowmesh control-plane: --trace-url must contain {{trace_id}} where the trace id goes (e.g. http://jaeger:16686/trace/{{trace_id}})"
+        );
+        return ExitCode::from(2);
+    }
+    options.monitor.trace_url = args.trace_url;
+    options.monitor.sidecar_timeout = Duration::from_millis(args.sidecar_timeout_ms.max(1));
     service::block_on("control-plane", 0, async move {
         let node = ControlPlane::build(options).await?;
         let handle = node.handle();

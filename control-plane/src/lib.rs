@@ -16,12 +16,14 @@
 //! - [`state`]: the replicated state and the commands that change it.
 //! - [`storage`]: the Raft log and the state machine in one redb file.
 //! - [`network`]: Raft RPC over HTTP; [`proposer`]: batching writes into entries.
+//! - `monitor` (private): the monitor's pages and JSON, gathered from the sidecars.
 
 mod api;
 pub mod client;
 pub mod codec;
 pub mod faults;
 pub mod http;
+mod monitor;
 pub mod network;
 pub mod node;
 pub mod proposer;
@@ -29,4 +31,5 @@ pub mod state;
 pub mod storage;
 pub mod types;
 
+pub use monitor::MonitorOptions;
 pub use node::{ControlPlane, Handle, Options};

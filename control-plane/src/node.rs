@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, App};
 use crate::faults::Faults;
 use crate::http::HttpClient;
+use crate::monitor::{Monitor, MonitorOptions};
 use crate::network::Network;
 use crate::proposer::Proposer;
 use crate::state::Command;
@@ -43,6 +44,8 @@ pub struct Options {
     /// Start without initializing a cluster: wait to be added to an existing one
     /// (`POST /v1/cluster/members` on any member).
     pub join: bool,
+    /// The monitor pages (`/ui/`) and their JSON (`/v1/monitor/...`).
+    pub monitor: MonitorOptions,
 }
 
 impl Options {
@@ -57,6 +60,7 @@ impl Options {
             snapshot_logs: 10_000,
             heartbeat: Duration::from_millis(50),
             join: false,
+            monitor: MonitorOptions::default(),
         }
     }
 }
@@ -82,6 +86,7 @@ pub enum Error {
 pub struct ControlPlane {
     listener: TcpListener,
     app: Arc<App>,
+    monitor: Arc<Monitor>,
     stopping: tokio::sync::watch::Sender<bool>,
 }
 
@@ -165,6 +170,11 @@ impl ControlPlane {
         }
         let proposer = Proposer::start(raft.clone());
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
+        let monitor = Arc::new(Monitor::new(
+            shared.clone(),
+            client.clone(),
+            options.monitor.clone(),
+        ));
         let app = Arc::new(App {
             id: options.id,
             raft,
@@ -180,6 +190,7 @@ impl ControlPlane {
         Ok(ControlPlane {
             listener,
             app,
+            monitor,
             stopping,
         })
     }
@@ -201,7 +212,8 @@ impl ControlPlane {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let leases = tokio::spawn(expire_leases(self.app.clone()));
-        let router = api::router(self.app.clone());
+        let router =
+            crate::monitor::router(self.monitor.clone()).merge(api::router(self.app.clone()));
         let stopping = self.stopping;
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {

@@ -119,10 +119,10 @@ pub fn svg(defs: &Definitions, overlay: &Overlay) -> String {
     let _ = write!(out, "<style>{STYLE}</style>");
     out.push_str(concat!(
         r#"<defs>"#,
-        r##"<marker id="fm-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#22242a"/></marker>"##,
-        r##"<marker id="fm-arrow-taken" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="5" markerHeight="5" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#188038"/></marker>"##,
-        r##"<marker id="fm-arrow-open" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#fff" stroke="#5f6368"/></marker>"##,
-        r##"<marker id="fm-circle" viewBox="0 0 10 10" refX="5" refY="5" markerWidth="7" markerHeight="7"><circle cx="5" cy="5" r="4" fill="#fff" stroke="#5f6368"/></marker>"##,
+        r##"<marker id="fm-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="10" markerHeight="10" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#22242a"/></marker>"##,
+        r##"<marker id="fm-arrow-taken" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="11" markerHeight="11" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#188038"/></marker>"##,
+        r##"<marker id="fm-arrow-open" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="11" markerHeight="11" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#fff" stroke="#5f6368"/></marker>"##,
+        r##"<marker id="fm-circle" viewBox="0 0 10 10" refX="5" refY="5" markerUnits="userSpaceOnUse" markerWidth="10" markerHeight="10"><circle cx="5" cy="5" r="4" fill="#fff" stroke="#5f6368"/></marker>"##,
         r#"</defs>"#
     ));
     pools(&mut out, defs, &layout);

@@ -160,6 +160,10 @@ async fn demo(args: &Args) -> ExitCode {
     }
     let order = mesh.sidecars.get("order").cloned().unwrap_or_default();
     println!("\nLook around:");
+    println!(
+        "  monitor: {}/ui/   (every model on its diagram, live)",
+        mesh.control_plane
+    );
     println!("  flowmesh instances --sidecar {order} --process order");
     println!("  flowmesh instance KEY --sidecar {order}      (history, variables, trace id)");
     match &args.otlp_endpoint {

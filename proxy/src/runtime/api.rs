@@ -3,8 +3,6 @@
 //! `{"error": CODE, "detail": TEXT}` with a status that says whose fault it was; a refused
 //! request changes nothing.
 
-use std::collections::BTreeMap;
-
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -13,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use flowmesh_bpmn::engine::{Accepted, Command, Rejection, RejectionKind};
 use flowmesh_bpmn::feel::{Context, Value};
+use flowmesh_proto::monitor;
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -239,6 +238,7 @@ async fn create(State(handle): State<Handle>, body: Body) -> Answer {
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     process: Option<String>,
+    version: Option<String>,
     state: Option<String>,
     business_key: Option<String>,
     limit: Option<String>,
@@ -286,8 +286,17 @@ async fn list(
         .as_deref()
         .map(|a| parse_key(a, "instance"))
         .transpose()?;
+    let version = q
+        .version
+        .as_deref()
+        .map(|v| {
+            v.parse::<u32>()
+                .map_err(|_| ApiError::bad(format!("version '{v}' is not a number")))
+        })
+        .transpose()?;
     let filter = Filter {
         process: q.process,
+        version,
         state,
         business_key: q.business_key,
         after,
@@ -511,52 +520,69 @@ async fn resolve(State(handle): State<Handle>, Path(id): Path<String>) -> Answer
 }
 
 async fn models(State(handle): State<Handle>) -> Answer {
-    let (processes, stats, counts) =
+    let (processes, stats, counts, flows) =
         handle
             .snapshots()
             .read_with(|kv, txn| -> Result<_, Error> {
                 let processes = flowmesh_bpmn::engine::state::Reader::new(kv).processes()?;
-                Ok((processes, index::stats(txn)?, index::counts(txn)?))
+                Ok((
+                    processes,
+                    index::stats(txn)?,
+                    index::counts(txn)?,
+                    index::flows(txn)?,
+                ))
             })?;
     let mut out = Vec::new();
     for p in processes {
-        let elements: BTreeMap<&str, serde_json::Value> = stats
+        let mine = |process: &str, version: u32| process == p.process_id && version == p.version;
+        let elements = stats
             .iter()
-            .filter(|((process, version, _), _)| *process == p.process_id && *version == p.version)
+            .filter(|((process, version, _), _)| mine(process, *version))
             .map(|((_, _, element), s)| {
-                let avg = (s.ended > 0).then(|| s.total_ms as f64 / s.ended as f64);
                 (
-                    element.as_str(),
-                    json!({
-                        "active": s.active,
-                        "completed": s.completed,
-                        "terminated": s.terminated,
-                        "incidents": s.incidents,
-                        "avg_ms": avg,
-                    }),
+                    element.clone(),
+                    monitor::ElementStats {
+                        active: s.active,
+                        completed: s.completed,
+                        terminated: s.terminated,
+                        incidents: s.incidents,
+                        avg_ms: (s.ended > 0).then(|| s.total_ms as f64 / s.ended as f64),
+                        p95_ms: s.durations.quantile(0.95),
+                        durations: s.durations.clone(),
+                    },
                 )
             })
             .collect();
-        let count = |state: &'static str| {
+        let flows = flows
+            .iter()
+            .filter(|((process, version, _), _)| mine(process, *version))
+            .map(|((_, _, flow), n)| (flow.clone(), *n))
+            .collect();
+        let count = |state: &str| {
             counts
-                .get(&(p.process_id.clone(), p.version, state))
+                .get(&(p.process_id.clone(), p.version, state.to_owned()))
                 .copied()
                 .unwrap_or(0)
         };
-        out.push(json!({
-            "process": p.process_id,
-            "version": p.version,
-            "deployed_at": rfc3339(p.deployed_at),
-            "instances": {
-                "active": count("active"),
-                "completed": count("completed"),
-                "incident": count("incident"),
-                "cancelled": count("cancelled"),
+        out.push(monitor::ModelStats {
+            process: p.process_id.clone(),
+            version: p.version,
+            deployed_at: rfc3339(p.deployed_at),
+            instances: monitor::StateCounts {
+                active: count("active"),
+                completed: count("completed"),
+                incident: count("incident"),
+                cancelled: count("cancelled"),
             },
-            "elements": elements,
-        }));
+            elements,
+            flows,
+        });
     }
-    Ok(axum::Json(json!({"service": handle.service(), "models": out})).into_response())
+    Ok(axum::Json(monitor::SidecarModels {
+        service: handle.service().to_owned(),
+        models: out,
+    })
+    .into_response())
 }
 
 /// A fallback for unknown `/v1/...` paths and methods, in the same error shape.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use flowmesh_bpmn::engine::{Engine, Event, Lifecycle};
 use flowmesh_bpmn::store::KvRead;
+use flowmesh_proto::monitor::Histogram;
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,13 @@ const VARIABLES: TableDefinition<'static, u64, &'static [u8]> =
     TableDefinition::new("rt_variables");
 /// Counters: `history_seq`.
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("rt_meta");
+/// How often each sequence flow was taken: (process, version, flow id) → count.
+const FLOWS: TableDefinition<'static, (&'static str, u32, &'static str), u64> =
+    TableDefinition::new("rt_flow_stats");
+/// Instances by (process, version, state), kept as instances move, so the monitor's counts
+/// do not read every instance.
+const COUNTS: TableDefinition<'static, (&'static str, u32, &'static str), u64> =
+    TableDefinition::new("rt_instance_counts");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -120,6 +128,9 @@ pub struct ElementStats {
     /// Sum of the durations of ended element instances, and how many.
     pub total_ms: u64,
     pub ended: u64,
+    /// The same durations, for percentiles (rows written before it existed have none).
+    #[serde(default)]
+    pub durations: Histogram,
 }
 
 /// How a new instance is to be recorded (from the command that started it).
@@ -178,6 +189,25 @@ pub fn create(txn: &WriteTransaction) -> Result<(), Error> {
     txn.open_table(STATS).map_err(io)?;
     txn.open_table(META).map_err(io)?;
     txn.open_table(VARIABLES).map_err(io)?;
+    txn.open_table(FLOWS).map_err(io)?;
+    let mut counts = txn.open_table(COUNTS).map_err(io)?;
+    // A store from before the counts table: count once, then keep them as instances move.
+    if counts.iter().map_err(io)?.next().is_none() {
+        let instances = txn.open_table(INSTANCES).map_err(io)?;
+        let mut found: BTreeMap<(String, u32, &'static str), u64> = BTreeMap::new();
+        for entry in instances.iter().map_err(io)? {
+            let (_, v) = entry.map_err(io)?;
+            let row: InstanceRow = from_json(v.value())?;
+            *found
+                .entry((row.process, row.version, row.state.name()))
+                .or_default() += 1;
+        }
+        for ((process, version, state), n) in found {
+            counts
+                .insert((process.as_str(), version, state), n)
+                .map_err(io)?;
+        }
+    }
     Ok(())
 }
 
@@ -200,6 +230,10 @@ pub fn record(
     let mut stats = txn.open_table(STATS).map_err(io)?;
     let mut meta = txn.open_table(META).map_err(io)?;
     let mut variables = txn.open_table(VARIABLES).map_err(io)?;
+    let mut flows = txn.open_table(FLOWS).map_err(io)?;
+    let mut counts = txn.open_table(COUNTS).map_err(io)?;
+    // Flow events carry no time; they happen at the time of the element events around them.
+    let mut last_at = 0i64;
     let mut changed_vars: BTreeMap<u64, serde_json::Map<String, serde_json::Value>> =
         BTreeMap::new();
     let mut seq = meta
@@ -269,6 +303,7 @@ pub fn record(
                     Lifecycle::Terminated => "terminated",
                     Lifecycle::Completing | Lifecycle::Terminating => continue,
                 };
+                last_at = *at;
                 let (process, version) = engine.definition(kv, element.definition)?;
                 let el = process.element(element.element);
                 seq += 1;
@@ -305,8 +340,10 @@ pub fn record(
                 } else {
                     s.terminated += 1;
                 }
-                s.total_ms += u64::try_from(at - started.started_at).unwrap_or(0);
+                let took = u64::try_from(at - started.started_at).unwrap_or(0);
+                s.total_ms += took;
                 s.ended += 1;
+                s.durations.record(took);
                 stats.insert(stat_key, json(&s)?.as_slice()).map_err(io)?;
                 let Some(mut row) = row_of(element.instance, &mut rows, &instances)? else {
                     continue;
@@ -336,6 +373,28 @@ pub fn record(
                     outcome: name,
                     is_process,
                 });
+            }
+            Event::SequenceFlowTaken {
+                flow,
+                instance,
+                definition,
+                ..
+            } => {
+                let (process, version) = engine.definition(kv, *definition)?;
+                let f = process.flow(*flow);
+                let key = (process.id.as_str(), version, f.id.as_str());
+                let taken = flows.get(key).map_err(io)?.map_or(0, |v| v.value());
+                flows.insert(key, taken + 1).map_err(io)?;
+                seq += 1;
+                let entry = HistoryRow {
+                    element: f.id.clone(),
+                    element_type: "sequenceFlow".to_owned(),
+                    event: "taken".to_owned(),
+                    at: last_at,
+                };
+                history
+                    .insert((*instance, seq), json(&entry)?.as_slice())
+                    .map_err(io)?;
             }
             Event::IncidentCreated(i) => {
                 let (process, version) = engine.definition(kv, i.definition)?;
@@ -429,6 +488,14 @@ pub fn record(
         };
         if before != Some(row.state) {
             recorded.moved.push((before, row.state));
+            if let Some(b) = before {
+                let key = (row.process.as_str(), row.version, b.name());
+                let n = counts.get(key).map_err(io)?.map_or(0, |v| v.value());
+                counts.insert(key, n.saturating_sub(1)).map_err(io)?;
+            }
+            let key = (row.process.as_str(), row.version, row.state.name());
+            let n = counts.get(key).map_err(io)?.map_or(0, |v| v.value());
+            counts.insert(key, n + 1).map_err(io)?;
         }
         if matches!(
             row.state,
@@ -471,6 +538,7 @@ pub struct Recorded {
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
     pub process: Option<String>,
+    pub version: Option<u32>,
     pub state: Option<InstanceState>,
     pub business_key: Option<String>,
     /// Only keys after this one (paging).
@@ -490,6 +558,7 @@ pub fn list(
         let (_, v) = entry.map_err(io)?;
         let row: InstanceRow = from_json(v.value())?;
         if filter.process.as_ref().is_some_and(|p| *p != row.process)
+            || filter.version.is_some_and(|v| v != row.version)
             || filter.state.is_some_and(|s| s != row.state)
             || filter
                 .business_key
@@ -575,15 +644,26 @@ pub fn stats(txn: &ReadTransaction) -> Result<Vec<(ElementKey, ElementStats)>, E
     Ok(out)
 }
 
-/// Instance counts by (process, version, state).
-pub fn counts(txn: &ReadTransaction) -> Result<BTreeMap<(String, u32, &'static str), u64>, Error> {
-    let table = txn.open_table(INSTANCES).map_err(io)?;
+/// Instance counts by (process, version, state name).
+pub fn counts(txn: &ReadTransaction) -> Result<BTreeMap<(String, u32, String), u64>, Error> {
+    let table = txn.open_table(COUNTS).map_err(io)?;
     let mut out = BTreeMap::new();
     for entry in table.iter().map_err(io)? {
-        let (_, v) = entry.map_err(io)?;
-        let row: InstanceRow = from_json(v.value())?;
-        *out.entry((row.process, row.version, row.state.name()))
-            .or_default() += 1;
+        let (k, v) = entry.map_err(io)?;
+        let (p, ver, state) = k.value();
+        out.insert((p.to_owned(), ver, state.to_owned()), v.value());
+    }
+    Ok(out)
+}
+
+/// How often each sequence flow was taken, by (process, version, flow id).
+pub fn flows(txn: &ReadTransaction) -> Result<BTreeMap<ElementKey, u64>, Error> {
+    let table = txn.open_table(FLOWS).map_err(io)?;
+    let mut out = BTreeMap::new();
+    for entry in table.iter().map_err(io)? {
+        let (k, v) = entry.map_err(io)?;
+        let (p, ver, flow) = k.value();
+        out.insert((p.to_owned(), ver, flow.to_owned()), v.value());
     }
     Ok(out)
 }

@@ -235,7 +235,10 @@ impl Runtime {
         let stored = store.snapshots().read_with(|_, txn| -> Result<_, Error> {
             let mut by_state: BTreeMap<&'static str, i64> = BTreeMap::new();
             for ((_, _, state), n) in index::counts(txn)? {
-                *by_state.entry(state).or_default() += i64::try_from(n).unwrap_or(i64::MAX);
+                let Some(state) = index::InstanceState::parse(&state) else {
+                    continue;
+                };
+                *by_state.entry(state.name()).or_default() += i64::try_from(n).unwrap_or(i64::MAX);
             }
             let incidents = index::incidents(txn, None)?.len();
             Ok((by_state, incidents, outbox::depth(txn)?))
