@@ -703,7 +703,7 @@ mod tests {
         };
         assert_eq!(
             sidecar_text(std::slice::from_ref(&ok)),
-            "All 1 sidecar answered."
+            "The sidecar answered."
         );
         assert_eq!(
             sidecar_text(&[ok, down]),
