@@ -12,74 +12,25 @@ mod announced;
 mod cluster;
 #[path = "../proxy/tests/support/client.rs"]
 mod http;
+#[path = "support/sidecar.rs"]
+mod sidecar;
 #[path = "../proxy/tests/support/worker.rs"]
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cluster::{Cluster, TOKEN};
+use cluster::Cluster;
 use http::api;
 use hyper::Method;
 use serde_json::{Value, json};
+use sidecar::Sidecar;
 
 const FLOWS: usize = 200;
 const UP: Duration = Duration::from_secs(60);
-
-/// A `flowmesh proxy` process; killed (SIGKILL) when dropped.
-struct Sidecar {
-    child: Child,
-    config: std::path::PathBuf,
-    local: SocketAddr,
-}
-
-impl Sidecar {
-    fn spawn(dir: &Path, service: &str, app: SocketAddr, cp: &str, extra: &str) -> Sidecar {
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("token"), TOKEN).unwrap();
-        let config = dir.join("sidecar.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "service = \"{service}\"\ndata_dir = \"{data}\"\ncontrol_plane = [\"{cp}\"]\ntoken_file = \"{data}/token\"\n\
-                 [app]\naddress = \"{app}\"\n\
-                 [listen]\nlocal = \"127.0.0.1:0\"\ninbound = \"127.0.0.1:0\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"\n\
-                 [telemetry]\notlp_endpoint = \"none\"\n{extra}",
-                data = dir.display()
-            ),
-        )
-        .unwrap();
-        let started = announced::proxy(&config);
-        Sidecar {
-            child: started.child,
-            config,
-            local: started.local,
-        }
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// The same sidecar again, on the ports it gets now.
-    fn restart(&mut self) {
-        let started = announced::proxy(&self.config);
-        self.child = started.child;
-        self.local = started.local;
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn until<T, F: std::future::Future<Output = Option<T>>>(
     what: &str,
