@@ -88,8 +88,8 @@ impl ElementStats {
 }
 
 /// Counts of durations in logarithmic buckets: four per doubling, so a quantile read from it
-/// is within 19% of the true value (9% with the interpolation `quantile` does), in a few
-/// dozen numbers whatever the count. Bucket 0 holds durations under 1 ms.
+/// is off by at most one bucket's width (19%; `quantile` interpolates within the bucket), in a
+/// few dozen numbers whatever the count. Bucket 0 holds durations under 1 ms.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Histogram(pub BTreeMap<u16, u64>);
