@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test deps lint unit bench-engine bench-control-plane bench-proxy bench-runtime bench-kafka fuzz
+.PHONY: test deps lint unit bench-engine bench-control-plane bench-proxy bench-runtime bench-kafka bench-monitor fuzz
 
 test: deps lint unit
 
@@ -35,6 +35,11 @@ bench-proxy:
 bench-runtime:
 	$(CARGO) build --release --bin flowmesh
 	$(CARGO) run --release -p flowmesh-bench-runtime
+
+# The monitor's answers for a 50-element model with 100,000 instances over five sidecars.
+bench-monitor:
+	$(CARGO) build --release --bin flowmesh
+	$(CARGO) run --release -p flowmesh-bench-monitor
 
 # Kafka clients direct to a broker and through a sidecar, same run (librdkafka's mock cluster
 # unless BOOTSTRAP=HOST:PORT names a real one).

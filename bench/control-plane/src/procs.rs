@@ -1,5 +1,5 @@
 //! What the benchmarks that run flowmesh processes share: child processes that die with the
-//! benchmark, free loopback ports, the `flowmesh` binary, and the `--seconds` argument.
+//! benchmark, free loopback ports, the `flowmesh` binary, and numeric arguments.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -64,16 +64,48 @@ pub(crate) fn spawn(
     Ok(pid)
 }
 
-/// `--seconds N` from the command line (default 10), or the exit code for a bad value.
-pub(crate) fn seconds_arg(args: &[String]) -> Result<u64, ExitCode> {
-    match args.iter().position(|a| a == "--seconds") {
+/// A one-node control plane in `dir`, its writes guarded by `token` (written to `dir/token`);
+/// its port. The control-plane benchmark starts its own three-node cluster instead.
+#[allow(dead_code)]
+pub(crate) fn control_plane(
+    bin: &Path,
+    dir: &Path,
+    token: &str,
+    children: &mut Children,
+) -> Result<u16, String> {
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, token).map_err(|e| format!("{}: {e}", token_file.display()))?;
+    let port = free_port()?;
+    spawn(
+        bin,
+        &[
+            "control-plane",
+            "--id",
+            "1",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            &dir.join("control-plane").display().to_string(),
+            "--token-file",
+            &token_file.display().to_string(),
+        ],
+        &dir.join("control-plane.log"),
+        children,
+    )?;
+    Ok(port)
+}
+
+/// `NAME N` from the command line (a whole number above 0; `default` when absent), or the
+/// exit code for a bad value.
+pub(crate) fn number_arg(args: &[String], name: &str, default: u64) -> Result<u64, ExitCode> {
+    match args.iter().position(|a| a == name) {
         Some(i) => match args.get(i + 1).and_then(|s| s.parse::<u64>().ok()) {
-            Some(s) if s > 0 => Ok(s),
+            Some(n) if n > 0 => Ok(n),
             _ => {
-                eprintln!("--seconds needs a whole number of seconds above 0");
+                eprintln!("{name} needs a whole number above 0");
                 Err(ExitCode::from(2))
             }
         },
-        None => Ok(10),
+        None => Ok(default),
     }
 }

@@ -52,24 +52,7 @@ fn sidecar(
 
 pub(crate) fn start(dir: &Path, app_port: u16, children: &mut Children) -> Result<Mesh, String> {
     let bin = crate::procs::flowmesh_binary("bench-proxy")?;
-    std::fs::write(dir.join("token"), TOKEN).map_err(|e| e.to_string())?;
-    let cp_port = free_port()?;
-    crate::procs::spawn(
-        &bin,
-        &[
-            "control-plane",
-            "--id",
-            "1",
-            "--listen",
-            &format!("127.0.0.1:{cp_port}"),
-            "--data-dir",
-            &dir.join("control-plane").display().to_string(),
-            "--token-file",
-            &dir.join("token").display().to_string(),
-        ],
-        &dir.join("control-plane.log"),
-        children,
-    )?;
+    let cp_port = crate::procs::control_plane(&bin, dir, TOKEN, children)?;
     let (inbound, _, app_sidecar_pid) = sidecar(&bin, dir, "app", app_port, cp_port, children)?;
     let (_, outbound, client_sidecar_pid) =
         sidecar(&bin, dir, "client", app_port, cp_port, children)?;

@@ -194,7 +194,7 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let seconds = match procs::seconds_arg(&args) {
+    let seconds = match procs::number_arg(&args, "--seconds", 10) {
         Ok(s) => s,
         Err(code) => return code,
     };

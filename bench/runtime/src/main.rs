@@ -7,6 +7,8 @@
 //!
 //! Usage: `make bench-runtime`, or `cargo run --release -p flowmesh-bench-runtime [-- --seconds N]`.
 
+#[path = "api.rs"]
+mod api;
 #[path = "../../engine/src/machine.rs"]
 mod machine;
 #[path = "../../control-plane/src/procs.rs"]
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use api::call;
 use bytes::Bytes;
 use flowmesh_control_plane::client::Client;
 use flowmesh_control_plane::http::HttpClient;
@@ -58,26 +61,8 @@ fn start(
     children: &mut Children,
 ) -> Result<(String, String, u32), String> {
     let bin = procs::flowmesh_binary("bench-runtime")?;
+    let cp_port = procs::control_plane(&bin, dir, TOKEN, children)?;
     let token = dir.join("token");
-    std::fs::write(&token, TOKEN).map_err(|e| e.to_string())?;
-    let cp_port = free_port()?;
-    let cp_dir = dir.join("control-plane");
-    spawn(
-        &bin,
-        &[
-            "control-plane",
-            "--id",
-            "1",
-            "--listen",
-            &format!("127.0.0.1:{cp_port}"),
-            "--data-dir",
-            &cp_dir.display().to_string(),
-            "--token-file",
-            &token.display().to_string(),
-        ],
-        &dir.join("control-plane.log"),
-        children,
-    )?;
     let local = free_port()?;
     let config = dir.join("sidecar.toml");
     std::fs::write(
@@ -104,30 +89,6 @@ fn start(
         format!("http://127.0.0.1:{local}"),
         pid,
     ))
-}
-
-async fn call(
-    http: &HttpClient,
-    method: Method,
-    url: &str,
-    body: &str,
-) -> Result<serde_json::Value, String> {
-    let reply = http
-        .send(
-            method,
-            url,
-            &[("content-type", "application/json")],
-            Bytes::from(body.to_owned()),
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let json = serde_json::from_slice(&reply.body).unwrap_or(serde_json::Value::Null);
-    if reply.status.is_success() {
-        Ok(json)
-    } else {
-        Err(format!("{url}: {} {json}", reply.status))
-    }
 }
 
 /// Starts one instance; its key, or why not.
@@ -342,7 +303,7 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let seconds = match procs::seconds_arg(&args) {
+    let seconds = match procs::number_arg(&args, "--seconds", 10) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -167,16 +167,7 @@ pub fn svg(defs: &Definitions, overlay: &Overlay) -> String {
                 escape(&m.id),
                 points_attr(points)
             );
-            if let (Some(name), Some(l)) = (&m.name, layout.labels.get(&m.id)) {
-                text::centred(
-                    &mut out,
-                    "label",
-                    name,
-                    l.x + l.width / 2.0,
-                    l.y + l.height / 2.0,
-                    l.width.max(90.0),
-                );
-            }
+            edge_label(&mut out, m.name.as_deref(), layout.labels.get(&m.id));
             out.push_str("</g>");
         }
     }
@@ -360,6 +351,21 @@ fn points_attr(points: &[Point]) -> String {
         .join(" ")
 }
 
+/// A flow's name in the label bounds the file gives it (none given: not drawn, as modellers
+/// leave unnamed the flows they did not place a label for).
+fn edge_label(out: &mut String, name: Option<&str>, at: Option<&Bounds>) {
+    if let (Some(name), Some(l)) = (name, at) {
+        text::centred(
+            out,
+            "label",
+            name,
+            l.x + l.width / 2.0,
+            l.y + l.height / 2.0,
+            l.width.max(90.0),
+        );
+    }
+}
+
 fn flow(
     out: &mut String,
     id: &str,
@@ -422,16 +428,7 @@ fn flow(
             n(c.y + 5.0 * uy - 5.0 * ux)
         );
     }
-    if let (Some(name), Some(l)) = (name, layout.labels.get(id)) {
-        text::centred(
-            out,
-            "label",
-            name,
-            l.x + l.width / 2.0,
-            l.y + l.height / 2.0,
-            l.width.max(90.0),
-        );
-    }
+    edge_label(out, name, layout.labels.get(id));
     out.push_str("</g>");
 }
 

@@ -51,6 +51,18 @@ fn rect(out: &mut String, class: &str, x: f64, y: f64, w: f64, h: f64) {
     );
 }
 
+/// An X of half-width `r` at (`cx`, `cy`).
+fn cross(out: &mut String, cx: f64, cy: f64, r: f64) {
+    line(out, "mark", (cx - r, cy - r), (cx + r, cy + r));
+    line(out, "mark", (cx - r, cy + r), (cx + r, cy - r));
+}
+
+/// A + of half-width `r` at (`cx`, `cy`).
+fn plus(out: &mut String, cx: f64, cy: f64, r: f64) {
+    line(out, "mark", (cx, cy - r), (cx, cy + r));
+    line(out, "mark", (cx - r, cy), (cx + r, cy));
+}
+
 /// The outline of an activity: a rounded rectangle.
 pub(super) fn activity(out: &mut String, b: &Bounds, class: &str) {
     let _ = write!(
@@ -94,40 +106,12 @@ pub(super) fn gateway_marker(out: &mut String, tag: &str, b: &Bounds) {
     let (cx, cy) = (b.x + b.width / 2.0, b.y + b.height / 2.0);
     let s = b.width.min(b.height) / 50.0;
     match tag {
-        "exclusiveGateway" => {
-            line(
-                out,
-                "mark",
-                (cx - 8.0 * s, cy - 8.0 * s),
-                (cx + 8.0 * s, cy + 8.0 * s),
-            );
-            line(
-                out,
-                "mark",
-                (cx - 8.0 * s, cy + 8.0 * s),
-                (cx + 8.0 * s, cy - 8.0 * s),
-            );
-        }
-        "parallelGateway" => {
-            line(out, "mark", (cx, cy - 11.0 * s), (cx, cy + 11.0 * s));
-            line(out, "mark", (cx - 11.0 * s, cy), (cx + 11.0 * s, cy));
-        }
+        "exclusiveGateway" => cross(out, cx, cy, 8.0 * s),
+        "parallelGateway" => plus(out, cx, cy, 11.0 * s),
         "inclusiveGateway" => circle(out, "mark-ring", cx, cy, 10.0 * s),
         "complexGateway" => {
-            line(out, "mark", (cx, cy - 11.0 * s), (cx, cy + 11.0 * s));
-            line(out, "mark", (cx - 11.0 * s, cy), (cx + 11.0 * s, cy));
-            line(
-                out,
-                "mark",
-                (cx - 8.0 * s, cy - 8.0 * s),
-                (cx + 8.0 * s, cy + 8.0 * s),
-            );
-            line(
-                out,
-                "mark",
-                (cx - 8.0 * s, cy + 8.0 * s),
-                (cx + 8.0 * s, cy - 8.0 * s),
-            );
+            plus(out, cx, cy, 11.0 * s);
+            cross(out, cx, cy, 8.0 * s);
         }
         "eventBasedGateway" => {
             circle(out, "mark-thin", cx, cy, 12.0 * s);
@@ -272,20 +256,7 @@ pub(super) fn event_marker(out: &mut String, marker: Marker, b: &Bounds, throwin
             );
         }
         Marker::Terminate => circle(out, "mark-fill", cx, cy, 10.0 * s),
-        Marker::Cancel => {
-            line(
-                out,
-                "mark",
-                (cx - 7.0 * s, cy - 7.0 * s),
-                (cx + 7.0 * s, cy + 7.0 * s),
-            );
-            line(
-                out,
-                "mark",
-                (cx - 7.0 * s, cy + 7.0 * s),
-                (cx + 7.0 * s, cy - 7.0 * s),
-            );
-        }
+        Marker::Cancel => cross(out, cx, cy, 7.0 * s),
         Marker::Multiple => polygon(out, fill, cx, cy, s, &pentagon(9.0)),
     }
 }
