@@ -203,3 +203,100 @@ proptest! {
         let _ = parse::parse_bytes(&damaged);
     }
 }
+
+/// A process around `body`, with the escalation `late` defined.
+fn process(body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="t">
+  <bpmn:escalation id="late" escalationCode="LATE" />
+  <bpmn:process id="p" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    {body}
+  </bpmn:process>
+</bpmn:definitions>"#
+    )
+}
+
+fn messages(xml: &str) -> Vec<String> {
+    let defs = parse::parse(xml).unwrap();
+    defs.problems().iter().map(|p| p.message.clone()).collect()
+}
+
+#[test]
+fn link_events_must_pair_by_name_in_their_scope() {
+    let missing = process(
+        r#"<bpmn:intermediateThrowEvent id="go"><bpmn:linkEventDefinition name="X" /></bpmn:intermediateThrowEvent>
+           <bpmn:sequenceFlow id="f" sourceRef="start" targetRef="go" />"#,
+    );
+    let found = messages(&missing);
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("no link catch event named 'X'")),
+        "{found:?}"
+    );
+    let twice = process(
+        r#"<bpmn:intermediateThrowEvent id="go"><bpmn:linkEventDefinition name="X" /></bpmn:intermediateThrowEvent>
+           <bpmn:intermediateCatchEvent id="c1"><bpmn:linkEventDefinition name="X" /></bpmn:intermediateCatchEvent>
+           <bpmn:intermediateCatchEvent id="c2"><bpmn:linkEventDefinition name="X" /></bpmn:intermediateCatchEvent>
+           <bpmn:endEvent id="e1" /><bpmn:endEvent id="e2" />
+           <bpmn:sequenceFlow id="f" sourceRef="start" targetRef="go" />
+           <bpmn:sequenceFlow id="g1" sourceRef="c1" targetRef="e1" />
+           <bpmn:sequenceFlow id="g2" sourceRef="c2" targetRef="e2" />"#,
+    );
+    let found = messages(&twice);
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("several link catch events are named 'X'")),
+        "{found:?}"
+    );
+    let entered = process(
+        r#"<bpmn:intermediateThrowEvent id="go"><bpmn:linkEventDefinition name="X" /></bpmn:intermediateThrowEvent>
+           <bpmn:intermediateCatchEvent id="c"><bpmn:linkEventDefinition name="X" /></bpmn:intermediateCatchEvent>
+           <bpmn:endEvent id="e" />
+           <bpmn:sequenceFlow id="f" sourceRef="start" targetRef="go" />
+           <bpmn:sequenceFlow id="in" sourceRef="start" targetRef="c" />
+           <bpmn:sequenceFlow id="g" sourceRef="c" targetRef="e" />"#,
+    );
+    let found = messages(&entered);
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("a link catch event has no incoming sequence flow")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn escalation_catches_are_unique_per_code_and_throws_need_a_code() {
+    let doubled = process(
+        r#"<bpmn:subProcess id="sub"><bpmn:startEvent id="s" /><bpmn:endEvent id="e" /><bpmn:sequenceFlow id="s1" sourceRef="s" targetRef="e" /></bpmn:subProcess>
+           <bpmn:boundaryEvent id="b1" attachedToRef="sub" cancelActivity="false"><bpmn:escalationEventDefinition escalationRef="late" /></bpmn:boundaryEvent>
+           <bpmn:boundaryEvent id="b2" attachedToRef="sub"><bpmn:escalationEventDefinition escalationRef="late" /></bpmn:boundaryEvent>
+           <bpmn:endEvent id="x1" /><bpmn:endEvent id="x2" /><bpmn:endEvent id="done" />
+           <bpmn:sequenceFlow id="f" sourceRef="start" targetRef="sub" />
+           <bpmn:sequenceFlow id="f2" sourceRef="sub" targetRef="done" />
+           <bpmn:sequenceFlow id="g1" sourceRef="b1" targetRef="x1" />
+           <bpmn:sequenceFlow id="g2" sourceRef="b2" targetRef="x2" />"#,
+    );
+    let found = messages(&doubled);
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("catches code 'LATE'; keep one")),
+        "{found:?}"
+    );
+    let no_ref = process(
+        r#"<bpmn:endEvent id="e"><bpmn:escalationEventDefinition /></bpmn:endEvent>
+           <bpmn:sequenceFlow id="f" sourceRef="start" targetRef="e" />"#,
+    );
+    let found = messages(&no_ref);
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("has no escalation; pick an escalation")),
+        "{found:?}"
+    );
+}

@@ -28,6 +28,8 @@ pub(crate) enum Leave {
     One(FlowIdx),
     /// None: the path ends here.
     Nothing,
+    /// No flow: the token goes on at this link catch event of the same scope.
+    Link(ElementIdx),
 }
 
 /// Activates an element for a token: ELEMENT_ACTIVATING, then the activation steps.
@@ -138,7 +140,9 @@ fn open_boundaries(
                 boundary.interrupting,
                 el.scope.unwrap_or(el.key),
             )?,
-            BoundaryTrigger::Error(_) | BoundaryTrigger::Compensation(_) => Ok(()),
+            BoundaryTrigger::Error(_)
+            | BoundaryTrigger::Compensation(_)
+            | BoundaryTrigger::Escalation(_) => Ok(()),
         };
         if opened.is_err() {
             return Ok(opened);
@@ -266,6 +270,24 @@ pub(crate) fn run_completion(
             true
         }
         Leave::Nothing => false,
+        Leave::Link(target) => {
+            // At once, not queued: no flow carries the token, so nothing else would keep the
+            // container from completing in between.
+            activate(
+                ctx,
+                Activation {
+                    definition: el.definition,
+                    instance: el.instance,
+                    scope,
+                    element: target,
+                    consumed: Vec::new(),
+                    joined: false,
+                    payload: None,
+                    compensating: None,
+                },
+            )?;
+            true
+        }
     };
     if !took {
         path_ended(ctx, scope)?;

@@ -21,6 +21,7 @@ mod compensation;
 mod context;
 mod deploy;
 mod errors;
+mod escalations;
 pub mod event;
 mod incidents;
 mod instance;

@@ -311,6 +311,8 @@ pub enum StartTrigger {
 pub enum CatchTrigger {
     Message(MessageRef),
     Timer(TimerDef),
+    /// A link catch event: the target of throw link events of the same name in its scope.
+    Link(String),
 }
 
 #[derive(Debug)]
@@ -320,6 +322,7 @@ pub enum EndResult {
     Error(ErrorThrow),
     Terminate,
     Compensation(Option<ElementIdx>),
+    Escalation(EscalationThrow),
 }
 
 #[derive(Debug)]
@@ -327,6 +330,9 @@ pub enum ThrowResult {
     None,
     Message(MessageThrow),
     Compensation(Option<ElementIdx>),
+    Escalation(EscalationThrow),
+    /// Goes on at the link catch event of this name in the same scope.
+    Link(ElementIdx),
 }
 
 #[derive(Debug)]
@@ -344,6 +350,8 @@ pub enum BoundaryTrigger {
     Error(Option<String>),
     /// Starts this handler for the completed activity.
     Compensation(Option<ElementIdx>),
+    /// Catches escalations with this code; `None` catches every escalation.
+    Escalation(Option<String>),
 }
 
 #[derive(Debug)]
@@ -383,6 +391,12 @@ pub struct MessagePublish {
     pub correlation_key: Option<Expression>,
     /// Time to live of the published message; `None` uses the engine default.
     pub time_to_live: Option<Expression>,
+}
+
+/// An escalation an event throws; its code may be an expression.
+#[derive(Debug)]
+pub struct EscalationThrow {
+    pub code: Expression,
 }
 
 #[derive(Debug)]

@@ -103,6 +103,13 @@ pub(crate) fn validate(p: &Process) -> Vec<Problem> {
             Kind::IntermediateThrow(ThrowResult::Compensation(Some(target))) => {
                 check_compensation_target(p, e, *target, &mut problem);
             }
+            Kind::IntermediateThrow(ThrowResult::Link(_)) if !e.outgoing.is_empty() => {
+                problem(
+                    ProblemKind::InvalidStructure,
+                    e,
+                    "a link throw event has no outgoing sequence flow: the flow goes on at its link catch event".into(),
+                );
+            }
             Kind::Boundary(b) => {
                 let host = p.element(b.attached_to);
                 if host.scope != e.scope {
@@ -214,6 +221,13 @@ pub(crate) fn validate(p: &Process) -> Vec<Problem> {
                                     "an event after an event-based gateway must have only the gateway's flow coming in".into(),
                                 );
                             }
+                            if let CatchTrigger::Link(_) = trigger {
+                                problem(
+                                    ProblemKind::InvalidStructure,
+                                    target,
+                                    "a link catch event cannot follow an event-based gateway; use a message or timer catch event".into(),
+                                );
+                            }
                             if let CatchTrigger::Message(m) = trigger
                                 && m.name.is_constant()
                                 && !names.insert(m.name.source().to_owned())
@@ -255,6 +269,24 @@ pub(crate) fn validate(p: &Process) -> Vec<Problem> {
                         ),
                     );
                 }
+            }
+        }
+        // One escalation boundary per code on an activity, and one catch-all.
+        let mut codes = HashSet::new();
+        for b in &e.boundaries {
+            let boundary = p.element(*b);
+            if let Kind::Boundary(bd) = &boundary.kind
+                && let BoundaryTrigger::Escalation(code) = &bd.trigger
+                && !codes.insert(code.clone())
+            {
+                problem(
+                    ProblemKind::InvalidStructure,
+                    boundary,
+                    match code {
+                        Some(c) => format!("another escalation boundary event of this activity catches code '{c}'; keep one"),
+                        None => "another escalation boundary event of this activity catches every escalation; keep one".into(),
+                    },
+                );
             }
         }
         if e.for_compensation && (!e.incoming.is_empty() || !e.outgoing.is_empty()) {

@@ -16,9 +16,10 @@ use super::{Error, diagram, flowmesh, zeebe};
 use crate::feel::{Expression, Value};
 use crate::model::{
     Boundary, BoundaryTrigger, CatchTrigger, Collaboration, Definitions, Element, ElementIdx,
-    EndResult, ErrorThrow, FlowIdx, JobDef, Kind, Lane, Mapping, MessageFlow, MessagePublish,
-    MessageRef, MessageThrow, Notation, Participant, Problem, ProblemKind, Process, Script,
-    SequenceFlow, StartTrigger, TaskKind, ThrowResult, TimerDef, USER_TASK_JOB_TYPE, validate,
+    EndResult, ErrorThrow, EscalationThrow, FlowIdx, JobDef, Kind, Lane, Mapping, MessageFlow,
+    MessagePublish, MessageRef, MessageThrow, Notation, Participant, Problem, ProblemKind, Process,
+    Script, SequenceFlow, StartTrigger, TaskKind, ThrowResult, TimerDef, USER_TASK_JOB_TYPE,
+    validate,
 };
 
 pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definitions, Error> {
@@ -58,6 +59,7 @@ pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definit
 struct Refs<'a> {
     messages: HashMap<&'a str, Node<'a, 'a>>,
     errors: HashMap<&'a str, Node<'a, 'a>>,
+    escalations: HashMap<&'a str, Node<'a, 'a>>,
 }
 
 impl<'a> Refs<'a> {
@@ -70,6 +72,7 @@ impl<'a> Refs<'a> {
         Refs {
             messages: by_id("message"),
             errors: by_id("error"),
+            escalations: by_id("escalation"),
         }
     }
 }
@@ -445,7 +448,7 @@ impl<'a> ProcessBuilder<'a> {
         match tag {
             "startEvent" => self.start_event(idx, node, &id),
             "endEvent" => self.end_event(idx, node, &id),
-            "intermediateCatchEvent" => self.catch_event(node, &id),
+            "intermediateCatchEvent" => self.catch_event(idx, node, &id),
             "intermediateThrowEvent" => self.throw_event(idx, node, &id),
             "boundaryEvent" => self.boundary_event(idx, node, &id),
             "serviceTask" | "sendTask" => match self.job(node, &id, true) {
@@ -574,6 +577,12 @@ impl<'a> ProcessBuilder<'a> {
                 None => return Kind::Unsupported("error end without error code"),
             },
             [EventDef::Terminate] => EndResult::Terminate,
+            [EventDef::Escalation { escalation_ref }] => {
+                match self.escalation_throw(node, id, *escalation_ref) {
+                    Some(e) => EndResult::Escalation(e),
+                    None => return Kind::Unsupported("escalation end without escalation code"),
+                }
+            }
             [EventDef::Compensate { activity_ref }] => {
                 EndResult::Compensation(self.compensation_target(node, id, *activity_ref))
             }
@@ -584,9 +593,29 @@ impl<'a> ProcessBuilder<'a> {
         Kind::EndEvent(result)
     }
 
-    fn catch_event(&mut self, node: Node<'a, 'a>, id: &str) -> Kind {
+    fn catch_event(&mut self, idx: ElementIdx, node: Node<'a, 'a>, id: &str) -> Kind {
         let defs = events::definitions(node);
         let trigger = match defs.as_slice() {
+            [EventDef::Link { name }] => {
+                let Some(name) = name else {
+                    self.problem(
+                        ProblemKind::InvalidStructure,
+                        node,
+                        id,
+                        "link catch event has no link name; give its linkEventDefinition a name",
+                    );
+                    return Kind::Unsupported("link event without name");
+                };
+                if !self.elements[idx.0 as usize].incoming.is_empty() {
+                    self.problem(
+                        ProblemKind::InvalidStructure,
+                        node,
+                        id,
+                        "a link catch event has no incoming sequence flow: it is reached from link throw events of the same name",
+                    );
+                }
+                CatchTrigger::Link((*name).to_owned())
+            }
             [EventDef::Message { message_ref }] => match self.message(node, id, *message_ref, true)
             {
                 Some(m) => CatchTrigger::Message(m),
@@ -628,10 +657,20 @@ impl<'a> ProcessBuilder<'a> {
         Kind::IntermediateCatch(trigger)
     }
 
-    fn throw_event(&mut self, _idx: ElementIdx, node: Node<'a, 'a>, id: &str) -> Kind {
+    fn throw_event(&mut self, idx: ElementIdx, node: Node<'a, 'a>, id: &str) -> Kind {
         let defs = events::definitions(node);
         let result = match defs.as_slice() {
             [] => ThrowResult::None,
+            [EventDef::Escalation { escalation_ref }] => {
+                match self.escalation_throw(node, id, *escalation_ref) {
+                    Some(e) => ThrowResult::Escalation(e),
+                    None => return Kind::Unsupported("escalation throw without escalation code"),
+                }
+            }
+            [EventDef::Link { name }] => match self.link_target(idx, node, id, *name) {
+                Some(target) => ThrowResult::Link(target),
+                None => return Kind::Unsupported("link throw without its catch event"),
+            },
             [EventDef::Message { message_ref }] => match self.message_throw(node, id, *message_ref)
             {
                 Some(m) => ThrowResult::Message(m),
@@ -742,6 +781,36 @@ impl<'a> ProcessBuilder<'a> {
                     },
                 };
                 BoundaryTrigger::Error(code)
+            }
+            [EventDef::Escalation { escalation_ref }] => {
+                let code = match escalation_ref {
+                    None => None,
+                    Some(r) => match self.refs.escalations.get(r) {
+                        Some(e) => events::escalation_code(*e).map(str::to_owned),
+                        None => {
+                            self.problem(
+                                ProblemKind::InvalidReference,
+                                node,
+                                id,
+                                format!(
+                                    "escalation boundary refers to escalation '{r}', which is not defined"
+                                ),
+                            );
+                            return Kind::Unsupported(
+                                "escalation boundary with unknown escalation",
+                            );
+                        }
+                    },
+                };
+                if code.as_deref().is_some_and(|c| c.starts_with('=')) {
+                    self.problem(
+                        ProblemKind::InvalidExpression,
+                        node,
+                        id,
+                        "an escalation catch event's code is a static value, not an expression",
+                    );
+                }
+                BoundaryTrigger::Escalation(code)
             }
             [EventDef::Compensate { .. }] => {
                 let handler = self
@@ -1041,6 +1110,107 @@ impl<'a> ProcessBuilder<'a> {
                     error,
                     id,
                     format!("error code: {msg}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn escalation_throw(
+        &mut self,
+        node: Node<'a, 'a>,
+        id: &str,
+        escalation_ref: Option<&str>,
+    ) -> Option<EscalationThrow> {
+        let Some(r) = escalation_ref else {
+            self.problem(
+                ProblemKind::InvalidReference,
+                node,
+                id,
+                "escalation throw event has no escalation; pick an escalation with an escalation code",
+            );
+            return None;
+        };
+        let Some(escalation) = self.refs.escalations.get(r).copied() else {
+            self.problem(
+                ProblemKind::InvalidReference,
+                node,
+                id,
+                format!("escalation '{r}' is not defined"),
+            );
+            return None;
+        };
+        let Some(code) = events::escalation_code(escalation).filter(|c| !c.trim().is_empty())
+        else {
+            self.problem(
+                ProblemKind::InvalidReference,
+                node,
+                id,
+                format!("escalation '{r}' has no escalationCode"),
+            );
+            return None;
+        };
+        match zeebe::expression(code) {
+            Ok(code) => Some(EscalationThrow { code }),
+            Err(msg) => {
+                self.problem(
+                    ProblemKind::InvalidExpression,
+                    escalation,
+                    id,
+                    format!("escalation code: {msg}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The link catch event a link throw event named `name` goes to: the one catch event of
+    /// that name in the same scope.
+    fn link_target(
+        &mut self,
+        idx: ElementIdx,
+        node: Node<'a, 'a>,
+        id: &str,
+        name: Option<&str>,
+    ) -> Option<ElementIdx> {
+        let Some(name) = name else {
+            self.problem(
+                ProblemKind::InvalidStructure,
+                node,
+                id,
+                "link throw event has no link name; give its linkEventDefinition the name of a link catch event",
+            );
+            return None;
+        };
+        let scope = self.elements[idx.0 as usize].scope;
+        let catches: Vec<ElementIdx> = (0..self.elements.len())
+            .filter(|&j| {
+                self.elements[j].scope == scope
+                    && self.elements[j].tag == "intermediateCatchEvent"
+                    && matches!(
+                        events::definitions(self.nodes[j]).as_slice(),
+                        [EventDef::Link { name: Some(n) }] if *n == name
+                    )
+            })
+            .map(|j| ElementIdx(j as u32))
+            .collect();
+        match catches.as_slice() {
+            [one] => Some(*one),
+            [] => {
+                self.problem(
+                    ProblemKind::InvalidReference,
+                    node,
+                    id,
+                    format!("no link catch event named '{name}' in the same scope; add one, or fix the name"),
+                );
+                None
+            }
+            _ => {
+                self.problem(
+                    ProblemKind::InvalidStructure,
+                    node,
+                    id,
+                    format!("several link catch events are named '{name}' in this scope; a link name must be unique there"),
                 );
                 None
             }

@@ -24,7 +24,13 @@ pub(crate) enum EventDef<'a> {
     Compensate {
         activity_ref: Option<&'a str>,
     },
-    /// Signal, escalation, conditional, link, cancel: read, not run (yet).
+    Escalation {
+        escalation_ref: Option<&'a str>,
+    },
+    Link {
+        name: Option<&'a str>,
+    },
+    /// Signal, conditional, cancel: read, not run (yet).
     Other(&'static str),
 }
 
@@ -52,9 +58,13 @@ pub(crate) fn definitions<'a>(event: Node<'a, 'a>) -> Vec<EventDef<'a>> {
                 }
             }
             "signalEventDefinition" => EventDef::Other("signal event"),
-            "escalationEventDefinition" => EventDef::Other("escalation event"),
+            "escalationEventDefinition" => EventDef::Escalation {
+                escalation_ref: ref_attr(c, "escalationRef"),
+            },
             "conditionalEventDefinition" => EventDef::Other("conditional event"),
-            "linkEventDefinition" => EventDef::Other("link event"),
+            "linkEventDefinition" => EventDef::Link {
+                name: attr(c, "name").filter(|n| !n.trim().is_empty()),
+            },
             "cancelEventDefinition" => EventDef::Other("cancel event"),
             _ => continue,
         };
@@ -106,6 +116,11 @@ fn timer<'a>(node: Node<'a, 'a>) -> EventDef<'a> {
 /// `cancelActivity` of a boundary event (default true: interrupting).
 pub(crate) fn interrupting(boundary: Node<'_, '_>) -> bool {
     bool_attr(boundary, "cancelActivity", true)
+}
+
+/// The escalation code of a top-level `bpmn:escalation`.
+pub(crate) fn escalation_code<'a>(escalation: Node<'a, 'a>) -> Option<&'a str> {
+    attr(escalation, "escalationCode")
 }
 
 /// The error code and name of a top-level `bpmn:error`.

@@ -33,6 +33,8 @@ pub const COMPENSATION_SUBPROCESS: &str = include_str!("fixtures/compensation-su
 pub const VARIABLES: &str = include_str!("fixtures/variables.bpmn");
 pub const RETAIL_ORDER: &str = include_str!("fixtures/retail-order.bpmn");
 pub const RETAIL_PAYMENT: &str = include_str!("fixtures/retail-payment.bpmn");
+pub const LINK: &str = include_str!("fixtures/link.bpmn");
+pub const ESCALATION: &str = include_str!("fixtures/escalation.bpmn");
 
 fn s(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
@@ -886,6 +888,120 @@ pub fn uncaught_error_end_event_raises_incident<S: Store>(h: &mut Harness<S>) {
         ])
     );
     assert!(h.incidents().is_empty());
+}
+
+pub fn link_throw_goes_on_at_its_catch_event<S: Store>(h: &mut Harness<S>) {
+    h.deploy(LINK);
+    let m = h.mark();
+    let i = h.create("link", json!({}));
+    let trail = h.trail_since(m);
+    assert_contains(
+        &trail,
+        &[
+            "SEQUENCE_FLOW_TAKEN f1",
+            "ELEMENT_ACTIVATING go-to-b",
+            "ELEMENT_ACTIVATED go-to-b",
+            "ELEMENT_COMPLETING go-to-b",
+            "ELEMENT_COMPLETED go-to-b",
+            "ELEMENT_ACTIVATING from-b",
+            "ELEMENT_ACTIVATED from-b",
+            "ELEMENT_COMPLETING from-b",
+            "ELEMENT_COMPLETED from-b",
+            "SEQUENCE_FLOW_TAKEN f2",
+            "ELEMENT_ACTIVATING work",
+        ],
+    );
+    assert_eq!(count(&trail, "ELEMENT_ACTIVATING from-a"), 0);
+    h.complete("work", json!({}));
+    assert!(!h.active(i));
+}
+
+pub fn non_interrupting_escalation_is_caught_and_both_paths_go_on<S: Store>(h: &mut Harness<S>) {
+    h.deploy(ESCALATION);
+    let m = h.mark();
+    let i = h.create("escalation-non-interrupting", json!({}));
+    let trail = h.trail_since(m);
+    // The thrower goes on first; the boundary event's token follows (a code before catch-all).
+    assert_contains(
+        &trail,
+        &[
+            "ELEMENT_ACTIVATING n-throw",
+            "ELEMENT_ACTIVATED n-throw",
+            "ELEMENT_COMPLETING n-throw",
+            "ELEMENT_COMPLETED n-throw",
+            "SEQUENCE_FLOW_TAKEN n2",
+            "ELEMENT_ACTIVATING n-caught",
+            "ELEMENT_ACTIVATED n-caught",
+            "ELEMENT_COMPLETING n-caught",
+            "ELEMENT_COMPLETED n-caught",
+            "SEQUENCE_FLOW_TAKEN n6",
+            "ELEMENT_ACTIVATING n-work",
+        ],
+    );
+    assert_eq!(count(&trail, "ELEMENT_ACTIVATING n-catch-all"), 0);
+    assert_eq!(count(&trail, "ELEMENT_COMPLETED n-escalated"), 1);
+    assert!(h.active(i), "the subprocess goes on");
+    let m = h.mark();
+    h.complete("work", json!({}));
+    assert_contains(
+        &h.trail_since(m),
+        &["ELEMENT_COMPLETED n-sub", "SEQUENCE_FLOW_TAKEN n5"],
+    );
+    assert!(!h.active(i));
+}
+
+pub fn interrupting_escalation_ends_the_activity_and_uncaught_goes_on<S: Store>(
+    h: &mut Harness<S>,
+) {
+    h.deploy(ESCALATION);
+    let m = h.mark();
+    let i = h.create("escalation-interrupting", json!({"code": "LATE"}));
+    let trail = h.trail_since(m);
+    assert_contains(
+        &trail,
+        &[
+            "ELEMENT_ACTIVATING i-throw",
+            "ELEMENT_ACTIVATED i-throw",
+            "ELEMENT_TERMINATING i-sub",
+            "ELEMENT_TERMINATING i-throw",
+            "ELEMENT_TERMINATED i-throw",
+            "ELEMENT_TERMINATED i-sub",
+            "ELEMENT_ACTIVATING i-caught",
+            "ELEMENT_ACTIVATED i-caught",
+            "ELEMENT_COMPLETING i-caught",
+            "ELEMENT_COMPLETED i-caught",
+            "SEQUENCE_FLOW_TAKEN i4",
+        ],
+    );
+    assert_eq!(count(&trail, "ELEMENT_ACTIVATING i-end"), 0);
+    assert!(!h.active(i));
+
+    // A code nobody catches: no incident, the end event just ends its path.
+    let m = h.mark();
+    let j = h.create("escalation-interrupting", json!({"code": "OTHER"}));
+    let trail = h.trail_since(m);
+    assert_contains(
+        &trail,
+        &[
+            "ELEMENT_ACTIVATING i-throw",
+            "ELEMENT_ACTIVATED i-throw",
+            "ELEMENT_COMPLETING i-throw",
+            "ELEMENT_COMPLETED i-throw",
+            "ELEMENT_COMPLETING i-sub",
+            "ELEMENT_COMPLETED i-sub",
+            "SEQUENCE_FLOW_TAKEN i3",
+        ],
+    );
+    assert_eq!(count(&trail, "ELEMENT_ACTIVATING i-caught"), 0);
+    assert!(h.incidents().is_empty());
+    assert!(!h.active(j));
+
+    // A code expression that cannot be evaluated is an incident on the thrower.
+    let k = h.create("escalation-interrupting", json!({}));
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].kind, IncidentKind::Expression);
+    assert!(h.active(k));
 }
 
 pub fn terminate_end_event_ends_the_instance<S: Store>(h: &mut Harness<S>) {

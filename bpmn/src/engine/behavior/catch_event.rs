@@ -1,4 +1,5 @@
-//! Intermediate catch events: wait for a message (a subscription) or a timer, then complete.
+//! Intermediate catch events: wait for a message (a subscription) or a timer, then complete;
+//! a link catch event, reached from its link throw events, passes on at once.
 
 use super::{Behavior, Ctx, ElementInstance, Error, Leave, Process, lifecycle};
 use crate::engine::messages;
@@ -27,6 +28,10 @@ impl Behavior for CatchEvent {
             }
             Kind::IntermediateCatch(CatchTrigger::Timer(def)) => {
                 lifecycle::open_timer(ctx, el, el.element, def)?
+            }
+            Kind::IntermediateCatch(CatchTrigger::Link(_)) => {
+                lifecycle::activated(ctx, el)?;
+                return lifecycle::complete(ctx, el.key, None, Leave::All);
             }
             _ => {
                 return Err(Error::Corrupt(

@@ -1,10 +1,11 @@
 //! End events: none, message (job or published), error (thrown to the nearest catching
-//! boundary event), terminate (ends everything else in the container) and compensation.
+//! boundary event), escalation (thrown the same way, without ending anything unless caught by
+//! an interrupting one), terminate (ends everything else in the container) and compensation.
 
 use super::{Behavior, Ctx, ElementInstance, Error, Leave, Process, create_job, lifecycle};
 use crate::engine::event::{ElementRef, Event, Lifecycle};
 use crate::engine::records::IncidentKind;
-use crate::engine::{errors, variables};
+use crate::engine::{errors, escalations, variables};
 use crate::feel::Context;
 use crate::model::{EndResult, Kind, MessageThrow};
 
@@ -41,18 +42,26 @@ impl Behavior for EndEvent {
                 terminate_rest(ctx, el)
             }
             EndResult::Compensation(target) => super::compensate(ctx, el, *target, Leave::Nothing),
+            EndResult::Escalation(_) => {
+                lifecycle::activated(ctx, el)?;
+                self.resume(ctx, el, model)
+            }
         }
     }
 
-    /// Error end events throw (again, after an incident) their error.
+    /// Error and escalation end events throw (again, after an incident) what they throw.
     fn resume(
         &self,
         ctx: &mut Ctx<'_>,
         el: &ElementInstance,
         model: &Process,
     ) -> Result<(), Error> {
-        let Kind::EndEvent(EndResult::Error(thrown)) = &model.element(el.element).kind else {
-            return Ok(());
+        let thrown = match &model.element(el.element).kind {
+            Kind::EndEvent(EndResult::Error(thrown)) => thrown,
+            Kind::EndEvent(EndResult::Escalation(thrown)) => {
+                return escalations::throw_and_go_on(ctx, el, thrown, Leave::Nothing);
+            }
+            _ => return Ok(()),
         };
         let code = match variables::eval_string(ctx, &thrown.code, el.key, "error code", true)? {
             Ok(c) => c,

@@ -1,7 +1,10 @@
-//! Intermediate throw events: none (passes), message (a job, or a message the engine publishes)
-//! and compensation (waits until the compensation handlers are done).
+//! Intermediate throw events: none (passes), message (a job, or a message the engine publishes),
+//! compensation (waits until the compensation handlers are done), escalation (thrown to the
+//! nearest catching boundary event, then on unless that interrupted) and link (goes on at the
+//! link catch event of its name).
 
 use super::{Behavior, Ctx, ElementInstance, Error, Leave, Process, create_job, lifecycle};
+use crate::engine::escalations;
 use crate::feel::Context;
 use crate::model::{Kind, MessageThrow, ThrowResult};
 
@@ -30,6 +33,29 @@ impl Behavior for ThrowEvent {
                 super::publish_and_complete(ctx, el, p, Leave::All)
             }
             ThrowResult::Compensation(target) => super::compensate(ctx, el, *target, Leave::All),
+            ThrowResult::Escalation(_) => {
+                lifecycle::activated(ctx, el)?;
+                self.resume(ctx, el, model)
+            }
+            ThrowResult::Link(target) => {
+                lifecycle::activated(ctx, el)?;
+                lifecycle::complete(ctx, el.key, None, Leave::Link(*target))
+            }
         }
+    }
+
+    /// Escalation throw events throw (again, after an incident on the code) their escalation.
+    fn resume(
+        &self,
+        ctx: &mut Ctx<'_>,
+        el: &ElementInstance,
+        model: &Process,
+    ) -> Result<(), Error> {
+        let Kind::IntermediateThrow(ThrowResult::Escalation(thrown)) =
+            &model.element(el.element).kind
+        else {
+            return Ok(());
+        };
+        escalations::throw_and_go_on(ctx, el, thrown, Leave::All)
     }
 }
