@@ -21,11 +21,13 @@ use crate::feel::Context;
 use crate::model::{BoundaryTrigger, ElementIdx, FlowIdx, Kind, Process, TimerDef};
 
 /// Which outgoing flows a completed element takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Leave {
     /// Every outgoing flow (an activity with several is an implicit parallel split).
     All,
     One(FlowIdx),
+    /// These, in this order (an inclusive gateway's chosen flows).
+    Some(Vec<FlowIdx>),
     /// None: the path ends here.
     Nothing,
     /// No flow: the token goes on at this link catch event of the same scope.
@@ -269,6 +271,12 @@ pub(crate) fn run_completion(
             take(ctx, &el, scope, f, None)?;
             true
         }
+        Leave::Some(flows) => {
+            for f in &flows {
+                take(ctx, &el, scope, *f, None)?;
+            }
+            !flows.is_empty()
+        }
         Leave::Nothing => false,
         Leave::Link(target) => {
             // At once, not queued: no flow carries the token, so nothing else would keep the
@@ -292,7 +300,9 @@ pub(crate) fn run_completion(
     if !took {
         path_ended(ctx, scope)?;
     }
-    Ok(())
+    // Every token this element sent is placed now: an inclusive join may have nothing left
+    // to wait for.
+    super::inclusive::recheck(ctx, scope)
 }
 
 /// Whether an element instance can own subscriptions or timers (so completing must close them).
@@ -345,7 +355,8 @@ pub(crate) fn take(
     let model = ctx.model(from.definition)?;
     let target = model.flow(flow).target;
     let t = model.element(target);
-    let join = matches!(t.kind, Kind::ParallelGateway) && t.incoming.len() > 1;
+    let join =
+        matches!(t.kind, Kind::ParallelGateway | Kind::InclusiveGateway) && t.incoming.len() > 1;
     ctx.emit(Event::SequenceFlowTaken {
         scope,
         flow,
@@ -353,6 +364,10 @@ pub(crate) fn take(
         definition: from.definition,
         join,
     })?;
+    if join && matches!(t.kind, Kind::InclusiveGateway) {
+        // Activated by `inclusive::recheck` once no other token can still arrive.
+        return Ok(());
+    }
     if join {
         for f in &t.incoming {
             if ctx.r().taken(scope, *f)? == 0 {

@@ -24,6 +24,7 @@ mod errors;
 mod escalations;
 pub mod event;
 mod incidents;
+mod inclusive;
 mod instance;
 mod jobs;
 mod lifecycle;

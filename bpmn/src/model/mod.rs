@@ -295,6 +295,9 @@ pub enum Kind {
     Task(TaskKind),
     ExclusiveGateway,
     ParallelGateway,
+    /// Takes every flow whose condition holds (else the default); as a join, waits for every
+    /// token that can still arrive.
+    InclusiveGateway,
     EventBasedGateway,
     /// An element flowmesh reads but does not run (yet); the process lists a problem for it.
     Unsupported(&'static str),

@@ -166,12 +166,17 @@ pub(crate) fn validate(p: &Process) -> Vec<Problem> {
                     _ => {}
                 }
             }
-            Kind::ExclusiveGateway => {
+            Kind::ExclusiveGateway | Kind::InclusiveGateway => {
+                let which = if matches!(e.kind, Kind::ExclusiveGateway) {
+                    "exclusive"
+                } else {
+                    "inclusive"
+                };
                 if e.outgoing.is_empty() {
                     problem(
                         ProblemKind::InvalidStructure,
                         e,
-                        "exclusive gateway has no outgoing sequence flow".into(),
+                        format!("{which} gateway has no outgoing sequence flow"),
                     );
                 }
                 if e.outgoing.len() > 1 {
@@ -193,7 +198,7 @@ pub(crate) fn validate(p: &Process) -> Vec<Problem> {
                                 ProblemKind::MissingCondition,
                                 e,
                                 format!(
-                                    "exclusive gateway: flow '{}' has no condition and is not the default; add a condition or mark it as the default flow",
+                                    "{which} gateway: flow '{}' has no condition and is not the default; add a condition or mark it as the default flow",
                                     flow.id
                                 ),
                             );
@@ -256,7 +261,10 @@ pub(crate) fn validate(p: &Process) -> Vec<Problem> {
             }
             _ => {}
         }
-        if !matches!(e.kind, Kind::ExclusiveGateway | Kind::Unsupported(_)) {
+        if !matches!(
+            e.kind,
+            Kind::ExclusiveGateway | Kind::InclusiveGateway | Kind::Unsupported(_)
+        ) {
             for f in &e.outgoing {
                 let flow = p.flow(*f);
                 if flow.condition.is_some() {
@@ -264,7 +272,7 @@ pub(crate) fn validate(p: &Process) -> Vec<Problem> {
                         ProblemKind::InvalidStructure,
                         e,
                         format!(
-                            "flow '{}' has a condition, but only flows out of exclusive gateways are conditional; add a gateway",
+                            "flow '{}' has a condition, but only flows out of exclusive and inclusive gateways are conditional; add a gateway",
                             flow.id
                         ),
                     );

@@ -499,7 +499,7 @@ impl<'a> ProcessBuilder<'a> {
                     Kind::SubProcess
                 }
             }
-            "inclusiveGateway" => self.unsupported(node, &id, "inclusive gateway"),
+            "inclusiveGateway" => Kind::InclusiveGateway,
             "complexGateway" => self.unsupported(node, &id, "complex gateway"),
             "transaction" => self.unsupported(node, &id, "transaction subprocess"),
             "adHocSubProcess" => self.unsupported(node, &id, "ad-hoc subprocess"),

@@ -245,6 +245,8 @@ macro_rules! conformance_suite {
             exclusive_gateway_takes_first_true_condition_or_default,
             exclusive_gateway_without_match_raises_incident_until_resolved,
             parallel_gateway_forks_and_joins,
+            inclusive_gateway_forks_on_conditions_and_joins_what_was_forked,
+            inclusive_join_stops_waiting_for_a_branch_that_went_elsewhere,
             event_based_gateway_takes_the_first_event,
             event_based_gateway_timer_wins_when_no_message_comes,
             message_catch_receive_and_throw_events,

@@ -35,6 +35,7 @@ pub const RETAIL_ORDER: &str = include_str!("fixtures/retail-order.bpmn");
 pub const RETAIL_PAYMENT: &str = include_str!("fixtures/retail-payment.bpmn");
 pub const LINK: &str = include_str!("fixtures/link.bpmn");
 pub const ESCALATION: &str = include_str!("fixtures/escalation.bpmn");
+pub const INCLUSIVE: &str = include_str!("fixtures/inclusive.bpmn");
 
 fn s(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
@@ -286,6 +287,114 @@ pub fn parallel_gateway_forks_and_joins<S: Store>(h: &mut Harness<S>) {
         ])
     );
     assert!(!h.active(i));
+}
+
+pub fn inclusive_gateway_forks_on_conditions_and_joins_what_was_forked<S: Store>(
+    h: &mut Harness<S>,
+) {
+    h.deploy(INCLUSIVE);
+    let m = h.mark();
+    let i = h.create("inclusive", json!({"courses": ["pasta", "steak"]}));
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "ELEMENT_ACTIVATING fork",
+            "ELEMENT_ACTIVATED fork",
+            "ELEMENT_COMPLETING fork",
+            "ELEMENT_COMPLETED fork",
+            "SEQUENCE_FLOW_TAKEN pasta-flow",
+            "SEQUENCE_FLOW_TAKEN steak-flow",
+            "ELEMENT_ACTIVATING pasta",
+        ],
+    );
+    // The first branch waits at the join: the other can still arrive.
+    let m = h.mark();
+    h.complete("pasta", json!({}));
+    let trail = h.trail_since(m);
+    assert_eq!(
+        trail.last().map(String::as_str),
+        Some("SEQUENCE_FLOW_TAKEN j-pasta")
+    );
+    assert_eq!(count(&trail, "ELEMENT_ACTIVATING join"), 0);
+    let m = h.mark();
+    h.complete("steak", json!({}));
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "JOB_COMPLETED",
+            "ELEMENT_COMPLETING steak",
+            "ELEMENT_COMPLETED steak",
+            "SEQUENCE_FLOW_TAKEN j-steak",
+            "ELEMENT_ACTIVATING join",
+            "ELEMENT_ACTIVATED join",
+            "ELEMENT_COMPLETING join",
+            "ELEMENT_COMPLETED join",
+            "SEQUENCE_FLOW_TAKEN f2",
+            "ELEMENT_ACTIVATING end",
+            "ELEMENT_ACTIVATED end",
+            "ELEMENT_COMPLETING end",
+            "ELEMENT_COMPLETED end",
+            "ELEMENT_COMPLETING inclusive",
+            "ELEMENT_COMPLETED inclusive",
+        ])
+    );
+    assert!(!h.active(i));
+
+    // No condition holds: the default flow, and the join passes at once.
+    let m = h.mark();
+    let j = h.create("inclusive", json!({"courses": []}));
+    let trail = h.trail_since(m);
+    assert_contains(
+        &trail,
+        &["ELEMENT_COMPLETED fork", "SEQUENCE_FLOW_TAKEN salad-flow"],
+    );
+    assert_eq!(count(&trail, "ELEMENT_ACTIVATING pasta"), 0);
+    h.complete("salad", json!({}));
+    assert!(!h.active(j));
+
+    // A condition that cannot be evaluated is an incident on the fork.
+    let k = h.create("inclusive", json!({}));
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].kind, IncidentKind::Condition);
+    assert!(h.active(k));
+}
+
+pub fn inclusive_join_stops_waiting_for_a_branch_that_went_elsewhere<S: Store>(h: &mut Harness<S>) {
+    h.deploy(INCLUSIVE);
+    let i = h.create("inclusive-skip", json!({"skip": true}));
+    let m = h.mark();
+    h.complete("a", json!({}));
+    assert_eq!(count(&h.trail_since(m), "ELEMENT_ACTIVATING s-join"), 0);
+    // b leaves by the exclusive gateway to an end event: nothing can reach the join's other
+    // flow any more, so it goes on with what arrived.
+    let m = h.mark();
+    h.complete("b", json!({}));
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "SEQUENCE_FLOW_TAKEN s-out",
+            "ELEMENT_ACTIVATING s-skipped",
+            "ELEMENT_ACTIVATED s-skipped",
+            "ELEMENT_COMPLETING s-skipped",
+            "ELEMENT_COMPLETED s-skipped",
+            "ELEMENT_ACTIVATING s-join",
+            "ELEMENT_ACTIVATED s-join",
+            "ELEMENT_COMPLETING s-join",
+            "ELEMENT_COMPLETED s-join",
+            "SEQUENCE_FLOW_TAKEN s2",
+        ],
+    );
+    assert!(!h.active(i));
+
+    // Not skipped: the join waits for both and activates once.
+    let j = h.create("inclusive-skip", json!({"skip": false}));
+    h.complete("b", json!({}));
+    let m = h.mark();
+    h.complete("a", json!({}));
+    let trail = h.trail_since(m);
+    assert_eq!(count(&trail, "ELEMENT_ACTIVATING s-join"), 1);
+    assert!(!h.active(j));
 }
 
 pub fn event_based_gateway_takes_the_first_event<S: Store>(h: &mut Harness<S>) {

@@ -7,6 +7,7 @@ mod container;
 mod end_event;
 mod event_based_gateway;
 mod exclusive_gateway;
+mod inclusive_gateway;
 mod job_task;
 mod parallel_gateway;
 mod pass_through;
@@ -77,6 +78,7 @@ pub(crate) fn of(kind: &Kind) -> &'static dyn Behavior {
         Kind::Task(TaskKind::PassThrough) => &pass_through::PassThrough,
         Kind::ExclusiveGateway => &exclusive_gateway::ExclusiveGateway,
         Kind::ParallelGateway => &parallel_gateway::ParallelGateway,
+        Kind::InclusiveGateway => &inclusive_gateway::InclusiveGateway,
         Kind::EventBasedGateway => &event_based_gateway::EventBasedGateway,
         Kind::Unsupported(_) => &Unsupported,
     }
