@@ -4,10 +4,10 @@
 use super::context::Ctx;
 use super::event::Event;
 use super::records::{ElementState, Timer};
-use super::{Error, behavior, instance, jobs, lifecycle, messages};
-use crate::feel::Context;
+use super::{Error, behavior, instance, jobs, lifecycle, messages, variables};
 use crate::feel::temporal::IsoDuration;
-use crate::model::Kind;
+use crate::feel::{Context, Value};
+use crate::model::{BoundaryTrigger, CatchTrigger, Kind, StartTrigger};
 
 /// Handles everything due at `ctx.now`, earliest first. `drain` runs follow-up work between
 /// timers so each timer's consequences are complete before the next fires.
@@ -29,8 +29,17 @@ pub(crate) fn tick(
 }
 
 /// The next firing of a repeating timer, if any.
-fn next(t: &Timer) -> Option<Timer> {
-    let r = t.repeat?;
+fn next(ctx: &mut Ctx<'_>, t: &Timer) -> Result<Option<Timer>, Error> {
+    let Some(r) = t.repeat else {
+        return Ok(None);
+    };
+    if r.months == 0 && r.nanos == 0 {
+        return next_by_cron(ctx, t);
+    }
+    Ok(next_interval(t, r))
+}
+
+fn next_interval(t: &Timer, r: super::records::Repeat) -> Option<Timer> {
     let remaining = match r.remaining {
         Some(n) if n <= 1 => return None,
         Some(n) => Some(n - 1),
@@ -49,9 +58,45 @@ fn next(t: &Timer) -> Option<Timer> {
     Some(n)
 }
 
+/// A cron cycle keeps no interval: its timer event's expression is read again (in the owner's
+/// scope, for a boundary or catch event) and asked for the firing after this one. A cycle that
+/// no longer reads as a cron ends.
+fn next_by_cron(ctx: &mut Ctx<'_>, t: &Timer) -> Result<Option<Timer>, Error> {
+    let model = ctx.model(t.definition)?;
+    let def = match &model.element(t.element).kind {
+        Kind::StartEvent(StartTrigger::Timer(d))
+        | Kind::IntermediateCatch(CatchTrigger::Timer(d)) => d,
+        Kind::Boundary(b) => match &b.trigger {
+            BoundaryTrigger::Timer(d) => d,
+            _ => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    let value = if def.expr.is_constant() {
+        Value::from(def.expr.source())
+    } else {
+        let Some(owner) = t.owner else {
+            return Ok(None);
+        };
+        match variables::eval(ctx, &def.expr, owner, None)? {
+            Ok(v) => v,
+            Err(_) => return Ok(None),
+        }
+    };
+    let Ok(after) = jiff::Timestamp::from_millisecond(t.due) else {
+        return Ok(None);
+    };
+    let Ok(schedule) = def.schedule_from(&value, after) else {
+        return Ok(None);
+    };
+    let mut n = t.clone();
+    n.due = schedule.due.as_millisecond();
+    Ok(Some(n))
+}
+
 fn fire(ctx: &mut Ctx<'_>, t: Timer) -> Result<(), Error> {
     ctx.emit(Event::TimerTriggered { key: t.key })?;
-    let mut again = next(&t);
+    let mut again = next(ctx, &t)?;
     match t.owner {
         None => {
             instance::start(ctx, t.definition, t.element, Context::new(), None)?;

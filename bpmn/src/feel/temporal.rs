@@ -21,6 +21,11 @@ pub struct IsoDuration {
 }
 
 impl IsoDuration {
+    pub const ZERO: IsoDuration = IsoDuration {
+        months: 0,
+        exact: SignedDuration::ZERO,
+    };
+
     /// Adds the duration to an instant, months first (in UTC), as timers do.
     pub fn add_to(&self, at: Timestamp) -> Option<Timestamp> {
         let mut t = at;

@@ -11,6 +11,7 @@
 #![allow(clippy::large_enum_variant)]
 
 pub mod binding;
+pub mod cron;
 mod diagram;
 pub mod event_binding;
 mod notation;

@@ -2,7 +2,8 @@
 //!
 //! `PT10S` fires ten seconds after the event activates; `2024-06-01T10:00:00Z` fires then;
 //! `R3/PT1H` fires three times an hour apart; `R/2024-06-01T10:00:00Z/P1D` fires every day from
-//! that date on. Values come from static text or from a FEEL expression.
+//! that date on; a cycle can also be a cron expression (`0 0 9 * * MON-FRI`, see [`super::cron`]).
+//! Values come from static text or from a FEEL expression.
 
 use jiff::Timestamp;
 
@@ -54,6 +55,9 @@ impl Schedule {
     /// The schedule after firing at `due`, if the timer repeats.
     pub fn next(&self) -> Option<Schedule> {
         let (left, interval) = self.repeat?;
+        if interval == IsoDuration::ZERO {
+            return None; // a cron schedule: the cron says when next
+        }
         let left = match left {
             Some(0) => return None,
             Some(n) => Some(n - 1),
@@ -193,9 +197,20 @@ impl TimerDef {
                         ));
                     }
                 };
-                let cycle = parse_cycle(text).ok_or_else(|| {
-                    format!("'{text}' is not a repeating interval such as R/PT10S, R3/PT1H or R/2024-06-01T10:00:00Z/P1D")
-                })?;
+                let Some(cycle) = parse_cycle(text) else {
+                    // Not an ISO cycle: a cron expression, which fires forever. Its schedule
+                    // has no interval; the engine asks the cron for each next firing.
+                    let cron = super::cron::Cron::parse(text).map_err(|e| {
+                        format!("'{text}' is neither a repeating interval such as R/PT10S, R3/PT1H or R/2024-06-01T10:00:00Z/P1D nor a cron expression: {e}")
+                    })?;
+                    let due = cron
+                        .next_after(now)
+                        .ok_or_else(|| format!("the cron expression '{text}' never fires"))?;
+                    return Ok(Schedule {
+                        due,
+                        repeat: Some((None, IsoDuration::ZERO)),
+                    });
+                };
                 let due = match cycle.start {
                     Some(start) if start > now => start,
                     Some(start) => next_boundary(start, cycle.interval, now)

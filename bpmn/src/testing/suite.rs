@@ -36,6 +36,7 @@ pub const RETAIL_PAYMENT: &str = include_str!("fixtures/retail-payment.bpmn");
 pub const LINK: &str = include_str!("fixtures/link.bpmn");
 pub const ESCALATION: &str = include_str!("fixtures/escalation.bpmn");
 pub const INCLUSIVE: &str = include_str!("fixtures/inclusive.bpmn");
+pub const CRON: &str = include_str!("fixtures/cron.bpmn");
 
 fn s(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
@@ -706,6 +707,44 @@ pub fn timer_start_events_fire_by_date_and_cycle<S: Store>(h: &mut Harness<S>) {
     assert_eq!(started(h, "timer-start-date"), 1);
     h.advance(SignedDuration::from_hours(24));
     assert_eq!(started(h, "timer-start-date"), 1, "a date fires once");
+}
+
+pub fn timer_cycles_as_cron_fire_when_the_cron_says<S: Store>(h: &mut Harness<S>) {
+    // The harness starts on Monday 2024-01-01 at 00:00 UTC.
+    h.deploy(CRON);
+    let i = h.create("cron-reminder", json!({"schedule": "0 0 9 * * MON-FRI"}));
+    let m = h.mark();
+    h.advance(SignedDuration::from_hours(8));
+    assert_eq!(count(&h.trail_since(m), "ELEMENT_COMPLETED reminded"), 0);
+    assert_eq!(
+        count(&h.trail_since(m), "ELEMENT_COMPLETED every-morning"),
+        1
+    );
+    // A day at a time, for a week: nine o'clock on each weekday, none on the weekend.
+    for _ in 0..7 {
+        h.advance(SignedDuration::from_hours(24));
+    }
+    let trail = h.trail_since(m);
+    assert_eq!(count(&trail, "ELEMENT_COMPLETED reminded"), 5);
+    assert_eq!(count(&trail, "ELEMENT_COMPLETED every-morning"), 8);
+    assert_contains(
+        &trail,
+        &[
+            "TIMER_TRIGGERED",
+            "ELEMENT_ACTIVATING weekday-nine",
+            "ELEMENT_ACTIVATED weekday-nine",
+            "ELEMENT_COMPLETING weekday-nine",
+            "ELEMENT_COMPLETED weekday-nine",
+            "SEQUENCE_FLOW_TAKEN r3",
+        ],
+    );
+    assert!(h.active(i), "the reminders do not interrupt the review");
+    h.complete("review", json!({}));
+    assert!(!h.active(i));
+    // The review's timer went with it.
+    let m = h.mark();
+    h.advance(SignedDuration::from_hours(24));
+    assert_eq!(count(&h.trail_since(m), "ELEMENT_COMPLETED reminded"), 0);
 }
 
 pub fn interrupting_timer_boundary_terminates_the_task<S: Store>(h: &mut Harness<S>) {
