@@ -9,6 +9,7 @@
 
 pub mod engine;
 pub mod feel;
+pub mod migrate;
 pub mod model;
 pub mod parse;
 pub mod render;

@@ -4,6 +4,7 @@
 mod control_plane;
 mod demo;
 mod example_app;
+mod migrate;
 mod proxy;
 mod remote;
 mod render;
@@ -28,6 +29,7 @@ struct Cli {
 enum Command {
     Validate(validate::Args),
     Render(render::Args),
+    MigrateModel(migrate::Args),
     ControlPlane(control_plane::Args),
     Proxy(proxy::Args),
     Deploy(remote::DeployArgs),
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Render(args) => render::run(&args),
+        Command::MigrateModel(args) => migrate::run(&args),
         Command::ControlPlane(args) => control_plane::run(args),
         Command::Proxy(args) => proxy::run(&args),
         Command::Deploy(args) => remote::deploy(args),
