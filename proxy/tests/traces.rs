@@ -161,7 +161,8 @@ async fn a_chain_without_trace_headers_is_one_trace() {
         assert_eq!(&body[..], b"shipped via c: 200 OK");
     }
     // C's app saw the body B's app sent, and a traceparent the sidecar added.
-    let spans = sink.wait_for("4711", 4).await;
+    let chain = [("a", 3), ("b", 2), ("b", 3), ("c", 2)]; // CLIENT 3, SERVER 2
+    let spans = sink.wait_for_each("4711", &chain).await;
     let by = |service: &str, kind: i32| {
         spans
             .iter()
@@ -191,7 +192,7 @@ async fn a_chain_without_trace_headers_is_one_trace() {
     assert!(b_server.events.contains(&"flowmesh.observation".to_owned()));
     assert!(c_server.events.contains(&"flowmesh.observation".to_owned()));
     // The second order is a trace of its own.
-    let other = sink.wait_for("4712", 4).await;
+    let other = sink.wait_for_each("4712", &chain).await;
     assert!(other.iter().all(|s| s.trace_id != a_client.trace_id));
     assert_eq!(
         other

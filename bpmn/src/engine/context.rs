@@ -100,6 +100,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) events: Vec<Event>,
     pub(crate) actions: Vec<Action>,
     pub(crate) queue: VecDeque<Activation>,
+    /// Process instances whose variables changed since their conditional events were last
+    /// checked.
+    pub(crate) changed: std::collections::BTreeSet<u64>,
     pub(crate) options: &'a Options,
 }
 
@@ -111,6 +114,11 @@ impl<'a> Ctx<'a> {
     /// Applies an event to state and records it.
     pub(crate) fn emit(&mut self, event: Event) -> Result<(), Error> {
         apply(&mut self.w, &event, &mut self.next_key)?;
+        if let Event::VariableCreated { instance, .. } | Event::VariableUpdated { instance, .. } =
+            &event
+        {
+            self.changed.insert(*instance);
+        }
         if self.record {
             self.events.push(event);
         }

@@ -144,7 +144,8 @@ fn open_boundaries(
             )?,
             BoundaryTrigger::Error(_)
             | BoundaryTrigger::Compensation(_)
-            | BoundaryTrigger::Escalation(_) => Ok(()),
+            | BoundaryTrigger::Escalation(_)
+            | BoundaryTrigger::Conditional(_) => Ok(()),
         };
         if opened.is_err() {
             return Ok(opened);

@@ -18,6 +18,7 @@ mod apply;
 mod behavior;
 pub mod command;
 mod compensation;
+mod conditional;
 mod context;
 mod deploy;
 mod errors;
@@ -140,6 +141,7 @@ impl Engine {
             events: Vec::new(),
             actions: Vec::new(),
             queue: VecDeque::new(),
+            changed: Default::default(),
             options: &self.options,
         };
         let mut results = Vec::new();
@@ -324,6 +326,22 @@ fn set_variables(
 
 /// Runs queued work (tokens on their way to elements) until none is left.
 fn drain(ctx: &mut Ctx<'_>) -> Result<(), Error> {
+    // Conditional events fire on changed variables, and what they start can change variables
+    // again: a bounded number of rounds, so a model that keeps triggering itself cannot stall
+    // the engine.
+    for _ in 0..conditional::MAX_ROUNDS {
+        while let Some(activation) = ctx.queue.pop_front() {
+            lifecycle::activate(ctx, activation)?;
+        }
+        if ctx.changed.is_empty() {
+            return Ok(());
+        }
+        conditional::check(ctx)?;
+        if ctx.queue.is_empty() && ctx.changed.is_empty() {
+            return Ok(());
+        }
+    }
+    ctx.changed.clear();
     while let Some(activation) = ctx.queue.pop_front() {
         lifecycle::activate(ctx, activation)?;
     }

@@ -317,6 +317,9 @@ pub enum CatchTrigger {
     Timer(TimerDef),
     /// A link catch event: the target of throw link events of the same name in its scope.
     Link(String),
+    /// Waits until the condition holds (checked on arrival and whenever the instance's
+    /// variables change).
+    Conditional(Expression),
 }
 
 #[derive(Debug)]
@@ -356,6 +359,8 @@ pub enum BoundaryTrigger {
     Compensation(Option<ElementIdx>),
     /// Catches escalations with this code; `None` catches every escalation.
     Escalation(Option<String>),
+    /// Fires when the condition holds after the instance's variables changed.
+    Conditional(Expression),
 }
 
 #[derive(Debug)]

@@ -226,11 +226,11 @@ pub(crate) fn validate(p: &Process) -> Vec<Problem> {
                                     "an event after an event-based gateway must have only the gateway's flow coming in".into(),
                                 );
                             }
-                            if let CatchTrigger::Link(_) = trigger {
+                            if let CatchTrigger::Link(_) | CatchTrigger::Conditional(_) = trigger {
                                 problem(
                                     ProblemKind::InvalidStructure,
                                     target,
-                                    "a link catch event cannot follow an event-based gateway; use a message or timer catch event".into(),
+                                    "only message and timer catch events can follow an event-based gateway".into(),
                                 );
                             }
                             if let CatchTrigger::Message(m) = trigger

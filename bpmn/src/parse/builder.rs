@@ -616,6 +616,10 @@ impl<'a> ProcessBuilder<'a> {
                 }
                 CatchTrigger::Link((*name).to_owned())
             }
+            [EventDef::Conditional { condition }] => match self.conditional(node, id, *condition) {
+                Some(c) => CatchTrigger::Conditional(c),
+                None => return Kind::Unsupported("conditional event without condition"),
+            },
             [EventDef::Message { message_ref }] => match self.message(node, id, *message_ref, true)
             {
                 Some(m) => CatchTrigger::Message(m),
@@ -782,6 +786,10 @@ impl<'a> ProcessBuilder<'a> {
                 };
                 BoundaryTrigger::Error(code)
             }
+            [EventDef::Conditional { condition }] => match self.conditional(node, id, *condition) {
+                Some(c) => BoundaryTrigger::Conditional(c),
+                None => return Kind::Unsupported("conditional event without condition"),
+            },
             [EventDef::Escalation { escalation_ref }] => {
                 let code = match escalation_ref {
                     None => None,
@@ -1111,6 +1119,31 @@ impl<'a> ProcessBuilder<'a> {
                     id,
                     format!("error code: {msg}"),
                 );
+                None
+            }
+        }
+    }
+
+    /// The FEEL condition of a conditional event.
+    fn conditional(
+        &mut self,
+        node: Node<'a, 'a>,
+        id: &str,
+        condition: Option<(&'a str, Node<'a, 'a>)>,
+    ) -> Option<Expression> {
+        let Some((text, at)) = condition else {
+            self.problem(
+                ProblemKind::InvalidStructure,
+                node,
+                id,
+                "conditional event has no condition; add <bpmn:condition>= ...</bpmn:condition> to its conditionalEventDefinition",
+            );
+            return None;
+        };
+        match zeebe::condition(text) {
+            Ok(c) => Some(c),
+            Err(msg) => {
+                self.problem(ProblemKind::InvalidExpression, at, id, msg);
                 None
             }
         }

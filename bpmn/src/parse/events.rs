@@ -30,7 +30,11 @@ pub(crate) enum EventDef<'a> {
     Link {
         name: Option<&'a str>,
     },
-    /// Signal, conditional, cancel: read, not run (yet).
+    Conditional {
+        /// The text of its `bpmn:condition`, and that element (for positions).
+        condition: Option<(&'a str, Node<'a, 'a>)>,
+    },
+    /// Signal, cancel: read, not run (yet).
     Other(&'static str),
 }
 
@@ -61,7 +65,12 @@ pub(crate) fn definitions<'a>(event: Node<'a, 'a>) -> Vec<EventDef<'a>> {
             "escalationEventDefinition" => EventDef::Escalation {
                 escalation_ref: ref_attr(c, "escalationRef"),
             },
-            "conditionalEventDefinition" => EventDef::Other("conditional event"),
+            "conditionalEventDefinition" => EventDef::Conditional {
+                condition: c
+                    .children()
+                    .find(|n| n.is_element() && n.tag_name().name() == "condition")
+                    .and_then(|n| Some((text(n)?, n))),
+            },
             "linkEventDefinition" => EventDef::Link {
                 name: attr(c, "name").filter(|n| !n.trim().is_empty()),
             },

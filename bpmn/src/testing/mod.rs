@@ -257,6 +257,8 @@ macro_rules! conformance_suite {
             timer_catch_events_wait_for_duration_and_date,
             timer_start_events_fire_by_date_and_cycle,
             timer_cycles_as_cron_fire_when_the_cron_says,
+            conditional_catch_waits_until_its_condition_holds,
+            conditional_boundaries_fire_when_variables_make_them_true,
             interrupting_timer_boundary_terminates_the_task,
             non_interrupting_timer_cycle_boundary_fires_repeatedly,
             message_boundaries_interrupt_or_not,

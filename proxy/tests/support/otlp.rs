@@ -159,6 +159,27 @@ impl Sink {
         }
     }
 
+    /// Spans of business key `key` once one of each (service, kind) in `wanted` is among them
+    /// (other spans of the key, such as the engine's, may come first).
+    pub(crate) async fn wait_for_each(&self, key: &str, wanted: &[(&str, i32)]) -> Vec<Received> {
+        let deadline = Instant::now() + UP;
+        loop {
+            let spans = self.of_key(key);
+            if wanted.iter().all(|(service, kind)| {
+                spans
+                    .iter()
+                    .any(|s| s.service == *service && s.kind == *kind)
+            }) {
+                return spans;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not every one of {wanted:?} for {key}: {spans:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Every span received so far.
     pub(crate) fn all(&self) -> Vec<Received> {
         self.spans.lock().unwrap().clone()

@@ -1,9 +1,10 @@
 //! Intermediate catch events: wait for a message (a subscription) or a timer, then complete;
-//! a link catch event, reached from its link throw events, passes on at once.
+//! a link catch event, reached from its link throw events, passes on at once; a conditional
+//! one waits until its condition holds (see `engine::conditional`).
 
 use super::{Behavior, Ctx, ElementInstance, Error, Leave, Process, lifecycle};
-use crate::engine::messages;
 use crate::engine::records::IncidentKind;
+use crate::engine::{messages, variables};
 use crate::feel::Context;
 use crate::model::{CatchTrigger, Kind};
 
@@ -32,6 +33,17 @@ impl Behavior for CatchEvent {
             Kind::IntermediateCatch(CatchTrigger::Link(_)) => {
                 lifecycle::activated(ctx, el)?;
                 return lifecycle::complete(ctx, el.key, None, Leave::All);
+            }
+            Kind::IntermediateCatch(CatchTrigger::Conditional(condition)) => {
+                // True on arrival: passes at once; else waits for the variables to change.
+                return match variables::eval_bool(ctx, condition, el.key)? {
+                    Ok(true) => {
+                        lifecycle::activated(ctx, el)?;
+                        lifecycle::complete(ctx, el.key, None, Leave::All)
+                    }
+                    Ok(false) => lifecycle::activated(ctx, el),
+                    Err(msg) => ctx.incident(el.key, IncidentKind::Condition, msg, None),
+                };
             }
             _ => {
                 return Err(Error::Corrupt(
