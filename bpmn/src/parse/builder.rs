@@ -56,6 +56,13 @@ pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definit
 }
 
 /// Top-level definitions that elements refer to.
+/// What a throw event refers to for its code.
+#[derive(Clone, Copy)]
+enum Thrown {
+    Error,
+    Escalation,
+}
+
 struct Refs<'a> {
     messages: HashMap<&'a str, Node<'a, 'a>>,
     errors: HashMap<&'a str, Node<'a, 'a>>,
@@ -1080,44 +1087,70 @@ impl<'a> ProcessBuilder<'a> {
         id: &str,
         error_ref: Option<&str>,
     ) -> Option<ErrorThrow> {
-        let Some(r) = error_ref else {
-            self.problem(
-                ProblemKind::MissingError,
-                node,
-                id,
-                "error end event has no error; pick an error with an error code",
-            );
+        let (code, error) = self.thrown_code(node, id, error_ref, Thrown::Error)?;
+        Some(ErrorThrow {
+            code,
+            message: attr(error, "name").map(str::to_owned),
+        })
+    }
+
+    /// The code an error or escalation throw event throws: its reference resolved to a
+    /// top-level `bpmn:error`/`bpmn:escalation`, whose code may be an expression.
+    fn thrown_code(
+        &mut self,
+        node: Node<'a, 'a>,
+        id: &str,
+        reference: Option<&str>,
+        what: Thrown,
+    ) -> Option<(Expression, Node<'a, 'a>)> {
+        let (name, attr_name, missing) = match what {
+            Thrown::Error => ("error", "errorCode", ProblemKind::MissingError),
+            Thrown::Escalation => (
+                "escalation",
+                "escalationCode",
+                ProblemKind::InvalidReference,
+            ),
+        };
+        let Some(r) = reference else {
+            let message = match what {
+                Thrown::Error => "error end event has no error; pick an error with an error code",
+                Thrown::Escalation => {
+                    "escalation throw event has no escalation; pick an escalation with an escalation code"
+                }
+            };
+            self.problem(missing, node, id, message);
             return None;
         };
-        let Some(error) = self.refs.errors.get(r).copied() else {
+        let table = match what {
+            Thrown::Error => &self.refs.errors,
+            Thrown::Escalation => &self.refs.escalations,
+        };
+        let Some(target) = table.get(r).copied() else {
             self.problem(
                 ProblemKind::InvalidReference,
                 node,
                 id,
-                format!("error '{r}' is not defined"),
+                format!("{name} '{r}' is not defined"),
             );
             return None;
         };
-        let Some(code) = events::error_code(error) else {
+        let Some(code) = attr(target, attr_name).filter(|c| !c.trim().is_empty()) else {
             self.problem(
-                ProblemKind::MissingError,
+                missing,
                 node,
                 id,
-                format!("error '{r}' has no errorCode"),
+                format!("{name} '{r}' has no {attr_name}"),
             );
             return None;
         };
         match zeebe::expression(code) {
-            Ok(code) => Some(ErrorThrow {
-                code,
-                message: attr(error, "name").map(str::to_owned),
-            }),
+            Ok(code) => Some((code, target)),
             Err(msg) => {
                 self.problem(
                     ProblemKind::InvalidExpression,
-                    error,
+                    target,
                     id,
-                    format!("error code: {msg}"),
+                    format!("{name} code: {msg}"),
                 );
                 None
             }
@@ -1155,46 +1188,8 @@ impl<'a> ProcessBuilder<'a> {
         id: &str,
         escalation_ref: Option<&str>,
     ) -> Option<EscalationThrow> {
-        let Some(r) = escalation_ref else {
-            self.problem(
-                ProblemKind::InvalidReference,
-                node,
-                id,
-                "escalation throw event has no escalation; pick an escalation with an escalation code",
-            );
-            return None;
-        };
-        let Some(escalation) = self.refs.escalations.get(r).copied() else {
-            self.problem(
-                ProblemKind::InvalidReference,
-                node,
-                id,
-                format!("escalation '{r}' is not defined"),
-            );
-            return None;
-        };
-        let Some(code) = events::escalation_code(escalation).filter(|c| !c.trim().is_empty())
-        else {
-            self.problem(
-                ProblemKind::InvalidReference,
-                node,
-                id,
-                format!("escalation '{r}' has no escalationCode"),
-            );
-            return None;
-        };
-        match zeebe::expression(code) {
-            Ok(code) => Some(EscalationThrow { code }),
-            Err(msg) => {
-                self.problem(
-                    ProblemKind::InvalidExpression,
-                    escalation,
-                    id,
-                    format!("escalation code: {msg}"),
-                );
-                None
-            }
-        }
+        let (code, _) = self.thrown_code(node, id, escalation_ref, Thrown::Escalation)?;
+        Some(EscalationThrow { code })
     }
 
     /// The link catch event a link throw event named `name` goes to: the one catch event of

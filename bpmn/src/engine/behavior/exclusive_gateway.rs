@@ -2,8 +2,6 @@
 //! default flow; neither is an incident, resolved by fixing variables and retrying.
 
 use super::{Behavior, Ctx, ElementInstance, Error, Leave, Process, lifecycle};
-use crate::engine::records::IncidentKind;
-use crate::engine::variables;
 use crate::feel::Context;
 
 pub(super) struct ExclusiveGateway;
@@ -16,41 +14,10 @@ impl Behavior for ExclusiveGateway {
         model: &Process,
         _: Option<Context>,
     ) -> Result<(), Error> {
-        let m = model.element(el.element);
-        let mut chosen = None;
-        if m.outgoing.len() == 1 && model.flow(m.outgoing[0]).condition.is_none() {
-            chosen = Some(m.outgoing[0]);
-        } else {
-            for f in &m.outgoing {
-                if Some(*f) == m.default_flow {
-                    continue;
-                }
-                let Some(cond) = &model.flow(*f).condition else {
-                    continue;
-                };
-                match variables::eval_bool(ctx, cond, el.key)? {
-                    Ok(true) => {
-                        chosen = Some(*f);
-                        break;
-                    }
-                    Ok(false) => {}
-                    Err(msg) => return ctx.incident(el.key, IncidentKind::Condition, msg, None),
-                }
-            }
-        }
-        let Some(flow) = chosen.or(m.default_flow) else {
-            let conditions: Vec<_> = m
-                .outgoing
-                .iter()
-                .filter_map(|f| model.flow(*f).condition.as_ref())
-                .collect();
-            let msg =
-                "expected at least one condition to evaluate to true, or to have a default flow"
-                    .to_owned();
-            let msg = variables::explain(ctx, &conditions, el.key, msg)?;
-            return ctx.incident(el.key, IncidentKind::Condition, msg, None);
+        let Some(flows) = super::choose_flows(ctx, el, model, true)? else {
+            return Ok(());
         };
         lifecycle::activated(ctx, el)?;
-        lifecycle::complete(ctx, el.key, None, Leave::One(flow))
+        lifecycle::complete(ctx, el.key, None, Leave::One(flows[0]))
     }
 }

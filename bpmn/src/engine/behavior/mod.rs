@@ -132,3 +132,60 @@ impl Behavior for Unsupported {
         )))
     }
 }
+
+/// The outgoing flows of a gateway whose conditions hold, in model order (only the first when
+/// `first_only`), else its default flow. `None` when an incident was raised instead: a
+/// condition that cannot be evaluated, or none true and no default.
+pub(super) fn choose_flows(
+    ctx: &mut Ctx<'_>,
+    el: &ElementInstance,
+    model: &Process,
+    first_only: bool,
+) -> Result<Option<Vec<crate::model::FlowIdx>>, Error> {
+    use super::records::IncidentKind;
+    use super::variables;
+    let m = model.element(el.element);
+    let mut chosen = Vec::new();
+    if m.outgoing.len() == 1 && model.flow(m.outgoing[0]).condition.is_none() {
+        chosen.push(m.outgoing[0]);
+    } else {
+        for f in &m.outgoing {
+            if Some(*f) == m.default_flow {
+                continue;
+            }
+            let Some(cond) = &model.flow(*f).condition else {
+                continue;
+            };
+            match variables::eval_bool(ctx, cond, el.key)? {
+                Ok(true) => {
+                    chosen.push(*f);
+                    if first_only {
+                        break;
+                    }
+                }
+                Ok(false) => {}
+                Err(msg) => {
+                    ctx.incident(el.key, IncidentKind::Condition, msg, None)?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    if chosen.is_empty() {
+        let Some(default) = m.default_flow else {
+            let conditions: Vec<_> = m
+                .outgoing
+                .iter()
+                .filter_map(|f| model.flow(*f).condition.as_ref())
+                .collect();
+            let msg =
+                "expected at least one condition to evaluate to true, or to have a default flow"
+                    .to_owned();
+            let msg = variables::explain(ctx, &conditions, el.key, msg)?;
+            ctx.incident(el.key, IncidentKind::Condition, msg, None)?;
+            return Ok(None);
+        };
+        chosen.push(default);
+    }
+    Ok(Some(chosen))
+}
