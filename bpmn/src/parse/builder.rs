@@ -774,48 +774,19 @@ impl<'a> ProcessBuilder<'a> {
                 None => return Kind::Unsupported("message boundary without message"),
             },
             [EventDef::Error { error_ref }] => {
-                let code = match error_ref {
-                    None => None,
-                    Some(r) => match self.refs.errors.get(r) {
-                        Some(e) => events::error_code(*e).map(str::to_owned),
-                        None => {
-                            self.problem(
-                                ProblemKind::InvalidReference,
-                                node,
-                                id,
-                                format!(
-                                    "error boundary refers to error '{r}', which is not defined"
-                                ),
-                            );
-                            return Kind::Unsupported("error boundary with unknown error");
-                        }
-                    },
-                };
-                BoundaryTrigger::Error(code)
+                match self.caught_code(node, id, *error_ref, Thrown::Error) {
+                    Some(code) => BoundaryTrigger::Error(code),
+                    None => return Kind::Unsupported("error boundary with unknown error"),
+                }
             }
             [EventDef::Conditional { condition }] => match self.conditional(node, id, *condition) {
                 Some(c) => BoundaryTrigger::Conditional(c),
                 None => return Kind::Unsupported("conditional event without condition"),
             },
             [EventDef::Escalation { escalation_ref }] => {
-                let code = match escalation_ref {
-                    None => None,
-                    Some(r) => match self.refs.escalations.get(r) {
-                        Some(e) => events::escalation_code(*e).map(str::to_owned),
-                        None => {
-                            self.problem(
-                                ProblemKind::InvalidReference,
-                                node,
-                                id,
-                                format!(
-                                    "escalation boundary refers to escalation '{r}', which is not defined"
-                                ),
-                            );
-                            return Kind::Unsupported(
-                                "escalation boundary with unknown escalation",
-                            );
-                        }
-                    },
+                let Some(code) = self.caught_code(node, id, *escalation_ref, Thrown::Escalation)
+                else {
+                    return Kind::Unsupported("escalation boundary with unknown escalation");
                 };
                 if code.as_deref().is_some_and(|c| c.starts_with('=')) {
                     self.problem(
@@ -1092,6 +1063,36 @@ impl<'a> ProcessBuilder<'a> {
             code,
             message: attr(error, "name").map(str::to_owned),
         })
+    }
+
+    /// The code an error or escalation boundary event catches: `Some(None)` catches every
+    /// one (no reference), `None` when the reference names nothing.
+    fn caught_code(
+        &mut self,
+        node: Node<'a, 'a>,
+        id: &str,
+        reference: Option<&str>,
+        what: Thrown,
+    ) -> Option<Option<String>> {
+        let Some(r) = reference else {
+            return Some(None);
+        };
+        let (name, attr_name, table) = match what {
+            Thrown::Error => ("error", "errorCode", &self.refs.errors),
+            Thrown::Escalation => ("escalation", "escalationCode", &self.refs.escalations),
+        };
+        match table.get(r) {
+            Some(e) => Some(attr(*e, attr_name).map(str::to_owned)),
+            None => {
+                self.problem(
+                    ProblemKind::InvalidReference,
+                    node,
+                    id,
+                    format!("{name} boundary refers to {name} '{r}', which is not defined"),
+                );
+                None
+            }
+        }
     }
 
     /// The code an error or escalation throw event throws: its reference resolved to a

@@ -127,16 +127,6 @@ pub(crate) fn interrupting(boundary: Node<'_, '_>) -> bool {
     bool_attr(boundary, "cancelActivity", true)
 }
 
-/// The escalation code of a top-level `bpmn:escalation`.
-pub(crate) fn escalation_code<'a>(escalation: Node<'a, 'a>) -> Option<&'a str> {
-    attr(escalation, "escalationCode")
-}
-
-/// The error code and name of a top-level `bpmn:error`.
-pub(crate) fn error_code<'a>(error: Node<'a, 'a>) -> Option<&'a str> {
-    attr(error, "errorCode")
-}
-
 /// How an element is drawn: its event marker, interrupting or not, event subprocess, loop.
 pub(crate) fn notation(node: Node<'_, '_>) -> Notation {
     let tag = node.tag_name().name();
