@@ -40,6 +40,7 @@ enum Command {
     Publish(sidecar::PublishArgs),
     Incidents(sidecar::IncidentsArgs),
     Resolve(sidecar::ResolveArgs),
+    Modify(sidecar::ModifyArgs),
     Demo(demo::Args),
     #[command(hide = true)]
     ExampleApp(example_app::Args),
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => sidecar::publish(args),
         Command::Incidents(args) => sidecar::incidents(args),
         Command::Resolve(args) => sidecar::resolve(args),
+        Command::Modify(args) => sidecar::modify(args),
         Command::Demo(args) => demo::run(args),
         Command::ExampleApp(args) => example_app::run(args),
     }

@@ -320,3 +320,62 @@ pub(crate) fn resolve(args: ResolveArgs) -> ExitCode {
         Err(e) => fail("resolve", e),
     }
 }
+
+/// Repair a running instance: activate elements (by id) as if a flow reached them, then
+/// terminate element instances (by key, from `flowmesh instance KEY`); all or nothing. A scope
+/// left with nothing active ends.
+#[derive(clap::Args)]
+pub(crate) struct ModifyArgs {
+    /// The process instance key.
+    key: String,
+    /// An element id to activate (repeatable).
+    #[arg(long, value_name = "ELEMENT")]
+    activate: Vec<String>,
+    /// An element instance key to terminate (repeatable).
+    #[arg(long, value_name = "KEY")]
+    terminate: Vec<String>,
+    /// Variables to set on the process scope first, as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    variables: Option<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
+pub(crate) fn modify(args: ModifyArgs) -> ExitCode {
+    if args.activate.is_empty() && args.terminate.is_empty() {
+        eprintln!("flowmesh modify: give --activate ELEMENT and/or --terminate KEY");
+        return ExitCode::from(2);
+    }
+    let variables = match args
+        .variables
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
+        None => serde_json::Value::Null,
+        Some(Ok(v @ serde_json::Value::Object(_))) => v,
+        Some(_) => {
+            eprintln!(
+                "flowmesh modify: --variables must be a JSON object, e.g. '{{\"paid\": true}}'"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let body = serde_json::json!({
+        "activate": args.activate,
+        "terminate": args.terminate,
+        "variables": variables,
+    });
+    let path = format!("/v1/instances/{}/modification", encode(&args.key));
+    match args.target.call(Method::POST, &path, Some(body)) {
+        Ok(_) => {
+            println!(
+                "modified instance {}: activated [{}], terminated [{}]",
+                args.key,
+                args.activate.join(", "),
+                args.terminate.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("modify", e),
+    }
+}

@@ -356,6 +356,38 @@ async fn timers_fire_after_downtime_and_messages_wait_for_their_subscription() {
     })
     .await;
     assert_eq!(waiting["state"], "active");
+
+    // The stuck instance is repaired by a modification: refused ones change nothing.
+    let path = format!("/v1/instances/{key}/modification");
+    let (status, body) = post(side.local, &path, &json!({"activate": ["start"]})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("start event"),
+        "{body}"
+    );
+    let (status, body) = post(side.local, &path, &json!({"terminate": ["nope"]})).await;
+    assert_eq!(status, 400, "{body}");
+    let paid = waiting["active"][0]["key"].as_str().unwrap().to_owned();
+    assert_eq!(waiting["active"][0]["element"], "paid");
+    // Repeat the step: a new wait for the message in place of the old one.
+    let (status, body) = post(
+        side.local,
+        &path,
+        &json!({"activate": ["paid"], "terminate": [paid], "variables": {"paid": 0}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let again = instance_when(side.local, &key, "waits again", |i| {
+        i["active"][0]["element"] == "paid" && i["active"][0]["key"] != paid.as_str()
+    })
+    .await;
+    assert_eq!(again["variables"]["paid"], 0);
+    let message = json!({"name": "Paid", "correlation_key": "o-8", "variables": {"paid": 8}});
+    let (status, _) = post(side.local, "/v1/messages", &message).await;
+    assert_eq!(status, 202);
+    let done = reaches(side.local, &key, "completed").await;
+    assert_eq!(done["variables"]["paid"], 8);
+    assert!(events(&done).contains(&("paid".to_owned(), "terminated".to_owned())));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,6 +65,15 @@ pub enum Command {
     },
     /// Fires due timers, reactivates jobs whose backoff ended, expires messages.
     Tick,
+    /// Repairs a running instance, all or nothing: sets `variables` on its process scope,
+    /// activates elements (by id) as if a flow had reached them, then terminates element
+    /// instances (by key); a scope left with nothing active ends with them.
+    ModifyInstance {
+        instance: u64,
+        activate: Vec<String>,
+        terminate: Vec<u64>,
+        variables: Context,
+    },
 }
 
 /// What an accepted command produced.

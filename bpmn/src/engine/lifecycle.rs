@@ -123,7 +123,7 @@ fn waits_for_messages(model: &Process, idx: ElementIdx) -> bool {
 }
 
 /// Opens the timers and message subscriptions of an activity's boundary events.
-fn open_boundaries(
+pub(crate) fn open_boundaries(
     ctx: &mut Ctx<'_>,
     el: &ElementInstance,
     model: &Process,

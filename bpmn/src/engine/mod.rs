@@ -30,6 +30,7 @@ mod instance;
 mod jobs;
 mod lifecycle;
 mod messages;
+mod modify;
 pub mod records;
 pub mod state;
 mod timers;
@@ -281,6 +282,13 @@ fn dispatch(ctx: &mut Ctx<'_>, command: Command) -> Result<CommandResult, Error>
             jobs::update_retries(ctx, key, retries)?.map(|()| Accepted::Done)
         }
         Command::ResolveIncident { key } => incidents::resolve(ctx, key)?.map(|()| Accepted::Done),
+        Command::ModifyInstance {
+            instance,
+            activate,
+            terminate,
+            variables,
+        } => modify::modify(ctx, instance, &activate, &terminate, variables)?
+            .map(|()| Accepted::Done),
         Command::SetVariables {
             scope,
             variables,

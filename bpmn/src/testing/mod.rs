@@ -199,6 +199,29 @@ impl<S: Store> Harness<S> {
             .expect("incidents readable")
     }
 
+    /// The keys of the active instances of element `id` in process instance `instance`.
+    pub fn element_instances(&self, instance: u64, id: &str) -> Vec<u64> {
+        self.store
+            .read(|kv| {
+                let r = crate::engine::state::Reader::new(kv);
+                let mut out = Vec::new();
+                let mut todo = vec![instance];
+                while let Some(key) = todo.pop() {
+                    let Some(e) = r.element(key)? else { continue };
+                    todo.extend(r.children(key)?);
+                    let named = self
+                        .models
+                        .get(&e.definition)
+                        .is_some_and(|p| p.element(e.element).id == id);
+                    if named {
+                        out.push(key);
+                    }
+                }
+                Ok::<_, crate::engine::Error>(out)
+            })
+            .expect("state readable")
+    }
+
     /// Whether an element instance (or process instance) is still active.
     pub fn active(&self, key: u64) -> bool {
         self.store
@@ -277,6 +300,8 @@ macro_rules! conformance_suite {
             failed_jobs_retry_with_backoff_then_raise_incident,
             new_deployments_make_versions_and_keep_running_instances,
             cancel_terminates_everything_inside,
+            modification_moves_a_stuck_token_all_or_nothing,
+            modification_opens_subprocesses_and_ends_emptied_scopes,
             flowing_retail_order_runs_end_to_end,
             flowing_retail_payment_runs_end_to_end,
             rejected_commands_change_nothing,

@@ -38,6 +38,7 @@ pub const ESCALATION: &str = include_str!("fixtures/escalation.bpmn");
 pub const INCLUSIVE: &str = include_str!("fixtures/inclusive.bpmn");
 pub const CRON: &str = include_str!("fixtures/cron.bpmn");
 pub const CONDITIONAL: &str = include_str!("fixtures/conditional.bpmn");
+pub const MODIFY: &str = include_str!("fixtures/modify.bpmn");
 
 fn s(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
@@ -1521,6 +1522,99 @@ pub fn new_deployments_make_versions_and_keep_running_instances<S: Store>(h: &mu
         "{}",
         missing.message
     );
+}
+
+fn modify<S: Store>(
+    h: &mut Harness<S>,
+    instance: u64,
+    activate: &[&str],
+    terminate: &[u64],
+) -> crate::engine::CommandResult {
+    h.run(Command::ModifyInstance {
+        instance,
+        activate: activate.iter().map(|s| (*s).to_owned()).collect(),
+        terminate: terminate.to_vec(),
+        variables: super::vars(json!({})),
+    })
+}
+
+pub fn modification_moves_a_stuck_token_all_or_nothing<S: Store>(h: &mut Harness<S>) {
+    h.deploy(MODIFY);
+    let i = h.create("modify", json!({"id": "x"}));
+    h.complete("a", json!({}));
+    let wait = h.element_instances(i, "wait");
+    assert_eq!(wait.len(), 1);
+    // Refused instructions change nothing.
+    let m = h.mark();
+    let refused = modify(h, i, &["start"], &[]).unwrap_err();
+    assert_eq!(refused.kind, RejectionKind::InvalidArgument);
+    assert!(
+        refused.message.contains("start event"),
+        "{}",
+        refused.message
+    );
+    let refused = modify(h, i, &["c"], &[999_999]).unwrap_err();
+    assert_eq!(refused.kind, RejectionKind::NotFound);
+    assert!(h.trail_since(m).is_empty(), "nothing applied");
+    // Skip the message: activate c, then terminate the catch event.
+    let m = h.mark();
+    assert_eq!(modify(h, i, &["c"], &wait), Ok(Accepted::Done));
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "ELEMENT_ACTIVATING c",
+            "ELEMENT_ACTIVATED c",
+            "JOB_CREATED c",
+            "ELEMENT_TERMINATING wait",
+            "ELEMENT_TERMINATED wait",
+        ])
+    );
+    h.complete("c", json!({}));
+    h.complete("d", json!({}));
+    assert!(!h.active(i));
+}
+
+pub fn modification_opens_subprocesses_and_ends_emptied_scopes<S: Store>(h: &mut Harness<S>) {
+    h.deploy(MODIFY);
+    let j = h.create("modify", json!({"id": "y"}));
+    h.complete("a", json!({}));
+    let wait = h.element_instances(j, "wait");
+    // An element inside a subprocess that is not active: the subprocess is opened without its
+    // start event.
+    let m = h.mark();
+    assert_eq!(modify(h, j, &["d"], &wait), Ok(Accepted::Done));
+    let trail = h.trail_since(m);
+    assert_eq!(
+        trail,
+        s(&[
+            "ELEMENT_ACTIVATING sub",
+            "ELEMENT_ACTIVATED sub",
+            "ELEMENT_ACTIVATING d",
+            "ELEMENT_ACTIVATED d",
+            "JOB_CREATED d",
+            "ELEMENT_TERMINATING wait",
+            "ELEMENT_TERMINATED wait",
+        ])
+    );
+    h.complete("d", json!({}));
+    assert!(!h.active(j), "d, then sub, then the end event");
+
+    // Terminating the last active element ends the instance.
+    let k = h.create("modify", json!({"id": "z"}));
+    h.complete("a", json!({}));
+    let wait = h.element_instances(k, "wait");
+    let m = h.mark();
+    assert_eq!(modify(h, k, &[], &wait), Ok(Accepted::Done));
+    assert_eq!(
+        h.trail_since(m),
+        s(&[
+            "ELEMENT_TERMINATING wait",
+            "ELEMENT_TERMINATED wait",
+            "ELEMENT_TERMINATING modify",
+            "ELEMENT_TERMINATED modify",
+        ])
+    );
+    assert!(!h.active(k));
 }
 
 pub fn cancel_terminates_everything_inside<S: Store>(h: &mut Harness<S>) {

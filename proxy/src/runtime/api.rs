@@ -32,6 +32,7 @@ pub fn router(handle: Handle) -> Router {
     Router::new()
         .route("/v1/instances", post(create).get(list))
         .route("/v1/instances/{key}", get(show).delete(cancel))
+        .route("/v1/instances/{key}/modification", post(modify))
         .route("/v1/messages", post(publish).get(buffered))
         .route("/v1/incidents", get(incidents))
         .route("/v1/incidents/{id}/resolve", post(resolve))
@@ -330,7 +331,13 @@ async fn show(State(handle): State<Handle>, Path(key): Path<String>) -> Answer {
     };
     let mut body = instance_json(&row);
     body["variables"] = serde_json::Value::Object(vars);
-    body["active_elements"] = json!(active.iter().map(|a| &a.element).collect::<Vec<_>>());
+    body["active_elements"] = json!(active.iter().map(|(_, a)| &a.element).collect::<Vec<_>>());
+    body["active"] = json!(
+        active
+            .iter()
+            .map(|(k, a)| json!({"key": k.to_string(), "element": a.element, "type": a.element_type, "since": rfc3339(a.started_at)}))
+            .collect::<Vec<_>>()
+    );
     body["history"] = json!(
         history
             .iter()
@@ -360,6 +367,43 @@ async fn cancel(State(handle): State<Handle>, Path(key): Path<String>) -> Answer
         .command(Command::CancelInstance { instance: key })
         .await??;
     Ok(axum::Json(json!({"key": key.to_string(), "state": "cancelled"})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModifyRequest {
+    #[serde(default)]
+    activate: Vec<String>,
+    #[serde(default)]
+    terminate: Vec<String>,
+    #[serde(default)]
+    variables: Option<serde_json::Value>,
+}
+
+/// Repairs a running instance: activates elements by id, terminates element instances by key
+/// (from `GET /v1/instances/{key}`'s `active`), all or nothing.
+async fn modify(State(handle): State<Handle>, Path(key): Path<String>, body: Body) -> Answer {
+    let key = parse_key(&key, "instance")?;
+    let request: ModifyRequest = read_json(&handle, body).await?;
+    let terminate = request
+        .terminate
+        .iter()
+        .map(|t| parse_key(t, "element instance"))
+        .collect::<Result<Vec<_>, _>>()?;
+    handle
+        .command(Command::ModifyInstance {
+            instance: key,
+            activate: request.activate.clone(),
+            terminate: terminate.clone(),
+            variables: variables(request.variables)?,
+        })
+        .await??;
+    Ok(axum::Json(json!({
+        "key": key.to_string(),
+        "activated": request.activate,
+        "terminated": terminate.iter().map(u64::to_string).collect::<Vec<_>>(),
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize)]

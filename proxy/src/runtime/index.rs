@@ -595,13 +595,15 @@ pub fn history(txn: &ReadTransaction, key: u64) -> Result<Vec<HistoryRow>, Error
 }
 
 /// The elements of an instance running now (not the process itself).
-pub fn active(txn: &ReadTransaction, key: u64) -> Result<Vec<ActiveRow>, Error> {
+/// The active element instances of a process instance, with their keys.
+pub fn active(txn: &ReadTransaction, key: u64) -> Result<Vec<(u64, ActiveRow)>, Error> {
     let table = txn.open_table(ACTIVE).map_err(io)?;
     let mut out = Vec::new();
     for entry in table.range((key, 0)..=(key, u64::MAX)).map_err(io)? {
         let (k, v) = entry.map_err(io)?;
-        if k.value().1 != key {
-            out.push(from_json(v.value())?);
+        let element_key = k.value().1;
+        if element_key != key {
+            out.push((element_key, from_json(v.value())?));
         }
     }
     Ok(out)
