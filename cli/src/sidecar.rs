@@ -184,9 +184,14 @@ pub(crate) fn instance(args: InstanceArgs) -> ExitCode {
             ] {
                 text.push_str(&format!("{label:<13}{}\n", cell(&i[key])));
             }
-            let active: Vec<String> = i["active_elements"]
+            // Element ids with their element instance keys (what `flowmesh modify` terminates).
+            let active: Vec<String> = i["active"]
                 .as_array()
-                .map(|a| a.iter().map(cell).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|e| format!("{} ({})", cell(&e["element"]), cell(&e["key"])))
+                        .collect()
+                })
                 .unwrap_or_default();
             text.push_str(&format!("{:<13}{}\n", "active", active.join(", ")));
             for inc in i["incidents"].as_array().into_iter().flatten() {
