@@ -41,6 +41,7 @@ enum Command {
     Incidents(sidecar::IncidentsArgs),
     Resolve(sidecar::ResolveArgs),
     Modify(sidecar::ModifyArgs),
+    Migrate(sidecar::MigrateArgs),
     Demo(demo::Args),
     #[command(hide = true)]
     ExampleApp(example_app::Args),
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
         Command::Incidents(args) => sidecar::incidents(args),
         Command::Resolve(args) => sidecar::resolve(args),
         Command::Modify(args) => sidecar::modify(args),
+        Command::Migrate(args) => sidecar::migrate(args),
         Command::Demo(args) => demo::run(args),
         Command::ExampleApp(args) => example_app::run(args),
     }

@@ -384,3 +384,43 @@ pub(crate) fn modify(args: ModifyArgs) -> ExitCode {
         Err(e) => fail("modify", e),
     }
 }
+
+/// Move a running instance to another version of its process: every active element mapped
+/// (`--map OLD_ID=NEW_ID`) to an element of the same type in the same scope. Refused, with
+/// the reason, when it cannot be done safely.
+#[derive(clap::Args)]
+pub(crate) struct MigrateArgs {
+    /// The process instance key.
+    key: String,
+    /// The version to move to.
+    #[arg(long)]
+    version: u32,
+    /// Active element id in the running version = element id in the new one (repeatable).
+    #[arg(long = "map", value_name = "OLD=NEW")]
+    mappings: Vec<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
+pub(crate) fn migrate(args: MigrateArgs) -> ExitCode {
+    let mut mappings = serde_json::Map::new();
+    for m in &args.mappings {
+        let Some((from, to)) = m
+            .split_once('=')
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        else {
+            eprintln!("flowmesh migrate: --map takes OLD_ID=NEW_ID, not '{m}'");
+            return ExitCode::from(2);
+        };
+        mappings.insert(from.to_owned(), serde_json::Value::from(to));
+    }
+    let body = serde_json::json!({"version": args.version, "mappings": mappings});
+    let path = format!("/v1/instances/{}/migration", encode(&args.key));
+    match args.target.call(Method::POST, &path, Some(body)) {
+        Ok(_) => {
+            println!("migrated instance {} to version {}", args.key, args.version);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("migrate", e),
+    }
+}

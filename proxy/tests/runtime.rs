@@ -917,3 +917,64 @@ async fn a_batch_delivered_again_is_acknowledged_but_not_taken_twice() {
     assert_eq!(depth, 0, "the repeated event entered the inbox");
     assert_eq!(app.events().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_instance_migrates_to_a_new_version_through_the_local_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let app = worker::start().await;
+    let (side, _stop, _task) = payment(&dir.path().join("payment"), &cp, app.addr, JOBS).await;
+    let v1 = include_str!("fixtures/wait.bpmn");
+    deploy(&cp, v1, "payment").await;
+    deployed(side.local, "wait", 1).await;
+    let key = start(
+        side.local,
+        json!({"process": "wait", "variables": {"duration": "PT1H", "orderId": "o-9"}}),
+    )
+    .await;
+    instance_when(side.local, &key, "waits an hour", |i| {
+        i["active_elements"] == json!(["pause"])
+    })
+    .await;
+    // Version 2 waits no time at all at a renamed timer.
+    let v2 = v1
+        .replace("pause", "pause-short")
+        .replace("= duration", "PT0S");
+    deploy(&cp, &v2, "payment").await;
+    deployed(side.local, "wait", 2).await;
+
+    let path = format!("/v1/instances/{key}/migration");
+    let (status, body) = post(side.local, &path, &json!({"version": 2})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("'pause' has no mapping"),
+        "{body}"
+    );
+    let (status, body) = post(
+        side.local,
+        &path,
+        &json!({"version": 2, "mappings": {"pause": "pause-short"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The new timer is due at once; the instance goes on to wait for its message.
+    let moved = instance_when(side.local, &key, "passes the new timer", |i| {
+        i["active_elements"] == json!(["paid"])
+    })
+    .await;
+    assert_eq!(moved["version"], 2);
+    let (_, models) = api(side.local, Method::GET, "/v1/models", None).await;
+    let active = |v: u64| {
+        models["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["version"] == v)
+            .map(|m| m["instances"]["active"].clone())
+    };
+    assert_eq!(active(1), Some(json!(0)));
+    assert_eq!(active(2), Some(json!(1)));
+}

@@ -246,6 +246,17 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
             see(t.key);
             w.put_timer(t)?;
         }
+        Event::ElementMigrated {
+            key,
+            definition,
+            element,
+            ..
+        } => {
+            let mut e = w.reader().element_required(*key)?;
+            e.definition = *definition;
+            e.element = *element;
+            w.put_element(e)?;
+        }
         Event::TimerTriggered { key } | Event::TimerCanceled { key } => {
             if let Some(t) = w.reader().timer(*key)? {
                 w.remove_timer(&t)?;

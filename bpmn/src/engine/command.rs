@@ -74,6 +74,15 @@ pub enum Command {
         terminate: Vec<u64>,
         variables: Context,
     },
+    /// Moves a running instance to another version of its process: every active element is
+    /// mapped (source id → target id) to an element of the same type in the same scope; the
+    /// catch events and boundary events of the mapped elements are opened anew from the target.
+    /// Refused, with the reason, when that cannot be done safely.
+    MigrateInstance {
+        instance: u64,
+        version: u32,
+        mappings: Vec<(String, String)>,
+    },
 }
 
 /// What an accepted command produced.

@@ -148,6 +148,14 @@ pub enum Event {
     PublishAcknowledged {
         key: u64,
     },
+    /// An element instance (or the process instance) now belongs to another version of its
+    /// process, as this element of it.
+    ElementMigrated {
+        key: u64,
+        instance: u64,
+        definition: u64,
+        element: ElementIdx,
+    },
 }
 
 impl Event {
@@ -189,6 +197,7 @@ impl Event {
             Event::CompensationTriggered { .. } => "COMPENSATION_SUBSCRIPTION_TRIGGERED",
             Event::PublishRequested(_) => "MESSAGE_PUBLISH_REQUESTED",
             Event::PublishAcknowledged { .. } => "MESSAGE_PUBLISH_ACKNOWLEDGED",
+            Event::ElementMigrated { .. } => "ELEMENT_MIGRATED",
         }
     }
 

@@ -30,6 +30,7 @@ mod instance;
 mod jobs;
 mod lifecycle;
 mod messages;
+mod migrate;
 mod modify;
 pub mod records;
 pub mod state;
@@ -289,6 +290,11 @@ fn dispatch(ctx: &mut Ctx<'_>, command: Command) -> Result<CommandResult, Error>
             variables,
         } => modify::modify(ctx, instance, &activate, &terminate, variables)?
             .map(|()| Accepted::Done),
+        Command::MigrateInstance {
+            instance,
+            version,
+            mappings,
+        } => migrate::migrate(ctx, instance, version, &mappings)?.map(|()| Accepted::Done),
         Command::SetVariables {
             scope,
             variables,

@@ -167,7 +167,7 @@ fn containers(model: &Process, idx: ElementIdx) -> Vec<ElementIdx> {
 }
 
 /// Every element instance of a process instance, the process instance included.
-fn tree(ctx: &mut Ctx<'_>, instance: u64) -> Result<Vec<ElementInstance>, Error> {
+pub(super) fn tree(ctx: &mut Ctx<'_>, instance: u64) -> Result<Vec<ElementInstance>, Error> {
     let mut out = Vec::new();
     let mut todo = vec![instance];
     while let Some(key) = todo.pop() {

@@ -179,6 +179,11 @@ impl<S: Store> Harness<S> {
                 .get(definition)
                 .map_or_else(|| format!("#{}", flow.0), |p| p.flow(*flow).id.clone()),
             Event::JobCreated(j) => element_id(j.definition, j.element),
+            Event::ElementMigrated {
+                definition,
+                element,
+                ..
+            } => element_id(*definition, *element),
             Event::IncidentCreated(i) => element_id(i.definition, i.element),
             Event::JobCompleted { .. }
             | Event::TimerTriggered { .. }
@@ -302,6 +307,7 @@ macro_rules! conformance_suite {
             cancel_terminates_everything_inside,
             modification_moves_a_stuck_token_all_or_nothing,
             modification_opens_subprocesses_and_ends_emptied_scopes,
+            migration_moves_an_instance_to_a_new_version_or_says_why_not,
             flowing_retail_order_runs_end_to_end,
             flowing_retail_payment_runs_end_to_end,
             rejected_commands_change_nothing,

@@ -39,6 +39,8 @@ pub const INCLUSIVE: &str = include_str!("fixtures/inclusive.bpmn");
 pub const CRON: &str = include_str!("fixtures/cron.bpmn");
 pub const CONDITIONAL: &str = include_str!("fixtures/conditional.bpmn");
 pub const MODIFY: &str = include_str!("fixtures/modify.bpmn");
+pub const MIGRATE_V1: &str = include_str!("fixtures/migrate-v1.bpmn");
+pub const MIGRATE_V2: &str = include_str!("fixtures/migrate-v2.bpmn");
 
 fn s(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
@@ -1615,6 +1617,69 @@ pub fn modification_opens_subprocesses_and_ends_emptied_scopes<S: Store>(h: &mut
         ])
     );
     assert!(!h.active(k));
+}
+
+fn migrate<S: Store>(
+    h: &mut Harness<S>,
+    instance: u64,
+    version: u32,
+    mappings: &[(&str, &str)],
+) -> crate::engine::CommandResult {
+    h.run(Command::MigrateInstance {
+        instance,
+        version,
+        mappings: mappings
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect(),
+    })
+}
+
+pub fn migration_moves_an_instance_to_a_new_version_or_says_why_not<S: Store>(h: &mut Harness<S>) {
+    h.deploy(MIGRATE_V1);
+    let i = h.create("migrating", json!({"id": "m-1"}));
+    h.complete("a", json!({}));
+    h.deploy(MIGRATE_V2);
+    // Refusals change nothing.
+    let m = h.mark();
+    let e = migrate(h, i, 2, &[]).unwrap_err();
+    assert_eq!(e.kind, RejectionKind::InvalidArgument);
+    assert!(e.message.contains("'wait' has no mapping"), "{}", e.message);
+    let e = migrate(h, i, 2, &[("wait", "b")]).unwrap_err();
+    assert!(e.message.contains("type would change"), "{}", e.message);
+    let e = migrate(h, i, 3, &[("wait", "wait2")]).unwrap_err();
+    assert_eq!(e.kind, RejectionKind::NotFound);
+    let e = migrate(h, i, 1, &[("wait", "wait2")]).unwrap_err();
+    assert!(
+        e.message.contains("already runs version 1"),
+        "{}",
+        e.message
+    );
+    assert!(h.trail_since(m).is_empty());
+
+    // The waiting catch event becomes the new one: it waits for the new message.
+    let m = h.mark();
+    assert_eq!(migrate(h, i, 2, &[("wait", "wait2")]), Ok(Accepted::Done));
+    assert_eq!(
+        h.trail_since(m),
+        s(&["ELEMENT_MIGRATED migrating", "ELEMENT_MIGRATED wait2"])
+    );
+    assert!(h.publish("go", "m-1", json!({}), 0).is_ok());
+    assert!(h.active(i), "the old message no longer correlates");
+    let m = h.mark();
+    assert!(h.publish("go2", "m-1", json!({}), 0).is_ok());
+    assert_contains(
+        &h.trail_since(m),
+        &[
+            "MESSAGE_CORRELATED",
+            "ELEMENT_COMPLETING wait2",
+            "ELEMENT_COMPLETED wait2",
+            "SEQUENCE_FLOW_TAKEN f3",
+            "ELEMENT_ACTIVATING b",
+        ],
+    );
+    h.complete("b", json!({}));
+    assert!(!h.active(i));
 }
 
 pub fn cancel_terminates_everything_inside<S: Store>(h: &mut Harness<S>) {

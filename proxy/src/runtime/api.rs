@@ -3,6 +3,8 @@
 //! `{"error": CODE, "detail": TEXT}` with a status that says whose fault it was; a refused
 //! request changes nothing.
 
+use std::collections::BTreeMap;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -33,6 +35,7 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/instances", post(create).get(list))
         .route("/v1/instances/{key}", get(show).delete(cancel))
         .route("/v1/instances/{key}/modification", post(modify))
+        .route("/v1/instances/{key}/migration", post(migrate))
         .route("/v1/messages", post(publish).get(buffered))
         .route("/v1/incidents", get(incidents))
         .route("/v1/incidents/{id}/resolve", post(resolve))
@@ -402,6 +405,34 @@ async fn modify(State(handle): State<Handle>, Path(key): Path<String>, body: Bod
         "key": key.to_string(),
         "activated": request.activate,
         "terminated": terminate.iter().map(u64::to_string).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MigrateRequest {
+    version: u32,
+    /// Active element id in the running version → element id in `version`.
+    #[serde(default)]
+    mappings: BTreeMap<String, String>,
+}
+
+/// Moves a running instance to another version of its process, each active element mapped.
+async fn migrate(State(handle): State<Handle>, Path(key): Path<String>, body: Body) -> Answer {
+    let key = parse_key(&key, "instance")?;
+    let request: MigrateRequest = read_json(&handle, body).await?;
+    handle
+        .command(Command::MigrateInstance {
+            instance: key,
+            version: request.version,
+            mappings: request.mappings.clone().into_iter().collect(),
+        })
+        .await??;
+    Ok(axum::Json(json!({
+        "key": key.to_string(),
+        "version": request.version,
+        "mappings": request.mappings,
     }))
     .into_response())
 }

@@ -242,6 +242,8 @@ pub fn record(
         .map_or(0, |v| v.value());
     let mut rows: BTreeMap<u64, InstanceRow> = BTreeMap::new();
     let mut ended = Vec::new();
+    // Instances migrated in this batch, and the version they came from.
+    let mut migrated_from: BTreeMap<u64, u32> = BTreeMap::new();
 
     let row_of = |key: u64,
                   rows: &mut BTreeMap<u64, InstanceRow>,
@@ -427,6 +429,70 @@ pub fn record(
                     }
                     rows.insert(r.key, r);
                 }
+            }
+            Event::ElementMigrated {
+                key,
+                instance,
+                definition,
+                element,
+            } => {
+                let (process, version) = engine.definition(kv, *definition)?;
+                if key == instance {
+                    let Some(mut row) = row_of(*instance, &mut rows, &instances)? else {
+                        continue;
+                    };
+                    migrated_from.insert(*instance, row.version);
+                    // The instance's count moves to its new version (in the state it was
+                    // stored with, which the end of this batch counts from).
+                    if let Some(stored) = instances.get(*instance).map_err(io)? {
+                        let stored: InstanceRow = from_json(stored.value())?;
+                        let from = (row.process.as_str(), row.version, stored.state.name());
+                        let n = counts.get(from).map_err(io)?.map_or(0, |v| v.value());
+                        counts.insert(from, n.saturating_sub(1)).map_err(io)?;
+                        let to = (row.process.as_str(), version, stored.state.name());
+                        let n = counts.get(to).map_err(io)?.map_or(0, |v| v.value());
+                        counts.insert(to, n + 1).map_err(io)?;
+                    }
+                    row.version = version;
+                    rows.insert(row.key, row);
+                    continue;
+                }
+                let Some(old) = active
+                    .get((*instance, *key))
+                    .map_err(io)?
+                    .map(|v| from_json::<ActiveRow>(v.value()))
+                    .transpose()?
+                else {
+                    continue;
+                };
+                let el = process.element(*element);
+                let old_version = migrated_from.get(instance).copied().unwrap_or(version);
+                // The element's "active" count moves to the element it became.
+                let from_key = (process.id.as_str(), old_version, old.element.as_str());
+                let before = stats
+                    .get(from_key)
+                    .map_err(io)?
+                    .map(|v| from_json::<ElementStats>(v.value()))
+                    .transpose()?;
+                if let Some(mut s) = before {
+                    s.active = s.active.saturating_sub(1);
+                    stats.insert(from_key, json(&s)?.as_slice()).map_err(io)?;
+                }
+                let to_key = (process.id.as_str(), version, el.id.as_str());
+                let mut s: ElementStats = match stats.get(to_key).map_err(io)? {
+                    Some(v) => from_json(v.value())?,
+                    None => ElementStats::default(),
+                };
+                s.active += 1;
+                stats.insert(to_key, json(&s)?.as_slice()).map_err(io)?;
+                let moved = ActiveRow {
+                    element: el.id.clone(),
+                    element_type: el.tag.to_owned(),
+                    ..old
+                };
+                active
+                    .insert((*instance, *key), json(&moved)?.as_slice())
+                    .map_err(io)?;
             }
             Event::IncidentResolved { key } => {
                 let Some(gone) = incidents.remove(*key).map_err(io)? else {
