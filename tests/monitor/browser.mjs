@@ -92,7 +92,8 @@ await page.screenshot({ path: `${out}/instance.png`, fullPage: true });
 // Retry: the incident resolves through the owning sidecar and the instance completes.
 const instanceUrl = page.url();
 await Promise.all([page.waitForURL("**retried=**"), page.click('li[data-incident] button[type="submit"]')]);
-check((await page.locator(".notice").count()) === 1, "the page says the incident was resolved");
+// The page may reload itself as the instance moves on (its live stream): poll, not peek.
+await until("the page says the incident was resolved", 10000, async () => (await page.locator(".notice").count()) === 1);
 await until("the retried instance completes", 20000, async () => {
   if ((await text('[data-field="state"]')) === "completed") return true;
   await page.goto(instanceUrl);
