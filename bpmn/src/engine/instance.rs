@@ -3,7 +3,7 @@
 use super::command::Rejection;
 use super::context::{Activation, Ctx};
 use super::event::Event;
-use super::records::{ElementInstance, ElementState};
+use super::records::ElementInstance;
 use super::{Error, lifecycle, variables};
 use crate::feel::Context;
 use crate::model::{ElementIdx, Process};
@@ -18,23 +18,8 @@ pub(crate) fn start(
 ) -> Result<u64, Error> {
     let key = ctx.new_key();
     let root = ElementInstance {
-        key,
-        instance: key,
-        definition,
-        element: Process::ROOT,
-        scope: None,
-        state: ElementState::Activating,
-        active_children: 0,
-        active_flows: 0,
-        job: None,
         start_key,
-        compensating: None,
-        waiting: 0,
-        incident: None,
-        has_variables: false,
-        has_joins: false,
-        has_compensations: false,
-        started_at: ctx.now,
+        ..ElementInstance::activating(key, key, definition, Process::ROOT, None, ctx.now)
     };
     ctx.emit(Event::ElementActivating {
         element: root.clone(),

@@ -44,23 +44,15 @@ pub(crate) fn activate(ctx: &mut Ctx<'_>, a: Activation) -> Result<(), Error> {
     }
     let key = ctx.new_key();
     let element = ElementInstance {
-        key,
-        instance: a.instance,
-        definition: a.definition,
-        element: a.element,
-        scope: Some(a.scope),
-        state: ElementState::Activating,
-        active_children: 0,
-        active_flows: 0,
-        job: None,
-        start_key: None,
         compensating: a.compensating,
-        waiting: 0,
-        incident: None,
-        has_variables: false,
-        has_joins: false,
-        has_compensations: false,
-        started_at: ctx.now,
+        ..ElementInstance::activating(
+            key,
+            a.instance,
+            a.definition,
+            a.element,
+            Some(a.scope),
+            ctx.now,
+        )
     };
     ctx.emit(Event::ElementActivating {
         element,

@@ -216,25 +216,14 @@ fn open_container(
     container: ElementIdx,
 ) -> Result<u64, Error> {
     let key = ctx.new_key();
-    let el = ElementInstance {
+    let el = ElementInstance::activating(
         key,
-        instance: root.instance,
-        definition: root.definition,
-        element: container,
-        scope: Some(scope),
-        state: ElementState::Activating,
-        active_children: 0,
-        active_flows: 0,
-        job: None,
-        start_key: None,
-        compensating: None,
-        waiting: 0,
-        incident: None,
-        has_variables: false,
-        has_joins: false,
-        has_compensations: false,
-        started_at: ctx.now,
-    };
+        root.instance,
+        root.definition,
+        container,
+        Some(scope),
+        ctx.now,
+    );
     ctx.emit(Event::ElementActivating {
         element: el.clone(),
         consumed: Vec::new(),

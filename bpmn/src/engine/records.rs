@@ -63,6 +63,39 @@ pub struct ElementInstance {
     pub started_at: i64,
 }
 
+impl ElementInstance {
+    /// A new element instance of `element`, ACTIVATING in `scope` (`None`: a process instance,
+    /// whose key is its own `instance`), with nothing inside it yet.
+    pub(crate) fn activating(
+        key: u64,
+        instance: u64,
+        definition: u64,
+        element: ElementIdx,
+        scope: Option<u64>,
+        now: i64,
+    ) -> ElementInstance {
+        ElementInstance {
+            key,
+            instance,
+            definition,
+            element,
+            scope,
+            state: ElementState::Activating,
+            active_children: 0,
+            active_flows: 0,
+            job: None,
+            start_key: None,
+            compensating: None,
+            waiting: 0,
+            incident: None,
+            has_variables: false,
+            has_joins: false,
+            has_compensations: false,
+            started_at: now,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobState {
     /// Waiting for a worker.

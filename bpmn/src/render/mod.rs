@@ -321,14 +321,7 @@ fn band(out: &mut String, b: &Bounds, name: &str, vertical: bool, strip: bool) {
         );
         text::vertical(out, name, b.x + 15.0, b.y + b.height / 2.0, b.height);
     } else {
-        text::centred(
-            out,
-            "label",
-            name,
-            b.x + b.width / 2.0,
-            b.y + b.height / 2.0,
-            b.width,
-        );
+        text::in_bounds(out, name, b, b.width);
     }
 }
 
@@ -355,14 +348,7 @@ fn points_attr(points: &[Point]) -> String {
 /// leave unnamed the flows they did not place a label for).
 fn edge_label(out: &mut String, name: Option<&str>, at: Option<&Bounds>) {
     if let (Some(name), Some(l)) = (name, at) {
-        text::centred(
-            out,
-            "label",
-            name,
-            l.x + l.width / 2.0,
-            l.y + l.height / 2.0,
-            l.width.max(90.0),
-        );
+        text::in_bounds(out, name, l, l.width.max(90.0));
     }
 }
 
@@ -520,14 +506,7 @@ fn node(out: &mut String, el: &Element, layout: &Layout, overlay: &Overlay) {
     // them, else under the shape.
     if !name.is_empty() {
         if let Some(l) = layout.labels.get(&el.id).filter(|_| is_event || is_gateway) {
-            text::centred(
-                out,
-                "label",
-                name,
-                l.x + l.width / 2.0,
-                l.y + l.height / 2.0,
-                l.width.max(60.0),
-            );
+            text::in_bounds(out, name, l, l.width.max(60.0));
         } else if is_event || is_gateway {
             text::centred(
                 out,
@@ -547,14 +526,7 @@ fn node(out: &mut String, el: &Element, layout: &Layout, overlay: &Overlay) {
                 b.width - 10.0,
             );
         } else {
-            text::centred(
-                out,
-                "label",
-                name,
-                b.x + b.width / 2.0,
-                b.y + b.height / 2.0,
-                b.width - 12.0,
-            );
+            text::in_bounds(out, name, &b, b.width - 12.0);
         }
     }
     if overlay.badges && !matches!(el.kind, Kind::Process) {

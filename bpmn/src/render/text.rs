@@ -96,6 +96,18 @@ pub(super) fn centred(out: &mut String, class: &str, text: &str, cx: f64, cy: f6
     out.push_str("</text>");
 }
 
+/// A multi-line label centred in `b`, at most `width` wide.
+pub(super) fn in_bounds(out: &mut String, text: &str, b: &crate::model::Bounds, width: f64) {
+    centred(
+        out,
+        "label",
+        text,
+        b.x + b.width / 2.0,
+        b.y + b.height / 2.0,
+        width,
+    );
+}
+
 /// A label read bottom to top in a band (pool and lane names).
 pub(super) fn vertical(out: &mut String, text: &str, cx: f64, cy: f64, length: f64) {
     let lines = wrap(text, length);
