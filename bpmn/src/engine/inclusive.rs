@@ -27,6 +27,9 @@ pub(crate) fn recheck(ctx: &mut Ctx<'_>, scope: u64) -> Result<(), Error> {
         .copied()
         .filter(|&c| is_join(&model, c) && matches!(model.element(c).kind, Kind::InclusiveGateway))
         .collect();
+    if joins.is_empty() {
+        return Ok(());
+    }
     for gateway in joins {
         let queued = ctx
             .queue
@@ -62,6 +65,15 @@ pub(crate) fn recheck(ctx: &mut Ctx<'_>, scope: u64) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// Whether the container `container` has an inclusive join among its elements.
+pub(crate) fn has_joins(model: &Process, container: ElementIdx) -> bool {
+    model
+        .element(container)
+        .children
+        .iter()
+        .any(|&c| is_join(model, c) && matches!(model.element(c).kind, Kind::InclusiveGateway))
 }
 
 fn is_join(model: &Process, idx: ElementIdx) -> bool {

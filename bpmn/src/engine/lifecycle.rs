@@ -293,9 +293,14 @@ pub(crate) fn run_completion(
     if !took {
         path_ended(ctx, scope)?;
     }
-    // Every token this element sent is placed now: an inclusive join may have nothing left
-    // to wait for.
-    super::inclusive::recheck(ctx, scope)
+    // Every token this element sent is placed now: an inclusive join of its container may have
+    // nothing left to wait for (no store read where the container has none).
+    match m.scope {
+        Some(container) if super::inclusive::has_joins(&model, container) => {
+            super::inclusive::recheck(ctx, scope)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Whether an element instance can own subscriptions or timers (so completing must close them).
