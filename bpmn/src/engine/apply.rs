@@ -277,6 +277,14 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
             w.put_publication(p)?;
         }
         Event::PublishAcknowledged { key } => w.remove_publication(*key)?,
+        Event::LoopCounted { body, counts } => {
+            w.put_loop_counts(*body, counts)?;
+            let mut e = w.reader().element_required(*body)?;
+            if !e.has_joins {
+                e.has_joins = true;
+                w.put_element(e)?;
+            }
+        }
     }
     Ok(())
 }

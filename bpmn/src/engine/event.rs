@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::records::{
-    CompensationSub, ElementInstance, Incident, Job, MessageRecord, ProcessRecord, Publication,
-    Subscription, Timer,
+    CompensationSub, ElementInstance, Incident, Job, LoopCounts, MessageRecord, ProcessRecord,
+    Publication, Subscription, Timer,
 };
 use crate::feel::{Context, Value};
 use crate::model::{ElementIdx, FlowIdx};
@@ -156,6 +156,11 @@ pub enum Event {
         definition: u64,
         element: ElementIdx,
     },
+    /// A multi-instance body's counters changed.
+    LoopCounted {
+        body: u64,
+        counts: LoopCounts,
+    },
 }
 
 impl Event {
@@ -198,6 +203,7 @@ impl Event {
             Event::PublishRequested(_) => "MESSAGE_PUBLISH_REQUESTED",
             Event::PublishAcknowledged { .. } => "MESSAGE_PUBLISH_ACKNOWLEDGED",
             Event::ElementMigrated { .. } => "ELEMENT_MIGRATED",
+            Event::LoopCounted { .. } => "MULTI_INSTANCE_COUNTED",
         }
     }
 

@@ -241,6 +241,16 @@ pub(crate) fn run_completion(
     if let (Some(scope), true) = (el.scope, m.is_activity()) {
         subscribe_compensation(ctx, &el, scope, &model)?;
     }
+    // The inner activity of a multi-instance body hands its result to the body first.
+    let body = match (m.scope.map(|s| &model.element(s).kind), el.scope) {
+        (Some(Kind::MultiInstance(mi)), Some(body)) => {
+            match super::multi_instance::inner_completing(ctx, &el, body, mi)? {
+                Some(done) => Some((mi, body, done)),
+                None => return Ok(()),
+            }
+        }
+        _ => None,
+    };
     ctx.emit(Event::Element {
         intent: Lifecycle::Completed,
         element: ElementRef::of(&el),
@@ -252,6 +262,9 @@ pub(crate) fn run_completion(
     let Some(scope) = el.scope else {
         return messages::after_instance_ended(ctx, &el);
     };
+    if let Some((mi, body, done)) = body {
+        return super::multi_instance::inner_completed(ctx, body, mi, done);
+    }
     let took = match leave {
         Leave::All => {
             let flows = m.outgoing.clone();

@@ -109,9 +109,12 @@ pub(crate) fn migrate(
                 from.id
             ))));
         }
-        if matches!(from.kind, Kind::EventBasedGateway) || e.compensating.is_some() || e.has_joins {
+        if matches!(from.kind, Kind::EventBasedGateway | Kind::MultiInstance(_))
+            || e.compensating.is_some()
+            || e.has_joins
+        {
             return Ok(Err(Rejection::state(format!(
-                "element '{}' cannot be migrated while it is active (event-based gateway, compensation or joining tokens)",
+                "element '{}' cannot be migrated while it is active (event-based gateway, multi-instance activity, compensation or joining tokens)",
                 from.id
             ))));
         }

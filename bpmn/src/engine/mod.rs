@@ -32,6 +32,7 @@ mod lifecycle;
 mod messages;
 mod migrate;
 mod modify;
+mod multi_instance;
 pub mod records;
 pub mod state;
 mod timers;

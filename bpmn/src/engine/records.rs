@@ -219,6 +219,16 @@ impl Timer {
     }
 }
 
+/// The counters of a multi-instance body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoopCounts {
+    /// Items of the input collection: inner instances it runs in all.
+    pub instances: u32,
+    pub completed: u32,
+    /// Inner instances terminated before they completed (a completion condition held).
+    pub terminated: u32,
+}
+
 /// A completed activity whose compensation handler can still be invoked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompensationSub {

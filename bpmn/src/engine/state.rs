@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::Error;
 use super::records::{
-    CompensationSub, ElementInstance, Incident, Job, MessageRecord, ProcessRecord, Publication,
-    Subscription, Timer,
+    CompensationSub, ElementInstance, Incident, Job, LoopCounts, MessageRecord, ProcessRecord,
+    Publication, Subscription, Timer,
 };
 use crate::feel::Value;
 use crate::model::{ElementIdx, FlowIdx};
@@ -18,6 +18,13 @@ use crate::store::codec::{self, Key, read_str, read_u32, read_u64};
 use crate::store::{Error as StoreError, Kv, KvRead, Table};
 
 const NEXT_KEY: &[u8] = b"next_key";
+
+/// Where a multi-instance body's counters live in the join-counter table.
+const LOOP_SLOTS: [FlowIdx; 3] = [
+    FlowIdx(u32::MAX),
+    FlowIdx(u32::MAX - 1),
+    FlowIdx(u32::MAX - 2),
+];
 
 fn u64key(k: u64) -> [u8; 8] {
     k.to_be_bytes()
@@ -353,6 +360,16 @@ impl<'a> Reader<'a> {
             .unwrap_or(0))
     }
 
+    /// A multi-instance body's counters (see [`Writer::put_loop_counts`]).
+    pub fn loop_counts(&self, body: u64) -> Result<LoopCounts, Error> {
+        let [instances, completed, terminated] = LOOP_SLOTS;
+        Ok(LoopCounts {
+            instances: self.taken(body, instances)?,
+            completed: self.taken(body, completed)?,
+            terminated: self.taken(body, terminated)?,
+        })
+    }
+
     pub fn compensations(&self, scope: u64) -> Result<Vec<CompensationSub>, Error> {
         self.values(Table::Compensations, &u64key(scope))
     }
@@ -673,6 +690,18 @@ impl<'a> Writer<'a> {
         } else {
             self.put(Table::Joins, key.bytes(), &count)
         }
+    }
+
+    /// A multi-instance body's counters, kept with the join counters (per-container counters,
+    /// forgotten when the container ends) under flow slots no sequence flow can have.
+    pub fn put_loop_counts(&mut self, body: u64, c: &LoopCounts) -> Result<(), Error> {
+        for (slot, n) in LOOP_SLOTS
+            .into_iter()
+            .zip([c.instances, c.completed, c.terminated])
+        {
+            self.set_taken(body, slot, n)?;
+        }
+        Ok(())
     }
 
     /// Forgets every join counter of a scope (it ended).

@@ -182,6 +182,22 @@ impl Process {
         self.flow_index.get(id).copied()
     }
 
+    /// What the diagram shows for `idx`: a multi-instance body is drawn as its inner activity
+    /// (the task or subprocess, with the loop marker).
+    pub fn drawn(&self, idx: ElementIdx) -> &Element {
+        self.element(self.inner_of(idx).unwrap_or(idx))
+    }
+
+    /// The inner activity of a multi-instance body (even one that cannot run): its only child,
+    /// with the same id.
+    pub fn inner_of(&self, idx: ElementIdx) -> Option<ElementIdx> {
+        let el = self.element(idx);
+        match el.children.as_slice() {
+            [inner] if idx != Self::ROOT && self.element(*inner).id == el.id => Some(*inner),
+            _ => None,
+        }
+    }
+
     pub fn root(&self) -> &Element {
         self.element(Self::ROOT)
     }
@@ -264,7 +280,10 @@ pub struct Element {
 impl Element {
     /// Activities can have boundary events, input/output mappings and compensation.
     pub fn is_activity(&self) -> bool {
-        matches!(self.kind, Kind::Task(_) | Kind::SubProcess)
+        matches!(
+            self.kind,
+            Kind::Task(_) | Kind::SubProcess | Kind::MultiInstance(_)
+        )
     }
 
     pub fn is_container(&self) -> bool {
@@ -294,6 +313,11 @@ pub enum Kind {
     IntermediateThrow(ThrowResult),
     Boundary(Boundary),
     Task(TaskKind),
+    /// The body of a multi-instance activity: it runs its inner activity (an element of its
+    /// own, with the same id, inside the body) once per item of a collection. Flows, boundary
+    /// events and the id lookup lead to the body; the inner element has the task's kind and
+    /// mappings.
+    MultiInstance(MultiInstance),
     ExclusiveGateway,
     ParallelGateway,
     /// Takes every flow whose condition holds (else the default); as a join, waits for every
@@ -376,6 +400,26 @@ pub enum TaskKind {
     },
     /// Manual and undefined tasks: nothing to do, the token passes.
     PassThrough,
+}
+
+/// `multiInstanceLoopCharacteristics` with `zeebe:loopCharacteristics`.
+#[derive(Debug)]
+pub struct MultiInstance {
+    /// One instance after the other (`isSequential="true"`), else all at once.
+    pub sequential: bool,
+    /// Evaluated when the body activates; must give a list.
+    pub input_collection: Expression,
+    /// The local variable of each inner instance that holds its item.
+    pub input_element: Option<String>,
+    /// The list the body collects `output_element` into, one entry per item, in item order.
+    pub output_collection: Option<String>,
+    /// Evaluated in each inner instance when it completes.
+    pub output_element: Option<Expression>,
+    /// Checked after each inner instance completes; when true the body completes and the
+    /// instances still running are terminated.
+    pub completion_condition: Option<Expression>,
+    /// The inner activity.
+    pub inner: ElementIdx,
 }
 
 /// A message an element waits for.

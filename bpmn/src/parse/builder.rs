@@ -3,7 +3,7 @@
 //! Whatever keeps an element from running becomes a [`Problem`] on its process; the graph is
 //! built anyway.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use roxmltree::{Document, Node};
@@ -17,9 +17,9 @@ use crate::feel::{Expression, Value};
 use crate::model::{
     Boundary, BoundaryTrigger, CatchTrigger, Collaboration, Definitions, Element, ElementIdx,
     EndResult, ErrorThrow, EscalationThrow, FlowIdx, JobDef, Kind, Lane, Mapping, MessageFlow,
-    MessagePublish, MessageRef, MessageThrow, Notation, Participant, Problem, ProblemKind, Process,
-    Script, SequenceFlow, StartTrigger, TaskKind, ThrowResult, TimerDef, USER_TASK_JOB_TYPE,
-    validate,
+    MessagePublish, MessageRef, MessageThrow, MultiInstance, Notation, Participant, Problem,
+    ProblemKind, Process, Script, SequenceFlow, StartTrigger, TaskKind, ThrowResult, TimerDef,
+    USER_TASK_JOB_TYPE, validate,
 };
 
 pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definitions, Error> {
@@ -134,6 +134,11 @@ const FLOW_NODES: &[(&str, &str)] = &[
     ("callActivity", "call activity"),
 ];
 
+/// The `multiInstanceLoopCharacteristics` of an activity.
+fn multi_instance<'a>(node: Node<'a, 'a>) -> Option<Node<'a, 'a>> {
+    bpmn_children(node, "multiInstanceLoopCharacteristics").next()
+}
+
 fn flow_node_tag(node: Node<'_, '_>) -> Option<&'static str> {
     if node.tag_name().namespace() != Some(BPMN) {
         return None;
@@ -166,6 +171,8 @@ struct ProcessBuilder<'a> {
     /// Association source id → target id (compensation handlers hang off boundary events so).
     associations: HashMap<&'a str, &'a str>,
     lanes: Vec<(String, Option<String>, Vec<&'a str>)>,
+    /// Inner elements of multi-instance bodies.
+    inner: HashSet<ElementIdx>,
 }
 
 impl<'a> ProcessBuilder<'a> {
@@ -183,6 +190,7 @@ impl<'a> ProcessBuilder<'a> {
             raw_flows: Vec::new(),
             associations: HashMap::new(),
             lanes: Vec::new(),
+            inner: HashSet::new(),
         }
     }
 
@@ -228,7 +236,10 @@ impl<'a> ProcessBuilder<'a> {
             let node = self.nodes[i];
             let kind = self.kind(idx, node);
             self.elements[i].kind = kind;
-            self.mappings(idx, node);
+            // A body's mappings belong to its inner activity: they run once per item.
+            if !matches!(self.elements[i].kind, Kind::MultiInstance(_)) {
+                self.mappings(idx, node);
+            }
         }
         let lanes = std::mem::take(&mut self.lanes)
             .into_iter()
@@ -299,32 +310,53 @@ impl<'a> ProcessBuilder<'a> {
                 );
                 continue;
             }
-            let idx = ElementIdx(self.elements.len() as u32);
-            self.elements.push(Element {
-                idx,
-                id: id.to_owned(),
-                name: attr(child, "name").map(str::to_owned),
-                pos: self.lines.node_pos(child),
-                kind: Kind::Unsupported("unresolved"),
-                scope: Some(scope),
-                incoming: Vec::new(),
-                outgoing: Vec::new(),
-                default_flow: None,
-                boundaries: Vec::new(),
-                children: Vec::new(),
-                inputs: Vec::new(),
-                outputs: Vec::new(),
-                for_compensation: bool_attr(child, "isForCompensation", false),
-                tag,
-                notation: events::notation(child),
-            });
-            self.nodes.push(child);
+            let idx = self.push_element(child, id, tag, scope);
             self.index.insert(id.to_owned(), idx);
-            self.elements[scope.0 as usize].children.push(idx);
+            // A multi-instance activity is a body with the activity inside it: the inner
+            // element (same id) is what each item runs.
+            let inner = if multi_instance(child).is_some() {
+                let inner = self.push_element(child, id, tag, idx);
+                self.inner.insert(inner);
+                inner
+            } else {
+                idx
+            };
             if matches!(tag, "subProcess" | "transaction" | "adHocSubProcess") {
-                self.register(child, idx);
+                self.register(child, inner);
             }
         }
+    }
+
+    /// Gives a flow node an arena slot in container `scope`.
+    fn push_element(
+        &mut self,
+        node: Node<'a, 'a>,
+        id: &str,
+        tag: &'static str,
+        scope: ElementIdx,
+    ) -> ElementIdx {
+        let idx = ElementIdx(self.elements.len() as u32);
+        self.elements.push(Element {
+            idx,
+            id: id.to_owned(),
+            name: attr(node, "name").map(str::to_owned),
+            pos: self.lines.node_pos(node),
+            kind: Kind::Unsupported("unresolved"),
+            scope: Some(scope),
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
+            default_flow: None,
+            boundaries: Vec::new(),
+            children: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            for_compensation: bool_attr(node, "isForCompensation", false),
+            tag,
+            notation: events::notation(node),
+        });
+        self.nodes.push(node);
+        self.elements[scope.0 as usize].children.push(idx);
+        idx
     }
 
     fn read_lanes(&mut self, lane_set: Node<'a, 'a>) {
@@ -441,16 +473,16 @@ impl<'a> ProcessBuilder<'a> {
     fn kind(&mut self, idx: ElementIdx, node: Node<'a, 'a>) -> Kind {
         let tag = self.elements[idx.0 as usize].tag;
         let id = self.elements[idx.0 as usize].id.clone();
-        if let Some(lc) = node.children().find(|c| {
-            is_bpmn(*c, "multiInstanceLoopCharacteristics")
-                || is_bpmn(*c, "standardLoopCharacteristics")
-        }) {
-            let what = if is_bpmn(lc, "standardLoopCharacteristics") {
-                "loop activity"
-            } else {
-                "multi-instance activity"
-            };
-            return self.unsupported(node, &id, what);
+        if bpmn_children(node, "standardLoopCharacteristics")
+            .next()
+            .is_some()
+        {
+            return self.unsupported(node, &id, "loop activity");
+        }
+        if !self.inner.contains(&idx)
+            && let Some(lc) = multi_instance(node)
+        {
+            return self.multi_instance(idx, node, lc, &id);
         }
         match tag {
             "startEvent" => self.start_event(idx, node, &id),
@@ -512,6 +544,121 @@ impl<'a> ProcessBuilder<'a> {
             "adHocSubProcess" => self.unsupported(node, &id, "ad-hoc subprocess"),
             "callActivity" => self.unsupported(node, &id, "call activity"),
             _ => self.unsupported(node, &id, describe(tag)),
+        }
+    }
+
+    /// The body of a multi-instance activity: `zeebe:loopCharacteristics` and the
+    /// completion condition.
+    fn multi_instance(
+        &mut self,
+        idx: ElementIdx,
+        node: Node<'a, 'a>,
+        lc: Node<'a, 'a>,
+        id: &str,
+    ) -> Kind {
+        const ACTIVITIES: [&str; 10] = [
+            "serviceTask",
+            "sendTask",
+            "userTask",
+            "scriptTask",
+            "businessRuleTask",
+            "receiveTask",
+            "task",
+            "manualTask",
+            "subProcess",
+            "callActivity",
+        ];
+        let tag = self.elements[idx.0 as usize].tag;
+        if !ACTIVITIES.contains(&tag) || bool_attr(node, "triggeredByEvent", false) {
+            self.problem(
+                ProblemKind::InvalidStructure,
+                lc,
+                id,
+                format!(
+                    "a {} cannot be multi-instance; only tasks, subprocesses and call activities can",
+                    describe(tag)
+                ),
+            );
+            return Kind::Unsupported("multi-instance on a non-activity");
+        }
+        let Some(inner) = self.elements[idx.0 as usize].children.first().copied() else {
+            return Kind::Unsupported("multi-instance without inner activity");
+        };
+        let zl = zeebe::extension(lc, "loopCharacteristics");
+        let Some(collection) = zl.and_then(|z| attr(z, "inputCollection")) else {
+            let hint = if bpmn_children(lc, "loopCardinality").next().is_some() {
+                " (loopCardinality is not read: write inputCollection=\"= for i in 1..n return i\" for n instances)"
+            } else if lc.attributes().any(|a| a.name() == "collection") {
+                " (camunda:collection is Camunda 7: `flowmesh migrate-model` translates it)"
+            } else {
+                ""
+            };
+            self.problem(
+                ProblemKind::InvalidStructure,
+                lc,
+                id,
+                format!(
+                    "multi-instance activity has no input collection; add <zeebe:loopCharacteristics inputCollection=\"= items\" inputElement=\"item\"/> to its multiInstanceLoopCharacteristics{hint}"
+                ),
+            );
+            return Kind::Unsupported("multi-instance without input collection");
+        };
+        let zl = zl.unwrap_or(lc);
+        let mut failed = false;
+        let mut compile = |this: &mut Self, what: &str, text: &str, at: Node<'_, '_>| {
+            let compiled = if what == "completionCondition" {
+                zeebe::condition(text)
+            } else {
+                zeebe::expression(text)
+            };
+            match compiled {
+                Ok(e) => Some(e),
+                Err(msg) => {
+                    this.problem(
+                        ProblemKind::InvalidExpression,
+                        at,
+                        id,
+                        format!("{what}: {msg}"),
+                    );
+                    failed = true;
+                    None
+                }
+            }
+        };
+        let input_collection = compile(self, "inputCollection", collection, zl);
+        let output_element =
+            attr(zl, "outputElement").and_then(|t| compile(self, "outputElement", t, zl));
+        let completion_condition = bpmn_children(lc, "completionCondition")
+            .next()
+            .and_then(|c| text(c).map(|t| (t, c)))
+            .and_then(|(t, c)| compile(self, "completionCondition", t, c));
+        let name = |a: &str| {
+            attr(zl, a)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let output_collection = name("outputCollection");
+        if output_collection.is_some() != attr(zl, "outputElement").is_some() {
+            self.problem(
+                ProblemKind::InvalidStructure,
+                zl,
+                id,
+                "outputCollection and outputElement go together: set both to collect a result per item, or neither",
+            );
+            failed = true;
+        }
+        match (failed, input_collection) {
+            (false, Some(input_collection)) => Kind::MultiInstance(MultiInstance {
+                sequential: bool_attr(lc, "isSequential", false),
+                input_collection,
+                input_element: name("inputElement"),
+                output_collection,
+                output_element,
+                completion_condition,
+                inner,
+            }),
+            _ => Kind::Unsupported("invalid multi-instance"),
         }
     }
 

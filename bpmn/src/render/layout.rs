@@ -145,7 +145,7 @@ impl Layout {
         }
         placed.sort_by_key(|&(n, r, row)| (r, row, n));
         for (n, r, row) in placed {
-            let el = p.element(n);
+            let el = p.drawn(n);
             let (w, h) = size(el.tag);
             let cx = MARGIN + 60.0 + r as f64 * COLUMN;
             let cy = top + ROW / 2.0 + row as f64 * ROW;

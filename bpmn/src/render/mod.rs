@@ -130,7 +130,11 @@ pub fn svg(defs: &Definitions, overlay: &Overlay) -> String {
     // Expanded containers first, so what is inside them is drawn on top.
     for p in &defs.processes {
         for el in p.elements.iter().skip(1) {
-            if el.is_container() && !layout.collapsed.contains(&el.id) && !hidden.contains(&el.id) {
+            if el.is_container()
+                && !layout.collapsed.contains(&el.id)
+                && !hidden.contains(&el.id)
+                && p.inner_of(el.idx).is_none()
+            {
                 node(&mut out, el, &layout, overlay);
             }
         }
@@ -176,6 +180,7 @@ pub fn svg(defs: &Definitions, overlay: &Overlay) -> String {
             for el in p.elements.iter().skip(1) {
                 let is_boundary = matches!(el.kind, Kind::Boundary(_)) || el.tag == "boundaryEvent";
                 if is_boundary != boundary
+                    || p.inner_of(el.idx).is_some()
                     || hidden.contains(&el.id)
                     || (el.is_container() && !layout.collapsed.contains(&el.id))
                 {
@@ -239,7 +244,10 @@ fn hidden(defs: &Definitions, layout: &Layout) -> HashSet<String> {
                     break;
                 }
                 let container = p.element(s);
-                if layout.collapsed.contains(&container.id) || out.contains(&container.id) {
+                // An inner activity is not hidden by its own multi-instance body.
+                if container.id != el.id
+                    && (layout.collapsed.contains(&container.id) || out.contains(&container.id))
+                {
                     out.insert(el.id.clone());
                     break;
                 }

@@ -163,9 +163,18 @@ impl<S: Store> Harness<S> {
 
     fn describe(&self, e: &Event) -> Option<String> {
         let element_id = |definition: u64, idx: crate::model::ElementIdx| {
-            self.models
-                .get(&definition)
-                .map_or_else(|| format!("#{}", idx.0), |p| p.element(idx).id.clone())
+            self.models.get(&definition).map_or_else(
+                || format!("#{}", idx.0),
+                |p| {
+                    let el = p.element(idx);
+                    // Zeebe tells the body from the inner activity by its element type.
+                    if matches!(el.kind, crate::model::Kind::MultiInstance(_)) {
+                        format!("{}#body", el.id)
+                    } else {
+                        el.id.clone()
+                    }
+                },
+            )
         };
         let id = match e {
             Event::ElementActivating { element, .. } => {
@@ -305,6 +314,11 @@ macro_rules! conformance_suite {
             failed_jobs_retry_with_backoff_then_raise_incident,
             new_deployments_make_versions_and_keep_running_instances,
             cancel_terminates_everything_inside,
+            multi_instance_parallel_collects_outputs_in_item_order,
+            multi_instance_error_on_one_item_ends_the_body,
+            multi_instance_collection_that_is_no_list_raises_incident,
+            multi_instance_sequential_runs_one_at_a_time_until_its_condition,
+            multi_instance_subprocess_keeps_each_item_apart,
             modification_moves_a_stuck_token_all_or_nothing,
             modification_opens_subprocesses_and_ends_emptied_scopes,
             migration_moves_an_instance_to_a_new_version_or_says_why_not,

@@ -318,14 +318,19 @@ pub fn record(
                 history
                     .insert((element.instance, seq), json(&entry)?.as_slice())
                     .map_err(io)?;
+                // A multi-instance activity counts once, as its body; the instances per item
+                // are in the history and the trace.
+                let per_item = el.scope.and_then(|s| process.inner_of(s)) == Some(element.element);
                 let stat_key = (process.id.as_str(), version, el.id.as_str());
                 let mut s: ElementStats = match stats.get(stat_key).map_err(io)? {
                     Some(v) => from_json(v.value())?,
                     None => ElementStats::default(),
                 };
                 if *intent == Lifecycle::Activated {
-                    s.active += 1;
-                    stats.insert(stat_key, json(&s)?.as_slice()).map_err(io)?;
+                    if !per_item {
+                        s.active += 1;
+                        stats.insert(stat_key, json(&s)?.as_slice()).map_err(io)?;
+                    }
                     continue;
                 }
                 let Some(started) = active
@@ -336,17 +341,19 @@ pub fn record(
                 else {
                     continue;
                 };
-                s.active = s.active.saturating_sub(1);
-                if *intent == Lifecycle::Completed {
-                    s.completed += 1;
-                } else {
-                    s.terminated += 1;
+                if !per_item {
+                    s.active = s.active.saturating_sub(1);
+                    if *intent == Lifecycle::Completed {
+                        s.completed += 1;
+                    } else {
+                        s.terminated += 1;
+                    }
+                    let took = u64::try_from(at - started.started_at).unwrap_or(0);
+                    s.total_ms += took;
+                    s.ended += 1;
+                    s.durations.record(took);
+                    stats.insert(stat_key, json(&s)?.as_slice()).map_err(io)?;
                 }
-                let took = u64::try_from(at - started.started_at).unwrap_or(0);
-                s.total_ms += took;
-                s.ended += 1;
-                s.durations.record(took);
-                stats.insert(stat_key, json(&s)?.as_slice()).map_err(io)?;
                 let Some(mut row) = row_of(element.instance, &mut rows, &instances)? else {
                     continue;
                 };

@@ -9,6 +9,7 @@ mod event_based_gateway;
 mod exclusive_gateway;
 mod inclusive_gateway;
 mod job_task;
+mod multi_instance_body;
 mod parallel_gateway;
 mod pass_through;
 mod receive_task;
@@ -76,6 +77,7 @@ pub(crate) fn of(kind: &Kind) -> &'static dyn Behavior {
         Kind::Task(TaskKind::Script(Script::Expression { .. })) => &script_task::ScriptTask,
         Kind::Task(TaskKind::Receive { .. }) => &receive_task::ReceiveTask,
         Kind::Task(TaskKind::PassThrough) => &pass_through::PassThrough,
+        Kind::MultiInstance(_) => &multi_instance_body::MultiInstanceBody,
         Kind::ExclusiveGateway => &exclusive_gateway::ExclusiveGateway,
         Kind::ParallelGateway => &parallel_gateway::ParallelGateway,
         Kind::InclusiveGateway => &inclusive_gateway::InclusiveGateway,
