@@ -277,6 +277,15 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
             w.put_publication(p)?;
         }
         Event::PublishAcknowledged { key } => w.remove_publication(*key)?,
+        Event::ScopeInterrupted { scope } => {
+            let mut e = w.reader().element_required(*scope)?;
+            if e.has_joins {
+                w.clear_taken(e.key)?;
+                e.has_joins = false;
+            }
+            e.active_flows = 0;
+            w.put_element(e)?;
+        }
         Event::LoopCounted { body, counts } => {
             w.put_loop_counts(*body, counts)?;
             let mut e = w.reader().element_required(*body)?;

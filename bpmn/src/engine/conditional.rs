@@ -1,5 +1,6 @@
 //! Conditional events, which Zeebe does not have: an intermediate catch event that waits until
-//! its condition holds, and boundary events (interrupting or not) that fire when theirs does.
+//! its condition holds, and boundary events and event-subprocess start events (interrupting or
+//! not) that fire when theirs does.
 //! Their conditions are evaluated again whenever a process instance's variables changed: after
 //! the work of a command, for every instance it changed, the waiting catch events and the
 //! active activities with conditional boundary events are looked up from the instance's
@@ -7,9 +8,9 @@
 
 use super::context::Ctx;
 use super::lifecycle;
-use super::records::{ElementState, IncidentKind};
-use super::{Error, behavior, variables};
-use crate::model::{BoundaryTrigger, CatchTrigger, Kind};
+use super::records::{ElementInstance, ElementState, IncidentKind};
+use super::{Error, behavior, event_subprocess, variables};
+use crate::model::{BoundaryTrigger, CatchTrigger, Kind, Process, StartTrigger};
 
 /// How many times in one command conditions are checked again after what they triggered
 /// changed variables.
@@ -48,6 +49,9 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) -> Result<(), Error> {
                 }
                 continue;
             }
+            if m.is_container() {
+                check_event_subprocesses(ctx, &el, &model)?;
+            }
             for b in m.boundaries.clone() {
                 let Kind::Boundary(boundary) = &model.element(b).kind else {
                     continue;
@@ -68,10 +72,33 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) -> Result<(), Error> {
     Ok(())
 }
 
+/// The conditional starts of a running container's event subprocesses; none once an
+/// interrupting one runs.
+fn check_event_subprocesses(
+    ctx: &mut Ctx<'_>,
+    el: &ElementInstance,
+    model: &Process,
+) -> Result<(), Error> {
+    for (_, sub) in model.event_subprocesses(el.element) {
+        let Kind::StartEvent(StartTrigger::Conditional(condition)) = &model.element(sub.start).kind
+        else {
+            continue;
+        };
+        if event_subprocess::interrupted(ctx, el.key, model)? {
+            return Ok(());
+        }
+        if variables::eval_bool(ctx, condition, el.key)? == Ok(true) {
+            event_subprocess::trigger(ctx, el.key, sub.start, None)?;
+        }
+    }
+    Ok(())
+}
+
 fn is_conditional(e: &crate::model::Element) -> bool {
     matches!(
         &e.kind,
         Kind::IntermediateCatch(CatchTrigger::Conditional(_))
+            | Kind::StartEvent(StartTrigger::Conditional(_))
             | Kind::Boundary(crate::model::Boundary {
                 trigger: BoundaryTrigger::Conditional(_),
                 ..

@@ -1,10 +1,11 @@
-//! BPMN errors: thrown by a job or an error end event, caught by the nearest error boundary
-//! event on the way out (a matching code before a catch-all), which interrupts its activity.
+//! BPMN errors: thrown by a job or an error end event, caught on the way out by the nearest
+//! error event subprocess of a container or error boundary event of an activity (a matching
+//! code before a catch-all); both interrupt.
 
 use super::context::Ctx;
-use super::{Error, lifecycle};
+use super::{Error, event_subprocess, lifecycle};
 use crate::feel::Context;
-use crate::model::{BoundaryTrigger, ElementIdx, Kind, Process};
+use crate::model::{BoundaryTrigger, ElementIdx, Kind, Process, StartTrigger};
 
 /// Throws an error from element instance `from`; returns whether something caught it.
 pub(crate) fn throw(
@@ -14,13 +15,26 @@ pub(crate) fn throw(
     payload: Option<Context>,
 ) -> Result<bool, Error> {
     let mut current = Some(from);
+    let mut below: Option<ElementIdx> = None;
     while let Some(key) = current {
         let el = ctx.r().element_required(key)?;
         let model = ctx.model(el.definition)?;
+        // Inside a container its event subprocesses catch first, then its boundary events; an
+        // error thrown inside an event subprocess goes past that subprocess's siblings.
+        if !below.is_some_and(|b| matches!(model.element(b).kind, Kind::EventSubProcess(_)))
+            && let Some(start) = event_subprocess::catcher(&model, el.element, code, |t| match t {
+                StartTrigger::Error(c) => Some(c.as_deref()),
+                _ => None,
+            })
+        {
+            event_subprocess::trigger(ctx, key, start, payload)?;
+            return Ok(true);
+        }
         if let Some(boundary) = catcher(&model, el.element, code) {
             lifecycle::trigger_boundary(ctx, key, boundary, true, payload)?;
             return Ok(true);
         }
+        below = Some(el.element);
         current = el.scope;
     }
     Ok(false)

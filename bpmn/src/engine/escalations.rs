@@ -1,13 +1,14 @@
-//! BPMN escalations: thrown by an intermediate or end event, caught by the nearest escalation
-//! boundary event on the way out (a matching code before a catch-all). Unlike errors they are
-//! not critical: uncaught, nothing happens; caught by a non-interrupting boundary event, the
-//! thrower goes on as well; only an interrupting one ends the activity around the thrower.
+//! BPMN escalations: thrown by an intermediate or end event, caught on the way out by the
+//! nearest escalation event subprocess of a container or escalation boundary event of an
+//! activity (a matching code before a catch-all). Unlike errors they are not critical:
+//! uncaught, nothing happens; caught by a non-interrupting event, the thrower goes on as well;
+//! only an interrupting one ends the activity (or the container's work) around the thrower.
 
 use super::context::{Activation, Ctx};
 use super::lifecycle::{self, Leave};
 use super::records::{ElementInstance, IncidentKind};
-use super::{Error, variables};
-use crate::model::{BoundaryTrigger, ElementIdx, EscalationThrow, Kind, Process};
+use super::{Error, event_subprocess, variables};
+use crate::model::{BoundaryTrigger, ElementIdx, EscalationThrow, Kind, Process, StartTrigger};
 
 /// Evaluates the code, throws the escalation from `el`, and completes `el` with `leave` unless
 /// an interrupting catch ended it.
@@ -31,9 +32,37 @@ pub(crate) fn throw_and_go_on(
 /// (then `el` is terminated with the activity).
 fn throw(ctx: &mut Ctx<'_>, el: &ElementInstance, code: &str) -> Result<bool, Error> {
     let mut current = el.scope;
+    let mut below = el.element;
     while let Some(key) = current {
         let scope = ctx.r().element_required(key)?;
         let model = ctx.model(scope.definition)?;
+        if !matches!(model.element(below).kind, Kind::EventSubProcess(_))
+            && let Some(start) = event_subprocess::catcher(&model, scope.element, code, |t| match t
+            {
+                StartTrigger::Escalation(c) => Some(c.as_deref()),
+                _ => None,
+            })
+        {
+            if model.interrupts(start) {
+                event_subprocess::trigger(ctx, key, start, None)?;
+                return Ok(true);
+            }
+            // The thrower goes on; the event subprocess's token comes after it.
+            if let Some(esp) = model.element(start).scope {
+                ctx.queue.push_back(Activation {
+                    definition: scope.definition,
+                    instance: scope.instance,
+                    scope: key,
+                    element: esp,
+                    consumed: Vec::new(),
+                    joined: false,
+                    payload: Some(Default::default()),
+                    compensating: None,
+                });
+            }
+            return Ok(false);
+        }
+        below = scope.element;
         if let Some((boundary, interrupting)) = catcher(&model, scope.element, code) {
             if interrupting {
                 lifecycle::trigger_boundary(ctx, key, boundary, true, None)?;

@@ -156,6 +156,11 @@ pub enum Event {
         definition: u64,
         element: ElementIdx,
     },
+    /// An interrupting event subprocess started in this container: tokens that were on their
+    /// way in it (on flows, waiting at joins) are gone.
+    ScopeInterrupted {
+        scope: u64,
+    },
     /// A multi-instance body's counters changed.
     LoopCounted {
         body: u64,
@@ -204,6 +209,7 @@ impl Event {
             Event::PublishAcknowledged { .. } => "MESSAGE_PUBLISH_ACKNOWLEDGED",
             Event::ElementMigrated { .. } => "ELEMENT_MIGRATED",
             Event::LoopCounted { .. } => "MULTI_INSTANCE_COUNTED",
+            Event::ScopeInterrupted { .. } => "SCOPE_INTERRUPTED",
         }
     }
 

@@ -4,7 +4,8 @@ use super::command::Rejection;
 use super::context::{Activation, Ctx};
 use super::event::Event;
 use super::records::ElementInstance;
-use super::{Error, lifecycle, variables};
+use super::records::IncidentKind;
+use super::{Error, event_subprocess, lifecycle, messages, variables};
 use crate::feel::Context;
 use crate::model::{ElementIdx, Process};
 
@@ -29,6 +30,12 @@ pub(crate) fn start(
     for (name, value) in vars {
         variables::set_local(ctx, key, key, &name, value)?;
     }
+    let model = ctx.model(definition)?;
+    if let Err(msg) = event_subprocess::open(ctx, &root, &model)? {
+        // Resolving it runs the activation again, from the none start event.
+        ctx.incident(key, IncidentKind::Expression, msg, None)?;
+        return Ok(key);
+    }
     lifecycle::activated(ctx, &root)?;
     ctx.queue.push_back(Activation {
         definition,
@@ -41,6 +48,9 @@ pub(crate) fn start(
         payload: Some(Context::new()),
         compensating: None,
     });
+    if event_subprocess::waits_for_messages(&model, Process::ROOT) {
+        messages::correlate_buffered(ctx, key)?;
+    }
     Ok(key)
 }
 

@@ -106,6 +106,7 @@ fn waits_for_messages(model: &Process, idx: ElementIdx) -> bool {
         matches!(&model.element(*b).kind, Kind::Boundary(bd) if matches!(bd.trigger, BoundaryTrigger::Message(_)))
     });
     boundary_message
+        || super::event_subprocess::waits_for_messages(model, idx)
         || matches!(
             m.kind,
             Kind::IntermediateCatch(crate::model::CatchTrigger::Message(_))
@@ -320,6 +321,7 @@ pub(crate) fn run_completion(
 fn owns_events(model: &Process, idx: ElementIdx) -> bool {
     let m = model.element(idx);
     !m.boundaries.is_empty()
+        || super::event_subprocess::waits(model, idx)
         || matches!(
             m.kind,
             Kind::IntermediateCatch(_)
@@ -443,6 +445,21 @@ pub(crate) fn terminate(ctx: &mut Ctx<'_>, key: u64) -> Result<(), Error> {
         messages::after_instance_ended(ctx, &el)?;
     }
     Ok(())
+}
+
+/// An event that waits on behalf of element instance `owner` fired: a boundary event of it, or
+/// the start event of an event subprocess inside it.
+pub(crate) fn trigger_attached(
+    ctx: &mut Ctx<'_>,
+    owner: u64,
+    event: ElementIdx,
+    model: &Process,
+    payload: Option<Context>,
+) -> Result<(), Error> {
+    match &model.element(event).kind {
+        Kind::StartEvent(_) => super::event_subprocess::trigger(ctx, owner, event, payload),
+        _ => trigger_boundary(ctx, owner, event, model.interrupts(event), payload),
+    }
 }
 
 /// A boundary event fires for the activity instance `activity`: an interrupting one terminates

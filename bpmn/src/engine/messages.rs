@@ -99,7 +99,7 @@ pub(crate) fn correlate(
     if s.element == owner.element || matches!(kind, Kind::EventBasedGateway) {
         behavior::of(kind).trigger(ctx, &owner, &model, s.element, Some(variables))
     } else {
-        lifecycle::trigger_boundary(ctx, owner.key, s.element, s.interrupting, Some(variables))
+        lifecycle::trigger_attached(ctx, owner.key, s.element, &model, Some(variables))
     }
 }
 

@@ -47,6 +47,16 @@ pub(crate) fn migrate(
         ))));
     }
     let target = ctx.model(target_key)?;
+    let has_event_subprocess = |p: &Process| {
+        p.elements
+            .iter()
+            .any(|e| matches!(e.kind, Kind::EventSubProcess(_)))
+    };
+    if has_event_subprocess(&source) || has_event_subprocess(&target) {
+        return Ok(Err(Rejection::invalid(
+            "the process has event subprocesses, whose waits cannot be moved between versions yet; let the instance finish on its version",
+        )));
+    }
     let mut map: HashMap<&str, &str> = HashMap::new();
     for (from, to) in mappings {
         if source.element_by_id(from).is_none() {

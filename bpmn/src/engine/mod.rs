@@ -24,6 +24,7 @@ mod deploy;
 mod errors;
 mod escalations;
 pub mod event;
+mod event_subprocess;
 mod incidents;
 mod inclusive;
 mod instance;

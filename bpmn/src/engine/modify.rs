@@ -138,6 +138,15 @@ fn not_activatable(model: &Process, idx: ElementIdx) -> Option<&'static str> {
             Some("it is a boundary event; activate its activity or what follows it")
         }
         Kind::Unsupported(what) => Some(what),
+        Kind::EventSubProcess(_) => Some(
+            "it is an event subprocess; it starts by its trigger (activate an element inside it)",
+        ),
+        _ if containers(model, idx)
+            .iter()
+            .any(|c| matches!(model.element(*c).kind, Kind::MultiInstance(_))) =>
+        {
+            Some("it is inside a multi-instance activity; activate the activity itself")
+        }
         _ if e.incoming.iter().any(|f| {
             matches!(
                 model.element(model.flow(*f).source).kind,
@@ -230,6 +239,10 @@ fn open_container(
         joined: false,
     })?;
     if let Err(msg) = lifecycle::open_boundaries(ctx, &el, model)? {
+        ctx.incident(key, IncidentKind::Expression, msg, None)?;
+        return Ok(key);
+    }
+    if let Err(msg) = super::event_subprocess::open(ctx, &el, model)? {
         ctx.incident(key, IncidentKind::Expression, msg, None)?;
         return Ok(key);
     }

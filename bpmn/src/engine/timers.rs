@@ -116,11 +116,11 @@ fn fire(ctx: &mut Ctx<'_>, t: Timer) -> Result<(), Error> {
             if t.element == o.element || matches!(kind, Kind::EventBasedGateway) {
                 again = None;
                 behavior::of(kind).trigger(ctx, &o, &model, t.element, None)?;
-            } else if let Kind::Boundary(b) = &model.element(t.element).kind {
-                if b.interrupting {
+            } else {
+                if model.interrupts(t.element) {
                     again = None;
                 }
-                lifecycle::trigger_boundary(ctx, owner, t.element, b.interrupting, None)?;
+                lifecycle::trigger_attached(ctx, owner, t.element, &model, None)?;
             }
         }
     }

@@ -211,6 +211,37 @@ impl Process {
             .find(|&c| matches!(self.element(c).kind, Kind::StartEvent(StartTrigger::None)))
     }
 
+    /// The event subprocesses directly inside a container.
+    pub fn event_subprocesses(
+        &self,
+        container: ElementIdx,
+    ) -> impl Iterator<Item = (ElementIdx, &EventSubProcess)> + '_ {
+        self.element(container)
+            .children
+            .iter()
+            .filter_map(|&c| match &self.element(c).kind {
+                Kind::EventSubProcess(sub) => Some((c, sub)),
+                _ => None,
+            })
+    }
+
+    /// Whether a boundary event or an event-subprocess start event interrupts what it is
+    /// attached to (its activity, or the rest of its container).
+    pub fn interrupts(&self, event: ElementIdx) -> bool {
+        match &self.element(event).kind {
+            Kind::Boundary(b) => b.interrupting,
+            Kind::StartEvent(_) => self
+                .element(event)
+                .scope
+                .and_then(|s| match &self.element(s).kind {
+                    Kind::EventSubProcess(sub) => Some(sub.interrupting),
+                    _ => None,
+                })
+                .unwrap_or(false),
+            _ => false,
+        }
+    }
+
     /// The message names this process waits for (catch events, receive tasks, boundary and
     /// start events), where they are static; sorted, without repeats.
     pub fn waited_messages(&self) -> Vec<String> {
@@ -287,7 +318,10 @@ impl Element {
     }
 
     pub fn is_container(&self) -> bool {
-        matches!(self.kind, Kind::Process | Kind::SubProcess)
+        matches!(
+            self.kind,
+            Kind::Process | Kind::SubProcess | Kind::EventSubProcess(_)
+        )
     }
 }
 
@@ -307,6 +341,9 @@ pub struct SequenceFlow {
 pub enum Kind {
     Process,
     SubProcess,
+    /// A subprocess with `triggeredByEvent="true"`: started by its start event's trigger while
+    /// its container runs, never by a sequence flow.
+    EventSubProcess(EventSubProcess),
     StartEvent(StartTrigger),
     EndEvent(EndResult),
     IntermediateCatch(CatchTrigger),
@@ -333,6 +370,21 @@ pub enum StartTrigger {
     None,
     Message(MessageRef),
     Timer(TimerDef),
+    /// Event subprocesses only: catches errors with this code (`None`: every error).
+    Error(Option<String>),
+    /// Event subprocesses only: catches escalations with this code (`None`: every one).
+    Escalation(Option<String>),
+    /// Event subprocesses only: fires when the condition holds after variables changed.
+    Conditional(Expression),
+}
+
+/// How an event subprocess starts.
+#[derive(Debug)]
+pub struct EventSubProcess {
+    /// Its only start event, whose trigger starts it.
+    pub start: ElementIdx,
+    /// An interrupting start ends everything else in the container first.
+    pub interrupting: bool,
 }
 
 #[derive(Debug)]

@@ -75,6 +75,7 @@ pub(crate) fn validate(p: &Process) -> Vec<Problem> {
                     );
                 }
                 if let StartTrigger::Message(m) = trigger
+                    && e.scope == Some(Process::ROOT)
                     && m.name.is_constant()
                     && !start_messages.insert(m.name.source().to_owned())
                 {

@@ -16,10 +16,10 @@ use super::{Error, diagram, flowmesh, zeebe};
 use crate::feel::{Expression, Value};
 use crate::model::{
     Boundary, BoundaryTrigger, CatchTrigger, Collaboration, Definitions, Element, ElementIdx,
-    EndResult, ErrorThrow, EscalationThrow, FlowIdx, JobDef, Kind, Lane, Mapping, MessageFlow,
-    MessagePublish, MessageRef, MessageThrow, MultiInstance, Notation, Participant, Problem,
-    ProblemKind, Process, Script, SequenceFlow, StartTrigger, TaskKind, ThrowResult, TimerDef,
-    USER_TASK_JOB_TYPE, validate,
+    EndResult, ErrorThrow, EscalationThrow, EventSubProcess, FlowIdx, JobDef, Kind, Lane, Mapping,
+    MessageFlow, MessagePublish, MessageRef, MessageThrow, MultiInstance, Notation, Participant,
+    Problem, ProblemKind, Process, Script, SequenceFlow, StartTrigger, TaskKind, ThrowResult,
+    TimerDef, USER_TASK_JOB_TYPE, validate,
 };
 
 pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definitions, Error> {
@@ -533,7 +533,7 @@ impl<'a> ProcessBuilder<'a> {
             "eventBasedGateway" => Kind::EventBasedGateway,
             "subProcess" => {
                 if bool_attr(node, "triggeredByEvent", false) {
-                    self.unsupported(node, &id, "event subprocess")
+                    self.event_subprocess(idx, node, &id)
                 } else {
                     Kind::SubProcess
                 }
@@ -672,17 +672,62 @@ impl<'a> ProcessBuilder<'a> {
         Kind::Unsupported(what)
     }
 
+    /// An event subprocess: one start event with a trigger; no flows in or out.
+    fn event_subprocess(&mut self, idx: ElementIdx, node: Node<'a, 'a>, id: &str) -> Kind {
+        let el = &self.elements[idx.0 as usize];
+        let starts: Vec<ElementIdx> = el
+            .children
+            .iter()
+            .copied()
+            .filter(|c| self.elements[c.0 as usize].tag == "startEvent")
+            .collect();
+        if !el.incoming.is_empty() || !el.outgoing.is_empty() {
+            self.problem(
+                ProblemKind::InvalidStructure,
+                node,
+                id,
+                "an event subprocess has no sequence flows in or out; its start event's trigger starts it",
+            );
+            return Kind::Unsupported("event subprocess with sequence flows");
+        }
+        let [start] = starts.as_slice() else {
+            self.problem(
+                ProblemKind::InvalidStructure,
+                node,
+                id,
+                format!(
+                    "an event subprocess has exactly one start event (with a message, timer, error, escalation or conditional trigger); this one has {}",
+                    starts.len()
+                ),
+            );
+            return Kind::Unsupported("event subprocess without one start event");
+        };
+        let start_node = self.nodes[start.0 as usize];
+        Kind::EventSubProcess(EventSubProcess {
+            start: *start,
+            interrupting: bool_attr(start_node, "isInterrupting", true),
+        })
+    }
+
     fn start_event(&mut self, idx: ElementIdx, node: Node<'a, 'a>, id: &str) -> Kind {
-        let in_subprocess = self.elements[idx.0 as usize].scope != Some(Process::ROOT);
+        let scope = self.elements[idx.0 as usize].scope.unwrap_or(Process::ROOT);
+        let in_subprocess = scope != Process::ROOT;
+        let in_event_subprocess =
+            bool_attr(self.nodes[scope.0 as usize], "triggeredByEvent", false);
         let defs = events::definitions(node);
+        if in_event_subprocess {
+            return self.event_subprocess_start(node, id, &defs);
+        }
         let trigger = match defs.as_slice() {
             [] => StartTrigger::None,
             [_] if in_subprocess => {
-                return self.unsupported(
+                self.problem(
+                    ProblemKind::InvalidStructure,
                     node,
                     id,
-                    "start event with a trigger inside a subprocess (event subprocess)",
+                    "a start event inside an embedded subprocess has no trigger; to start on an event, mark the subprocess triggeredByEvent (an event subprocess)",
                 );
+                return Kind::Unsupported("start event with a trigger inside a subprocess");
             }
             [EventDef::Message { message_ref }] => {
                 match self.message(node, id, *message_ref, false) {
@@ -712,6 +757,72 @@ impl<'a> ProcessBuilder<'a> {
             },
             [EventDef::Other(what)] => return self.unsupported(node, id, what),
             [_] => return self.unsupported(node, id, "this kind of start event"),
+            _ => return self.unsupported(node, id, "start event with several triggers"),
+        };
+        Kind::StartEvent(trigger)
+    }
+
+    /// The start event of an event subprocess: what starts it while its container runs.
+    fn event_subprocess_start(
+        &mut self,
+        node: Node<'a, 'a>,
+        id: &str,
+        defs: &[EventDef<'a>],
+    ) -> Kind {
+        let interrupting = bool_attr(node, "isInterrupting", true);
+        let trigger = match defs {
+            [EventDef::Message { message_ref }] => match self.message(node, id, *message_ref, true)
+            {
+                Some(m) => StartTrigger::Message(m),
+                None => return Kind::Unsupported("message start without message"),
+            },
+            [
+                EventDef::Timer {
+                    kind,
+                    text,
+                    node: tn,
+                    ambiguous,
+                },
+            ] => match self.timer(*tn, id, *kind, *text, *ambiguous) {
+                Some(t) => StartTrigger::Timer(t),
+                None => return Kind::Unsupported("invalid timer"),
+            },
+            [EventDef::Error { error_ref }] => {
+                if !interrupting {
+                    self.problem(
+                        ProblemKind::InvalidStructure,
+                        node,
+                        id,
+                        "an error start event always interrupts; remove isInterrupting=\"false\"",
+                    );
+                    return Kind::Unsupported("non-interrupting error start");
+                }
+                match self.caught_code(node, id, *error_ref, Thrown::Error) {
+                    Some(code) => StartTrigger::Error(code),
+                    None => return Kind::Unsupported("error start with unknown error"),
+                }
+            }
+            [EventDef::Escalation { escalation_ref }] => {
+                match self.caught_code(node, id, *escalation_ref, Thrown::Escalation) {
+                    Some(code) => StartTrigger::Escalation(code),
+                    None => return Kind::Unsupported("escalation start with unknown escalation"),
+                }
+            }
+            [EventDef::Conditional { condition }] => match self.conditional(node, id, *condition) {
+                Some(c) => StartTrigger::Conditional(c),
+                None => return Kind::Unsupported("conditional event without condition"),
+            },
+            [] => {
+                self.problem(
+                    ProblemKind::InvalidStructure,
+                    node,
+                    id,
+                    "the start event of an event subprocess needs a trigger (message, timer, error, escalation or conditional)",
+                );
+                return Kind::Unsupported("event subprocess start without trigger");
+            }
+            [EventDef::Other(what)] => return self.unsupported(node, id, what),
+            [_] => return self.unsupported(node, id, "this kind of event subprocess start"),
             _ => return self.unsupported(node, id, "start event with several triggers"),
         };
         Kind::StartEvent(trigger)

@@ -1,9 +1,11 @@
-//! The process and embedded subprocesses: start their none start event; they complete when the
-//! last path inside them ends (see `lifecycle::path_ended`).
+//! The process and embedded subprocesses: open the waits of their event subprocesses, start
+//! their none start event; they complete when the last path inside them ends (see
+//! `lifecycle::path_ended`).
 
 use super::{Behavior, Ctx, ElementInstance, Error, Process};
 use crate::engine::context::Activation;
-use crate::engine::lifecycle;
+use crate::engine::records::IncidentKind;
+use crate::engine::{event_subprocess, lifecycle};
 use crate::feel::Context;
 
 pub(super) struct Container;
@@ -16,6 +18,9 @@ impl Behavior for Container {
         model: &Process,
         _: Option<Context>,
     ) -> Result<(), Error> {
+        if let Err(msg) = event_subprocess::open(ctx, el, model)? {
+            return ctx.incident(el.key, IncidentKind::Expression, msg, None);
+        }
         lifecycle::activated(ctx, el)?;
         let Some(start) = model.none_start(el.element) else {
             return Err(Error::Corrupt(format!(

@@ -6,6 +6,7 @@ mod catch_event;
 mod container;
 mod end_event;
 mod event_based_gateway;
+mod event_subprocess;
 mod exclusive_gateway;
 mod inclusive_gateway;
 mod job_task;
@@ -66,6 +67,7 @@ pub(crate) trait Behavior: Sync {
 pub(crate) fn of(kind: &Kind) -> &'static dyn Behavior {
     match kind {
         Kind::Process | Kind::SubProcess => &container::Container,
+        Kind::EventSubProcess(_) => &event_subprocess::EventSubProcess,
         Kind::StartEvent(_) => &start_event::StartEvent,
         Kind::EndEvent(_) => &end_event::EndEvent,
         Kind::IntermediateCatch(_) => &catch_event::CatchEvent,
