@@ -200,6 +200,12 @@ async fn flows_survive_a_killed_sidecar_and_the_cli_steers_them() {
     );
     assert!(!ok);
     assert!(err.contains("duplicate"), "{err}");
+    let (ok, out, err) = flowmesh(order.local, &["signal", "Recall", "--var", "batch=7"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("broadcast Recall (id "), "{out}");
+    let (ok, _, err) = flowmesh(order.local, &["signal", "Recall", "--var", "batch"]);
+    assert!(!ok);
+    assert!(err.contains("not NAME=VALUE"), "{err}");
     let (ok, out, err) = flowmesh(order.local, &["incidents"]);
     assert!(ok, "{err}");
     assert!(out.starts_with("ID"), "{out}");

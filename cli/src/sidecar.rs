@@ -247,16 +247,25 @@ pub(crate) struct PublishArgs {
     target: Target,
 }
 
-pub(crate) fn publish(args: PublishArgs) -> ExitCode {
-    let mut variables = serde_json::Map::new();
-    for v in &args.vars {
+/// `NAME=VALUE` arguments as a JSON object: VALUE as JSON when it is JSON, else as text.
+fn variables(command: &str, vars: &[String]) -> Result<serde_json::Map<String, Value>, ExitCode> {
+    let mut out = serde_json::Map::new();
+    for v in vars {
         let Some((name, value)) = v.split_once('=') else {
-            eprintln!("flowmesh publish: '{v}' is not NAME=VALUE (for example amount=42)");
-            return ExitCode::from(2);
+            eprintln!("flowmesh {command}: '{v}' is not NAME=VALUE (for example amount=42)");
+            return Err(ExitCode::from(2));
         };
         let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
-        variables.insert(name.trim().to_owned(), value);
+        out.insert(name.trim().to_owned(), value);
     }
+    Ok(out)
+}
+
+pub(crate) fn publish(args: PublishArgs) -> ExitCode {
+    let variables = match variables("publish", &args.vars) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
     let mut body = json!({"name": args.name, "correlation_key": args.key, "variables": variables});
     if let Some(ttl) = &args.ttl {
         body["ttl"] = json!(ttl);
@@ -270,6 +279,33 @@ pub(crate) fn publish(args: PublishArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail("publish", e),
+    }
+}
+
+/// Broadcast a signal to every process in the mesh that waits for it.
+#[derive(clap::Args)]
+pub(crate) struct SignalArgs {
+    /// The signal name.
+    name: String,
+    /// A variable: NAME=VALUE, VALUE read as JSON when it is JSON, else as text.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
+pub(crate) fn signal(args: SignalArgs) -> ExitCode {
+    let variables = match variables("signal", &args.vars) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let body = json!({"name": args.name, "variables": variables});
+    match args.target.call(Method::POST, "/v1/signals", Some(body)) {
+        Ok(answer) => {
+            println!("broadcast {} (id {})", args.name, cell(&answer["id"]));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("signal", e),
     }
 }
 

@@ -59,6 +59,14 @@ impl Deployments {
             .filter(move |m| m.owner.eq_ignore_ascii_case(service))
     }
 
+    /// Every service that owns a deployed process: where a signal may be waited for.
+    pub fn owners(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self.models.iter().map(|m| m.owner.as_str()).collect();
+        out.sort_unstable_by_key(|o| o.to_ascii_lowercase());
+        out.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        out
+    }
+
     /// The services that own a process waiting for the message `name`.
     pub fn owners_of(&self, name: &str) -> &[String] {
         self.routes.get(name).map_or(&[], Vec::as_slice)

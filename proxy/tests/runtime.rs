@@ -978,3 +978,82 @@ async fn a_waiting_instance_migrates_to_a_new_version_through_the_local_api() {
     assert_eq!(active(1), Some(json!(0)));
     assert_eq!(active(2), Some(json!(1)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_reaches_every_waiting_process_in_the_mesh() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let order_app = worker::start().await;
+    let payment_app = worker::start().await;
+    let (order, _order_stop, _order_task) =
+        sidecar("order", order_app.addr, &dir.path().join("order"), &cp, "").await;
+    let (pay, _pay_stop, _pay_task) =
+        payment(&dir.path().join("payment"), &cp, payment_app.addr, "").await;
+    deploy(&cp, include_str!("fixtures/recall-order.bpmn"), "order").await;
+    deploy(&cp, include_str!("fixtures/recall-payment.bpmn"), "payment").await;
+    deployed(order.local, "order-recall", 1).await;
+    deployed(pay.local, "payment-recall", 1).await;
+    for (h, other) in [(&order, "payment"), (&pay, "order")] {
+        harness::routable(h, other, true).await;
+        until(&format!("{other} is known to own processes"), || async {
+            h.deployments
+                .current()
+                .owners()
+                .contains(&other)
+                .then_some(())
+        })
+        .await;
+    }
+    let waiting = |local, process: &'static str| async move {
+        let key = start(local, json!({"process": process})).await;
+        instance_when(local, &key, "waiting for recall", |i| {
+            i["active_elements"] == json!(["recalled"])
+        })
+        .await;
+        key
+    };
+
+    // Thrown by a process of payment: payment's own instance and order's both get it.
+    let at_order = waiting(order.local, "order-recall").await;
+    let at_pay = waiting(pay.local, "payment-recall").await;
+    let thrower = start(
+        pay.local,
+        json!({"process": "recall-thrower", "variables": {"batch": "b-7"}}),
+    )
+    .await;
+    reaches(pay.local, &thrower, "completed").await;
+    let done = reaches(order.local, &at_order, "completed").await;
+    assert_eq!(done["variables"]["batch"], "b-7", "{done}");
+    reaches(pay.local, &at_pay, "completed").await;
+
+    // Sent by a client to one sidecar's local API: the same.
+    let at_order = waiting(order.local, "order-recall").await;
+    let at_pay = waiting(pay.local, "payment-recall").await;
+    let (status, sent) = post(
+        order.local,
+        "/v1/signals",
+        &json!({"name": "recall", "variables": {"batch": "b-8"}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{sent}");
+    reaches(order.local, &at_order, "completed").await;
+    let done = reaches(pay.local, &at_pay, "completed").await;
+    assert_eq!(done["variables"]["batch"], "b-8", "{done}");
+
+    // Bad requests say what is wrong and change nothing.
+    for (body, says) in [
+        (json!({"name": ""}), "name must name the signal"),
+        (
+            json!({"name": "recall", "variables": [1]}),
+            "variables must be a JSON object",
+        ),
+        (json!({"nam": "recall"}), "unknown field"),
+    ] {
+        let (status, answer) = post(order.local, "/v1/signals", &body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["detail"].as_str().unwrap().contains(says),
+            "{answer}"
+        );
+    }
+}

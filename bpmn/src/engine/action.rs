@@ -3,7 +3,7 @@
 
 use crate::feel::Context;
 
-use super::records::Publication;
+use super::records::{Publication, SignalBroadcast};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -11,6 +11,9 @@ pub enum Action {
     Job(JobActivation),
     /// Route a message; acknowledge with AckPublication once it is safely handed on.
     Publish(Publication),
+    /// Broadcast a signal to every sidecar whose processes wait for it (this one included, as a
+    /// BroadcastSignal command); acknowledge with AckPublication once it is handed on.
+    Signal(SignalBroadcast),
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -277,6 +277,18 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
             w.put_publication(p)?;
         }
         Event::PublishAcknowledged { key } => w.remove_publication(*key)?,
+        Event::SignalSubscriptionOpened(s) => w.put_signal_subscription(s)?,
+        Event::SignalSubscriptionClosed {
+            owner,
+            element,
+            name,
+        } => w.remove_signal_subscription(*owner, *element, name)?,
+        Event::SignalReceived { .. } => {}
+        Event::SignalBroadcastRequested(b) => {
+            see(b.key);
+            w.put_signal_broadcast(b)?;
+        }
+        Event::SignalBroadcastAcknowledged { key } => w.remove_signal_broadcast(*key)?,
         Event::ScopeInterrupted { scope } => {
             let mut e = w.reader().element_required(*scope)?;
             if e.has_joins {

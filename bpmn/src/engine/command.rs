@@ -59,9 +59,15 @@ pub enum Command {
         variables: Context,
         local: bool,
     },
-    /// The runtime routed a message the engine published.
+    /// The runtime routed a message the engine published, or a signal it asked to broadcast.
     AckPublication {
         key: u64,
+    },
+    /// A signal arrived (from a throw event here or elsewhere in the mesh, or from a client):
+    /// every element waiting for `name` gets it, with `variables`.
+    BroadcastSignal {
+        name: String,
+        variables: Context,
     },
     /// Fires due timers, reactivates jobs whose backoff ended, expires messages.
     Tick,

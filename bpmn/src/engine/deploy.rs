@@ -92,6 +92,7 @@ pub(crate) fn deploy(
                 element: *start,
             })?;
         }
+        super::signals::open_starts(ctx, p, key)?;
         for start in p.triggered_starts() {
             if let Kind::StartEvent(StartTrigger::Timer(def)) = &p.element(start).kind {
                 let value = def
@@ -161,7 +162,8 @@ fn start_message_name(
     })
 }
 
-/// Closes the message start subscriptions and cancels the start timers of an older version.
+/// Closes the message and signal start subscriptions and cancels the start timers of an older
+/// version.
 fn retire_starts(ctx: &mut Ctx<'_>, previous: u64) -> Result<(), Error> {
     let model = ctx.model(previous)?;
     for start in model.triggered_starts() {
@@ -176,7 +178,7 @@ fn retire_starts(ctx: &mut Ctx<'_>, previous: u64) -> Result<(), Error> {
     for t in ctx.r().timers_of(previous)? {
         ctx.emit(Event::TimerCanceled { key: t })?;
     }
-    Ok(())
+    super::signals::close_owned(ctx, previous)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{
     CompensationSub, ElementInstance, Incident, Job, LoopCounts, MessageRecord, ProcessRecord,
-    Publication, Subscription, Timer,
+    Publication, SignalBroadcast, SignalSubscription, Subscription, Timer,
 };
 use crate::feel::{Context, Value};
 use crate::model::{ElementIdx, FlowIdx};
@@ -156,6 +156,21 @@ pub enum Event {
         definition: u64,
         element: ElementIdx,
     },
+    SignalSubscriptionOpened(SignalSubscription),
+    SignalSubscriptionClosed {
+        owner: u64,
+        element: ElementIdx,
+        name: String,
+    },
+    /// A signal arrived: every subscription for its name was triggered.
+    SignalReceived {
+        name: String,
+        variables: Context,
+    },
+    SignalBroadcastRequested(SignalBroadcast),
+    SignalBroadcastAcknowledged {
+        key: u64,
+    },
     /// An interrupting event subprocess started in this container: tokens that were on their
     /// way in it (on flows, waiting at joins) are gone.
     ScopeInterrupted {
@@ -210,6 +225,11 @@ impl Event {
             Event::ElementMigrated { .. } => "ELEMENT_MIGRATED",
             Event::LoopCounted { .. } => "MULTI_INSTANCE_COUNTED",
             Event::ScopeInterrupted { .. } => "SCOPE_INTERRUPTED",
+            Event::SignalSubscriptionOpened(_) => "SIGNAL_SUBSCRIPTION_CREATED",
+            Event::SignalSubscriptionClosed { .. } => "SIGNAL_SUBSCRIPTION_DELETED",
+            Event::SignalReceived { .. } => "SIGNAL_BROADCASTED",
+            Event::SignalBroadcastRequested(_) => "SIGNAL_BROADCAST_REQUESTED",
+            Event::SignalBroadcastAcknowledged { .. } => "SIGNAL_BROADCAST_ACKNOWLEDGED",
         }
     }
 

@@ -15,7 +15,7 @@ use super::context::{Activation, Ctx};
 use super::event::Event;
 use super::lifecycle;
 use super::records::{ElementInstance, ElementState};
-use super::{Error, messages};
+use super::{Error, messages, signals};
 use crate::feel::Context;
 use crate::model::{ElementIdx, Kind, Process, StartTrigger};
 
@@ -35,6 +35,9 @@ pub(crate) fn open(
             Kind::StartEvent(StartTrigger::Timer(def)) => {
                 lifecycle::open_timer(ctx, el, sub.start, def)?
             }
+            Kind::StartEvent(StartTrigger::Signal(s)) => {
+                signals::open(ctx, el, sub.start, s, el.key)?
+            }
             _ => Ok(()),
         };
         if opened.is_err() {
@@ -44,12 +47,15 @@ pub(crate) fn open(
     Ok(Ok(()))
 }
 
-/// Whether a container has event subprocesses whose start waits for a message or a timer.
+/// Whether a container has event subprocesses whose start waits for a message, a signal or a
+/// timer.
 pub(crate) fn waits(model: &Process, container: ElementIdx) -> bool {
     model.event_subprocesses(container).any(|(_, sub)| {
         matches!(
             model.element(sub.start).kind,
-            Kind::StartEvent(StartTrigger::Message(_) | StartTrigger::Timer(_))
+            Kind::StartEvent(
+                StartTrigger::Message(_) | StartTrigger::Timer(_) | StartTrigger::Signal(_)
+            )
         )
     })
 }
@@ -119,6 +125,15 @@ fn interrupt(ctx: &mut Ctx<'_>, c: &ElementInstance, model: &Process) -> Result<
             && is_start(timer.element)
         {
             ctx.emit(Event::TimerCanceled { key: t })?;
+        }
+    }
+    for s in ctx.r().signal_subscriptions_of(c.key)? {
+        if is_start(s.element) {
+            ctx.emit(Event::SignalSubscriptionClosed {
+                owner: s.owner,
+                element: s.element,
+                name: s.name,
+            })?;
         }
     }
     for child in ctx.r().children(c.key)? {

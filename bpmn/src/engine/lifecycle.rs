@@ -135,6 +135,9 @@ pub(crate) fn open_boundaries(
                 boundary.interrupting,
                 el.scope.unwrap_or(el.key),
             )?,
+            BoundaryTrigger::Signal(s) => {
+                super::signals::open(ctx, el, *b, s, el.scope.unwrap_or(el.key))?
+            }
             BoundaryTrigger::Error(_)
             | BoundaryTrigger::Compensation(_)
             | BoundaryTrigger::Escalation(_)
@@ -179,7 +182,8 @@ pub(crate) fn open_timer(
     Ok(Ok(()))
 }
 
-/// Closes the message subscriptions and cancels the timers an element instance owns.
+/// Closes the message and signal subscriptions and cancels the timers an element instance
+/// owns.
 pub(crate) fn close_owned(ctx: &mut Ctx<'_>, key: u64) -> Result<(), Error> {
     for s in ctx.r().subscriptions_of(key)? {
         ctx.emit(Event::SubscriptionClosed {
@@ -190,7 +194,7 @@ pub(crate) fn close_owned(ctx: &mut Ctx<'_>, key: u64) -> Result<(), Error> {
     for t in ctx.r().timers_of(key)? {
         ctx.emit(Event::TimerCanceled { key: t })?;
     }
-    Ok(())
+    super::signals::close_owned(ctx, key)
 }
 
 /// Completes an element: ELEMENT_COMPLETING, output mappings, ELEMENT_COMPLETED, then leaves it.

@@ -35,6 +35,7 @@ mod migrate;
 mod modify;
 mod multi_instance;
 pub mod records;
+mod signals;
 pub mod state;
 mod timers;
 mod variables;
@@ -46,7 +47,9 @@ use jiff::Timestamp;
 pub use action::{Action, JobActivation};
 pub use command::{Accepted, Command, CommandResult, Deployed, Rejection, RejectionKind};
 pub use event::{ElementRef, Event, Lifecycle};
-pub use records::{Incident, IncidentKind, Job, JobState, ProcessRecord, Publication};
+pub use records::{
+    Incident, IncidentKind, Job, JobState, ProcessRecord, Publication, SignalBroadcast,
+};
 
 use crate::store::{Kv, KvRead, Store};
 use context::{Ctx, Models};
@@ -206,6 +209,11 @@ impl Engine {
         Reader::new(kv).outbox()
     }
 
+    /// Signals thrown here that the runtime has not acknowledged broadcasting yet.
+    pub fn signal_outbox(&self, kv: &dyn KvRead) -> Result<Vec<records::SignalBroadcast>, Error> {
+        Reader::new(kv).signal_outbox()
+    }
+
     /// When the next timer, job backoff or message deadline is due; send [`Command::Tick`] then.
     pub fn next_due(&self, kv: &dyn KvRead) -> Result<Option<Timestamp>, Error> {
         Ok(Reader::new(kv)
@@ -303,12 +311,25 @@ fn dispatch(ctx: &mut Ctx<'_>, command: Command) -> Result<CommandResult, Error>
             local,
         } => set_variables(ctx, scope, variables, local)?,
         Command::AckPublication { key } => {
-            if ctx.r().publication(key)?.is_none() {
-                Err(Rejection::not_found(format!(
-                    "no unacknowledged publication {key}"
-                )))
-            } else {
+            if ctx.r().publication(key)?.is_some() {
                 ctx.emit(Event::PublishAcknowledged { key })?;
+                Ok(Accepted::Done)
+            } else if ctx.r().signal_broadcast(key)?.is_some() {
+                ctx.emit(Event::SignalBroadcastAcknowledged { key })?;
+                Ok(Accepted::Done)
+            } else {
+                Err(Rejection::not_found(format!(
+                    "no unacknowledged publication or signal {key}"
+                )))
+            }
+        }
+        Command::BroadcastSignal { name, variables } => {
+            if name.is_empty() {
+                Err(Rejection::invalid(
+                    "a signal needs a name; give the name its catch events wait for",
+                ))
+            } else {
+                signals::receive(ctx, &name, variables)?;
                 Ok(Accepted::Done)
             }
         }

@@ -219,6 +219,33 @@ impl Timer {
     }
 }
 
+/// An element waiting for a signal: a catch event, a boundary event or event-subprocess start
+/// (owned by the element instance they wait for), or a start event of the latest version of a
+/// process (owned by its definition).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignalSubscription {
+    /// The element instance that opened it, or the definition key for a start event.
+    pub owner: u64,
+    pub element: ElementIdx,
+    /// `None` for a start event.
+    pub instance: Option<u64>,
+    pub definition: u64,
+    pub name: String,
+}
+
+/// A signal a throw or end event broadcasts: kept until the runtime acknowledges that it sent
+/// it to every sidecar whose processes wait for it (itself included).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignalBroadcast {
+    pub key: u64,
+    pub name: String,
+    pub variables: Context,
+    /// `flowmesh-signal-<key>`: receivers deduplicate by it.
+    pub id: String,
+    pub instance: u64,
+    pub element_instance: u64,
+}
+
 /// The counters of a multi-instance body.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoopCounts {

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use super::Error;
 use super::records::{
     CompensationSub, ElementInstance, Incident, Job, LoopCounts, MessageRecord, ProcessRecord,
-    Publication, Subscription, Timer,
+    Publication, SignalBroadcast, SignalSubscription, Subscription, Timer,
 };
 use crate::feel::Value;
 use crate::model::{ElementIdx, FlowIdx};
@@ -381,6 +381,33 @@ impl<'a> Reader<'a> {
     pub fn publication(&self, key: u64) -> Result<Option<Publication>, Error> {
         self.get(Table::Outbox, &u64key(key))
     }
+
+    /// Signal subscriptions an element instance (or a definition, for start events) opened.
+    pub fn signal_subscriptions_of(&self, owner: u64) -> Result<Vec<SignalSubscription>, Error> {
+        self.values(Table::Signals, &u64key(owner))
+    }
+
+    pub fn signal_subscription(
+        &self,
+        owner: u64,
+        element: ElementIdx,
+    ) -> Result<Option<SignalSubscription>, Error> {
+        self.get(Table::Signals, Key::new().u64(owner).u32(element.0).bytes())
+    }
+
+    /// Open subscriptions for a signal name, in the order their owners were created.
+    pub fn signal_subscriptions_for(&self, name: &str) -> Result<Vec<(u64, ElementIdx)>, Error> {
+        self.keyed_elements(Table::SignalIndex, Key::new().str(name).bytes())
+    }
+
+    /// Signals thrown here that the runtime has not acknowledged yet.
+    pub fn signal_outbox(&self) -> Result<Vec<SignalBroadcast>, Error> {
+        self.values(Table::SignalOutbox, &[])
+    }
+
+    pub fn signal_broadcast(&self, key: u64) -> Result<Option<SignalBroadcast>, Error> {
+        self.get(Table::SignalOutbox, &u64key(key))
+    }
 }
 
 /// Writes of engine state; only event appliers and key generation use it.
@@ -727,5 +754,34 @@ impl<'a> Writer<'a> {
 
     pub fn remove_publication(&mut self, key: u64) -> Result<(), Error> {
         self.delete(Table::Outbox, &u64key(key))
+    }
+
+    pub fn put_signal_subscription(&mut self, s: &SignalSubscription) -> Result<(), Error> {
+        self.put(
+            Table::Signals,
+            Key::new().u64(s.owner).u32(s.element.0).bytes(),
+            s,
+        )?;
+        let index = Key::new().str(&s.name).u64(s.owner).u32(s.element.0);
+        self.mark(Table::SignalIndex, index.bytes())
+    }
+
+    pub fn remove_signal_subscription(
+        &mut self,
+        owner: u64,
+        element: ElementIdx,
+        name: &str,
+    ) -> Result<(), Error> {
+        self.delete(Table::Signals, Key::new().u64(owner).u32(element.0).bytes())?;
+        let index = Key::new().str(name).u64(owner).u32(element.0);
+        self.delete(Table::SignalIndex, index.bytes())
+    }
+
+    pub fn put_signal_broadcast(&mut self, b: &SignalBroadcast) -> Result<(), Error> {
+        self.put(Table::SignalOutbox, &u64key(b.key), b)
+    }
+
+    pub fn remove_signal_broadcast(&mut self, key: u64) -> Result<(), Error> {
+        self.delete(Table::SignalOutbox, &u64key(key))
     }
 }

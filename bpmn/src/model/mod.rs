@@ -266,16 +266,17 @@ impl Process {
         names
     }
 
-    /// Top-level start events that a message or a timer triggers.
+    /// Top-level start events that a message, a timer or a signal triggers.
     pub fn triggered_starts(&self) -> impl Iterator<Item = ElementIdx> + '_ {
         self.root().children.iter().copied().filter(|&c| {
             matches!(
                 self.element(c).kind,
-                Kind::StartEvent(StartTrigger::Message(_) | StartTrigger::Timer(_))
-                    | Kind::Task(TaskKind::Receive {
-                        instantiate: true,
-                        ..
-                    })
+                Kind::StartEvent(
+                    StartTrigger::Message(_) | StartTrigger::Timer(_) | StartTrigger::Signal(_)
+                ) | Kind::Task(TaskKind::Receive {
+                    instantiate: true,
+                    ..
+                })
             )
         })
     }
@@ -376,6 +377,16 @@ pub enum StartTrigger {
     Escalation(Option<String>),
     /// Event subprocesses only: fires when the condition holds after variables changed.
     Conditional(Expression),
+    /// A broadcast signal of this name starts an instance (or, in an event subprocess, it).
+    Signal(SignalRef),
+}
+
+/// A signal an event waits for or broadcasts: by name, mesh-wide.
+#[derive(Debug)]
+pub struct SignalRef {
+    pub id: String,
+    /// Static or an expression (evaluated when the event activates).
+    pub name: Expression,
 }
 
 /// How an event subprocess starts.
@@ -396,6 +407,7 @@ pub enum CatchTrigger {
     /// Waits until the condition holds (checked on arrival and whenever the instance's
     /// variables change).
     Conditional(Expression),
+    Signal(SignalRef),
 }
 
 #[derive(Debug)]
@@ -406,6 +418,8 @@ pub enum EndResult {
     Terminate,
     Compensation(Option<ElementIdx>),
     Escalation(EscalationThrow),
+    /// Broadcasts the signal to every subscription in the mesh.
+    Signal(SignalRef),
 }
 
 #[derive(Debug)]
@@ -416,6 +430,8 @@ pub enum ThrowResult {
     Escalation(EscalationThrow),
     /// Goes on at the link catch event of this name in the same scope.
     Link(ElementIdx),
+    /// Broadcasts the signal to every subscription in the mesh.
+    Signal(SignalRef),
 }
 
 #[derive(Debug)]
@@ -437,6 +453,7 @@ pub enum BoundaryTrigger {
     Escalation(Option<String>),
     /// Fires when the condition holds after the instance's variables changed.
     Conditional(Expression),
+    Signal(SignalRef),
 }
 
 #[derive(Debug)]

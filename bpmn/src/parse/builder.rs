@@ -18,8 +18,8 @@ use crate::model::{
     Boundary, BoundaryTrigger, CatchTrigger, Collaboration, Definitions, Element, ElementIdx,
     EndResult, ErrorThrow, EscalationThrow, EventSubProcess, FlowIdx, JobDef, Kind, Lane, Mapping,
     MessageFlow, MessagePublish, MessageRef, MessageThrow, MultiInstance, Notation, Participant,
-    Problem, ProblemKind, Process, Script, SequenceFlow, StartTrigger, TaskKind, ThrowResult,
-    TimerDef, USER_TASK_JOB_TYPE, validate,
+    Problem, ProblemKind, Process, Script, SequenceFlow, SignalRef, StartTrigger, TaskKind,
+    ThrowResult, TimerDef, USER_TASK_JOB_TYPE, validate,
 };
 
 pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definitions, Error> {
@@ -67,6 +67,7 @@ struct Refs<'a> {
     messages: HashMap<&'a str, Node<'a, 'a>>,
     errors: HashMap<&'a str, Node<'a, 'a>>,
     escalations: HashMap<&'a str, Node<'a, 'a>>,
+    signals: HashMap<&'a str, Node<'a, 'a>>,
 }
 
 impl<'a> Refs<'a> {
@@ -80,6 +81,7 @@ impl<'a> Refs<'a> {
             messages: by_id("message"),
             errors: by_id("error"),
             escalations: by_id("escalation"),
+            signals: by_id("signal"),
         }
     }
 }
@@ -735,6 +737,10 @@ impl<'a> ProcessBuilder<'a> {
                     None => return Kind::Unsupported("message start without message"),
                 }
             }
+            [EventDef::Signal { signal_ref }] => match self.signal(node, id, *signal_ref) {
+                Some(s) => StartTrigger::Signal(s),
+                None => return Kind::Unsupported("signal start without signal"),
+            },
             [
                 EventDef::Timer {
                     kind,
@@ -812,6 +818,10 @@ impl<'a> ProcessBuilder<'a> {
                 Some(c) => StartTrigger::Conditional(c),
                 None => return Kind::Unsupported("conditional event without condition"),
             },
+            [EventDef::Signal { signal_ref }] => match self.signal(node, id, *signal_ref) {
+                Some(s) => StartTrigger::Signal(s),
+                None => return Kind::Unsupported("signal start without signal"),
+            },
             [] => {
                 self.problem(
                     ProblemKind::InvalidStructure,
@@ -851,6 +861,10 @@ impl<'a> ProcessBuilder<'a> {
             [EventDef::Compensate { activity_ref }] => {
                 EndResult::Compensation(self.compensation_target(node, id, *activity_ref))
             }
+            [EventDef::Signal { signal_ref }] => match self.signal(node, id, *signal_ref) {
+                Some(s) => EndResult::Signal(s),
+                None => return Kind::Unsupported("signal end without signal"),
+            },
             [EventDef::Other(what)] => return self.unsupported(node, id, what),
             [_] => return self.unsupported(node, id, "this kind of end event"),
             _ => return self.unsupported(node, id, "end event with several results"),
@@ -889,6 +903,10 @@ impl<'a> ProcessBuilder<'a> {
             {
                 Some(m) => CatchTrigger::Message(m),
                 None => return Kind::Unsupported("message catch without message"),
+            },
+            [EventDef::Signal { signal_ref }] => match self.signal(node, id, *signal_ref) {
+                Some(s) => CatchTrigger::Signal(s),
+                None => return Kind::Unsupported("signal catch without signal"),
             },
             [
                 EventDef::Timer {
@@ -948,6 +966,10 @@ impl<'a> ProcessBuilder<'a> {
             [EventDef::Compensate { activity_ref }] => {
                 ThrowResult::Compensation(self.compensation_target(node, id, *activity_ref))
             }
+            [EventDef::Signal { signal_ref }] => match self.signal(node, id, *signal_ref) {
+                Some(s) => ThrowResult::Signal(s),
+                None => return Kind::Unsupported("signal throw without signal"),
+            },
             [EventDef::Other(what)] => return self.unsupported(node, id, what),
             [_] => return self.unsupported(node, id, "this kind of intermediate throw event"),
             _ => return self.unsupported(node, id, "throw event with several results"),
@@ -1040,6 +1062,10 @@ impl<'a> ProcessBuilder<'a> {
             [EventDef::Conditional { condition }] => match self.conditional(node, id, *condition) {
                 Some(c) => BoundaryTrigger::Conditional(c),
                 None => return Kind::Unsupported("conditional event without condition"),
+            },
+            [EventDef::Signal { signal_ref }] => match self.signal(node, id, *signal_ref) {
+                Some(s) => BoundaryTrigger::Signal(s),
+                None => return Kind::Unsupported("signal boundary without signal"),
             },
             [EventDef::Escalation { escalation_ref }] => {
                 let Some(code) = self.caught_code(node, id, *escalation_ref, Thrown::Escalation)
@@ -1199,6 +1225,59 @@ impl<'a> ProcessBuilder<'a> {
             retries,
             headers: zeebe::headers(node),
         })
+    }
+
+    /// Resolves a `signalRef` into the signal's name (static or an expression).
+    fn signal(
+        &mut self,
+        node: Node<'a, 'a>,
+        id: &str,
+        signal_ref: Option<&str>,
+    ) -> Option<SignalRef> {
+        let Some(r) = signal_ref else {
+            self.problem(
+                ProblemKind::InvalidStructure,
+                node,
+                id,
+                "signal event has no signal; pick a signal (signalRef) with a name",
+            );
+            return None;
+        };
+        let Some(signal) = self.refs.signals.get(r).copied() else {
+            self.problem(
+                ProblemKind::InvalidReference,
+                node,
+                id,
+                format!("signal '{r}' is not defined"),
+            );
+            return None;
+        };
+        let Some(name) = attr(signal, "name").filter(|n| !n.trim().is_empty()) else {
+            self.problem(
+                ProblemKind::InvalidStructure,
+                node,
+                id,
+                format!(
+                    "signal '{r}' has no name; give it the name every thrower and catcher uses"
+                ),
+            );
+            return None;
+        };
+        match zeebe::expression(name) {
+            Ok(name) => Some(SignalRef {
+                id: r.to_owned(),
+                name,
+            }),
+            Err(msg) => {
+                self.problem(
+                    ProblemKind::InvalidExpression,
+                    signal,
+                    id,
+                    format!("signal name: {msg}"),
+                );
+                None
+            }
+        }
     }
 
     /// Resolves a `messageRef` into the message's name and correlation key expressions.

@@ -34,7 +34,10 @@ pub(crate) enum EventDef<'a> {
         /// The text of its `bpmn:condition`, and that element (for positions).
         condition: Option<(&'a str, Node<'a, 'a>)>,
     },
-    /// Signal, cancel: read, not run (yet).
+    Signal {
+        signal_ref: Option<&'a str>,
+    },
+    /// Cancel: read, not run (yet).
     Other(&'static str),
 }
 
@@ -61,7 +64,9 @@ pub(crate) fn definitions<'a>(event: Node<'a, 'a>) -> Vec<EventDef<'a>> {
                     activity_ref: ref_attr(c, "activityRef"),
                 }
             }
-            "signalEventDefinition" => EventDef::Other("signal event"),
+            "signalEventDefinition" => EventDef::Signal {
+                signal_ref: ref_attr(c, "signalRef"),
+            },
             "escalationEventDefinition" => EventDef::Escalation {
                 escalation_ref: ref_attr(c, "escalationRef"),
             },

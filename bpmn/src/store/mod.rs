@@ -40,10 +40,13 @@ pub enum Table {
     Compensations = 21,
     Outbox = 22,
     TimerOwners = 23,
+    Signals = 24,
+    SignalIndex = 25,
+    SignalOutbox = 26,
 }
 
 impl Table {
-    pub const ALL: [Table; 24] = [
+    pub const ALL: [Table; 27] = [
         Table::Meta,
         Table::Processes,
         Table::ProcessVersions,
@@ -68,6 +71,9 @@ impl Table {
         Table::Compensations,
         Table::Outbox,
         Table::TimerOwners,
+        Table::Signals,
+        Table::SignalIndex,
+        Table::SignalOutbox,
     ];
 
     /// The table's name on disk.
@@ -97,6 +103,9 @@ impl Table {
             Table::Compensations => "compensations",
             Table::Outbox => "outbox",
             Table::TimerOwners => "timer_owners",
+            Table::Signals => "signals",
+            Table::SignalIndex => "signal_index",
+            Table::SignalOutbox => "signal_outbox",
         }
     }
 }

@@ -53,8 +53,30 @@ impl<S: Store> Harness<S> {
         }
     }
 
-    /// Runs one command in its own batch.
+    /// Runs one command in its own batch. Signals it threw are then broadcast as the runtime
+    /// does: each as a BroadcastSignal command, then acknowledged.
     pub fn run(&mut self, command: Command) -> CommandResult {
+        let mut signals = Vec::new();
+        let result = self.run_one(command, &mut signals);
+        while !signals.is_empty() {
+            for s in std::mem::take(&mut signals) {
+                let broadcast = Command::BroadcastSignal {
+                    name: s.name,
+                    variables: s.variables,
+                };
+                assert_eq!(self.run_one(broadcast, &mut signals), Ok(Accepted::Done));
+                let ack = Command::AckPublication { key: s.key };
+                assert_eq!(self.run_one(ack, &mut signals), Ok(Accepted::Done));
+            }
+        }
+        result
+    }
+
+    fn run_one(
+        &mut self,
+        command: Command,
+        signals: &mut Vec<crate::engine::records::SignalBroadcast>,
+    ) -> CommandResult {
         let batch = self
             .engine
             .process(&mut self.store, self.now, [command])
@@ -64,6 +86,7 @@ impl<S: Store> Harness<S> {
             match action {
                 Action::Job(j) => self.jobs.push(j),
                 Action::Publish(p) => self.published.push(p),
+                Action::Signal(s) => signals.push(s),
             }
         }
         batch
@@ -194,6 +217,7 @@ impl<S: Store> Harness<S> {
                 ..
             } => element_id(*definition, *element),
             Event::IncidentCreated(i) => element_id(i.definition, i.element),
+            Event::SignalReceived { name, .. } => name.clone(),
             Event::JobCompleted { .. }
             | Event::TimerTriggered { .. }
             | Event::MessageCorrelated { .. }
@@ -322,6 +346,7 @@ macro_rules! conformance_suite {
             event_subprocesses_interrupt_or_run_beside_the_process,
             error_event_subprocess_catches_inside_its_subprocess,
             escalation_and_conditional_event_subprocesses,
+            signals_reach_every_waiting_element_and_start_processes,
             modification_moves_a_stuck_token_all_or_nothing,
             modification_opens_subprocesses_and_ends_emptied_scopes,
             migration_moves_an_instance_to_a_new_version_or_says_why_not,

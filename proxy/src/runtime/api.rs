@@ -22,7 +22,7 @@ use serde_json::json;
 use super::bus::CloudEvent;
 use super::inbox;
 use super::index::{self, Filter, InstanceState, Origin};
-use super::outbox::Delivery;
+use super::outbox::{Delivery, SignalDelivery};
 use super::{Error, Handle, Work, rollout};
 
 /// Most instances one list answer holds.
@@ -37,6 +37,7 @@ pub fn router(handle: Handle) -> Router {
         .route("/v1/instances/{key}/modification", post(modify))
         .route("/v1/instances/{key}/migration", post(migrate))
         .route("/v1/messages", post(publish).get(buffered))
+        .route("/v1/signals", post(broadcast))
         .route("/v1/incidents", get(incidents))
         .route("/v1/incidents/{id}/resolve", post(resolve))
         .route("/v1/models", get(models))
@@ -490,6 +491,45 @@ async fn publish(State(handle): State<Handle>, body: Body) -> Answer {
         variables: vars,
         ttl_ms: ttl,
         traceparent: None,
+    });
+    for result in handle.run(work).await? {
+        result?;
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({"id": id}))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalRequest {
+    name: String,
+    #[serde(default)]
+    variables: Option<serde_json::Value>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// Broadcasts a signal to every process in the mesh that waits for it (this sidecar's at once,
+/// the others' through the outbox).
+async fn broadcast(State(handle): State<Handle>, body: Body) -> Answer {
+    let request: SignalRequest = read_json(&handle, body).await?;
+    if request.name.is_empty() {
+        return Err(ApiError::bad("name must name the signal"));
+    }
+    let vars = match request.variables {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m,
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "variables must be a JSON object, not {}",
+                json_type(&other)
+            )));
+        }
+    };
+    let id = request.id.unwrap_or_else(index::trace_id);
+    let work = handle.route_signal(SignalDelivery {
+        id: id.clone(),
+        name: request.name,
+        variables: vars,
     });
     for result in handle.run(work).await? {
         result?;

@@ -170,6 +170,7 @@ pub(crate) fn run(
             .map(Action::Job)
             .collect();
         actions.extend(engine.outbox(kv)?.into_iter().map(Action::Publish));
+        actions.extend(engine.signal_outbox(kv)?.into_iter().map(Action::Signal));
         Ok(actions)
     });
     match recovered {

@@ -1,7 +1,8 @@
-//! Messages between sidecars: routing a message to the services whose processes wait for it
-//! (this sidecar's engine, or the outbox for a peer), sending the outbox to peers'
-//! `POST /mesh/v1/deliver` in batches, and taking such batches in: committed and deduplicated
-//! by message id before the answer acknowledges them.
+//! Messages and signals between sidecars: routing a message to the services whose processes
+//! wait for it and a signal to every service that owns processes (this sidecar's engine, or
+//! the outbox for a peer), sending the outbox to peers' `POST /mesh/v1/deliver` in batches,
+//! and taking such batches in: committed and deduplicated by id before the answer
+//! acknowledges them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::inbox::InboxEntry;
-use super::outbox::{self, Delivery, Envelope, EventDelivery, Outgoing};
+use super::outbox::{self, Delivery, Envelope, EventDelivery, Outgoing, SignalDelivery};
 use super::{Error, Handle, Origin, Work, received};
 use crate::body::{self, Body};
 use crate::registry::Registry;
@@ -38,6 +39,8 @@ struct Batch {
     messages: Vec<Delivery>,
     #[serde(default)]
     events: Vec<EventDelivery>,
+    #[serde(default)]
+    signals: Vec<SignalDelivery>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -78,6 +81,29 @@ impl Handle {
             work.commands.push(command);
             work.origins.push(origin);
         }
+        work
+    }
+
+    /// Routes a signal: to every other service that owns processes (through the outbox) and
+    /// to this sidecar's engine, in one piece of work.
+    pub fn route_signal(&self, signal: SignalDelivery) -> Work {
+        let deployments = self.deployments();
+        let me = self.service();
+        let mut work = Work::new(Vec::new());
+        work.writes.outbox = deployments
+            .owners()
+            .into_iter()
+            .filter(|o| !o.eq_ignore_ascii_case(me))
+            .map(|service| Outgoing {
+                service: service.to_owned(),
+                envelope: Envelope::Signal(signal.clone()),
+            })
+            .collect();
+        work.commands.push(Command::BroadcastSignal {
+            name: signal.name,
+            variables: context(&signal.variables),
+        });
+        work.origins.push(None);
         work
     }
 
@@ -159,11 +185,13 @@ async fn deliver(
         from: handle.service().to_owned(),
         messages: Vec::new(),
         events: Vec::new(),
+        signals: Vec::new(),
     };
     for (_, envelope) in entries {
         match envelope {
             Envelope::Message(m) => batch.messages.push(m.clone()),
             Envelope::Event(e) => batch.events.push(e.clone()),
+            Envelope::Signal(s) => batch.signals.push(s.clone()),
         }
     }
     let delivered: Vec<(String, u64)> = entries
@@ -242,6 +270,7 @@ pub(crate) fn take_events(handle: &Handle, events: Vec<EventDelivery>) -> Result
             from: String::new(),
             messages: Vec::new(),
             events,
+            signals: Vec::new(),
         },
     )
 }
@@ -256,6 +285,7 @@ fn take(handle: &Handle, batch: Batch) -> Result<Work, Error> {
         .iter()
         .map(|m| format!("message:{}", m.id))
         .chain(batch.events.iter().map(event_id))
+        .chain(batch.signals.iter().map(|s| format!("signal:{}", s.id)))
         .collect();
     let seen = handle
         .snapshots()
@@ -272,6 +302,20 @@ fn take(handle: &Handle, batch: Batch) -> Result<Work, Error> {
         let (command, origin) = publish(m);
         work.commands.push(command);
         work.origins.push(origin);
+    }
+    for s in batch.signals {
+        let id = format!("signal:{}", s.id);
+        if seen.contains(&id) {
+            continue;
+        }
+        work.writes
+            .received
+            .push((id, now.saturating_add(received::KEEP_MS)));
+        work.commands.push(Command::BroadcastSignal {
+            name: s.name,
+            variables: context(&s.variables),
+        });
+        work.origins.push(None);
     }
     for e in batch.events {
         let id = event_id(&e);
@@ -327,7 +371,7 @@ pub async fn receive(handle: &Handle, request: Request<Body>) -> Response<Body> 
             );
         }
     };
-    let count = batch.messages.len() + batch.events.len();
+    let count = batch.messages.len() + batch.events.len() + batch.signals.len();
     let from = batch.from.clone();
     let work = match take(handle, batch) {
         Ok(w) => w,

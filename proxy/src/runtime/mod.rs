@@ -38,6 +38,7 @@ use flowmesh_bpmn::feel::Value;
 pub(crate) const OBSERVED_TTL_MS: i64 = 3_600_000;
 use flowmesh_bpmn::engine::{
     self, Accepted, Action, Command, CommandResult, Engine, JobActivation, Publication,
+    SignalBroadcast,
 };
 use tokio::sync::mpsc;
 
@@ -298,6 +299,7 @@ impl Runtime {
                             worker.start(job, place);
                         }
                         Action::Publish(p) => handle.route_publication(p).await,
+                        Action::Signal(s) => handle.route_signal_broadcast(s).await,
                     }
                 }
             })
@@ -439,6 +441,23 @@ impl Handle {
             traceparent: trace,
         });
         work.commands.push(Command::AckPublication { key: p.key });
+        work.origins.push(None);
+        self.submit(work).await;
+    }
+
+    /// Hands a signal the engine threw to every service that may wait for it, this one
+    /// included, and acknowledges it in the same transaction.
+    async fn route_signal_broadcast(&self, s: SignalBroadcast) {
+        let variables = match Value::Context(s.variables.clone()).to_json() {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        let mut work = self.route_signal(outbox::SignalDelivery {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            variables,
+        });
+        work.commands.push(Command::AckPublication { key: s.key });
         work.origins.push(None);
         self.submit(work).await;
     }

@@ -1,4 +1,4 @@
-//! The durable outbox: messages for processes of other services, written in the same
+//! The durable outbox: messages and signals for processes of other services, written in the same
 //! transaction as what caused them and removed only once the receiving sidecar acknowledged
 //! them (it acknowledges after its own commit). At least once, in order per service.
 
@@ -32,6 +32,16 @@ pub struct Delivery {
     pub traceparent: Option<String>,
 }
 
+/// A signal on its way to a service whose processes may wait for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignalDelivery {
+    /// Receivers deduplicate by it.
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub variables: serde_json::Map<String, serde_json::Value>,
+}
+
 /// An event of the bus on its way to a subscribed service.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EventDelivery {
@@ -46,6 +56,7 @@ pub struct EventDelivery {
 pub enum Envelope {
     Message(Delivery),
     Event(EventDelivery),
+    Signal(SignalDelivery),
 }
 
 /// An envelope and the service it goes to.

@@ -1,10 +1,11 @@
-//! Intermediate catch events: wait for a message (a subscription) or a timer, then complete;
+//! Intermediate catch events: wait for a message (a subscription), a signal or a timer, then
+//! complete;
 //! a link catch event, reached from its link throw events, passes on at once; a conditional
 //! one waits until its condition holds (see `engine::conditional`).
 
 use super::{Behavior, Ctx, ElementInstance, Error, Leave, Process, lifecycle};
 use crate::engine::records::IncidentKind;
-use crate::engine::{messages, variables};
+use crate::engine::{messages, signals, variables};
 use crate::feel::Context;
 use crate::model::{CatchTrigger, Kind};
 
@@ -29,6 +30,9 @@ impl Behavior for CatchEvent {
             }
             Kind::IntermediateCatch(CatchTrigger::Timer(def)) => {
                 lifecycle::open_timer(ctx, el, el.element, def)?
+            }
+            Kind::IntermediateCatch(CatchTrigger::Signal(s)) => {
+                signals::open(ctx, el, el.element, s, el.key)?
             }
             Kind::IntermediateCatch(CatchTrigger::Link(_)) => {
                 lifecycle::activated(ctx, el)?;

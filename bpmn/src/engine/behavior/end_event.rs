@@ -1,6 +1,7 @@
 //! End events: none, message (job or published), error (thrown to the nearest catching
 //! boundary event), escalation (thrown the same way, without ending anything unless caught by
-//! an interrupting one), terminate (ends everything else in the container) and compensation.
+//! an interrupting one), terminate (ends everything else in the container), compensation and
+//! signal (broadcast mesh-wide).
 
 use super::{Behavior, Ctx, ElementInstance, Error, Leave, Process, create_job, lifecycle};
 use crate::engine::event::{ElementRef, Event, Lifecycle};
@@ -46,6 +47,7 @@ impl Behavior for EndEvent {
                 lifecycle::activated(ctx, el)?;
                 self.resume(ctx, el, model)
             }
+            EndResult::Signal(s) => super::broadcast_and_complete(ctx, el, s, Leave::Nothing),
         }
     }
 

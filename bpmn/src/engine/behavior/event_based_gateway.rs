@@ -1,11 +1,11 @@
-//! Event-based gateways: wait for whichever event after them comes first (a message or a
-//! timer); that one wins, the others are closed.
+//! Event-based gateways: wait for whichever event after them comes first (a message, a signal
+//! or a timer); that one wins, the others are closed.
 
 use super::{Behavior, Ctx, ElementIdx, ElementInstance, Error, Process, lifecycle};
 use crate::engine::context::Activation;
 use crate::engine::event::{ElementRef, Event, Lifecycle};
-use crate::engine::messages;
 use crate::engine::records::IncidentKind;
+use crate::engine::{messages, signals};
 use crate::feel::Context;
 use crate::model::{CatchTrigger, Kind};
 
@@ -28,6 +28,9 @@ impl Behavior for EventBasedGateway {
                 }
                 Kind::IntermediateCatch(CatchTrigger::Timer(def)) => {
                     lifecycle::open_timer(ctx, el, target, def)?
+                }
+                Kind::IntermediateCatch(CatchTrigger::Signal(s)) => {
+                    signals::open(ctx, el, target, s, el.key)?
                 }
                 _ => Ok(()),
             };

@@ -103,6 +103,21 @@ pub(crate) fn publish_and_complete(
     Ok(())
 }
 
+/// A signal throw or end event: the runtime broadcasts the signal, then the event completes
+/// (unless an incident on its name stopped it).
+pub(crate) fn broadcast_and_complete(
+    ctx: &mut Ctx<'_>,
+    el: &ElementInstance,
+    signal: &crate::model::SignalRef,
+    leave: Leave,
+) -> Result<(), Error> {
+    if super::signals::throw(ctx, el, signal)? {
+        lifecycle::activated(ctx, el)?;
+        lifecycle::complete(ctx, el.key, None, leave)?;
+    }
+    Ok(())
+}
+
 /// A compensation throw or end event: starts the handlers and waits for them; with none to run
 /// it completes at once.
 pub(crate) fn compensate(

@@ -1,7 +1,7 @@
 //! Intermediate throw events: none (passes), message (a job, or a message the engine publishes),
 //! compensation (waits until the compensation handlers are done), escalation (thrown to the
-//! nearest catching boundary event, then on unless that interrupted) and link (goes on at the
-//! link catch event of its name).
+//! nearest catching boundary event, then on unless that interrupted), link (goes on at the
+//! link catch event of its name) and signal (broadcast mesh-wide).
 
 use super::{Behavior, Ctx, ElementInstance, Error, Leave, Process, create_job, lifecycle};
 use crate::engine::escalations;
@@ -41,6 +41,7 @@ impl Behavior for ThrowEvent {
                 lifecycle::activated(ctx, el)?;
                 lifecycle::complete(ctx, el.key, None, Leave::Link(*target))
             }
+            ThrowResult::Signal(s) => super::broadcast_and_complete(ctx, el, s, Leave::All),
         }
     }
 
