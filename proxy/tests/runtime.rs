@@ -1057,3 +1057,31 @@ async fn a_signal_reaches_every_waiting_process_in_the_mesh() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_called_process_runs_as_a_child_instance_in_its_callers_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let app = worker::start().await;
+    let (pay, _stop, _task) = payment(dir.path(), &cp, app.addr, "").await;
+    deploy(&cp, include_str!("fixtures/call.bpmn"), "payment").await;
+    deployed(pay.local, "calling-parent", 1).await;
+    let key = start(
+        pay.local,
+        json!({"process": "calling-parent", "variables": {"orderId": "o-9"}}),
+    )
+    .await;
+    let parent = reaches(pay.local, &key, "completed").await;
+    assert_eq!(parent["variables"]["stamp"], "stamped o-9", "{parent}");
+    let (_, children) = api(
+        pay.local,
+        Method::GET,
+        "/v1/instances?process=called-child",
+        None,
+    )
+    .await;
+    let items = children["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{children}");
+    let child = reaches(pay.local, items[0]["key"].as_str().unwrap(), "completed").await;
+    assert_eq!(child["trace_id"], parent["trace_id"], "one trace: {child}");
+}

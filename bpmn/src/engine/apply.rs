@@ -289,6 +289,8 @@ pub(crate) fn apply(w: &mut Writer<'_>, event: &Event, next_key: &mut u64) -> Re
             w.put_signal_broadcast(b)?;
         }
         Event::SignalBroadcastAcknowledged { key } => w.remove_signal_broadcast(*key)?,
+        Event::ProcessCalled(link) => w.put_call(link)?,
+        Event::CallEnded(link) => w.remove_call(link)?,
         Event::ScopeInterrupted { scope } => {
             let mut e = w.reader().element_required(*scope)?;
             if e.has_joins {

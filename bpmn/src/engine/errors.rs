@@ -35,7 +35,11 @@ pub(crate) fn throw(
             return Ok(true);
         }
         below = Some(el.element);
-        current = el.scope;
+        // Uncaught in a called process: on from the call activity that started it.
+        current = match el.scope {
+            Some(s) => Some(s),
+            None => super::calls::caller_of(ctx, el.key)?,
+        };
     }
     Ok(false)
 }

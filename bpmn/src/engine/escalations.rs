@@ -63,6 +63,10 @@ fn throw(ctx: &mut Ctx<'_>, el: &ElementInstance, code: &str) -> Result<bool, Er
             return Ok(false);
         }
         below = scope.element;
+        let up = match scope.scope {
+            Some(s) => Some(s),
+            None => super::calls::caller_of(ctx, scope.key)?,
+        };
         if let Some((boundary, interrupting)) = catcher(&model, scope.element, code) {
             if interrupting {
                 lifecycle::trigger_boundary(ctx, key, boundary, true, None)?;
@@ -83,7 +87,7 @@ fn throw(ctx: &mut Ctx<'_>, el: &ElementInstance, code: &str) -> Result<bool, Er
             }
             return Ok(false);
         }
-        current = scope.scope;
+        current = up;
     }
     Ok(false)
 }

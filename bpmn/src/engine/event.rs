@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::records::{
-    CompensationSub, ElementInstance, Incident, Job, LoopCounts, MessageRecord, ProcessRecord,
-    Publication, SignalBroadcast, SignalSubscription, Subscription, Timer,
+    CallLink, CompensationSub, ElementInstance, Incident, Job, LoopCounts, MessageRecord,
+    ProcessRecord, Publication, SignalBroadcast, SignalSubscription, Subscription, Timer,
 };
 use crate::feel::{Context, Value};
 use crate::model::{ElementIdx, FlowIdx};
@@ -171,6 +171,11 @@ pub enum Event {
     SignalBroadcastAcknowledged {
         key: u64,
     },
+    /// A call activity is about to start a child process instance (its ELEMENT_ACTIVATING
+    /// follows).
+    ProcessCalled(CallLink),
+    /// The child process instance ended (completed, or terminated with or without its caller).
+    CallEnded(CallLink),
     /// An interrupting event subprocess started in this container: tokens that were on their
     /// way in it (on flows, waiting at joins) are gone.
     ScopeInterrupted {
@@ -225,6 +230,8 @@ impl Event {
             Event::ElementMigrated { .. } => "ELEMENT_MIGRATED",
             Event::LoopCounted { .. } => "MULTI_INSTANCE_COUNTED",
             Event::ScopeInterrupted { .. } => "SCOPE_INTERRUPTED",
+            Event::ProcessCalled(_) => "PROCESS_CALLED",
+            Event::CallEnded(_) => "CALL_ENDED",
             Event::SignalSubscriptionOpened(_) => "SIGNAL_SUBSCRIPTION_CREATED",
             Event::SignalSubscriptionClosed { .. } => "SIGNAL_SUBSCRIPTION_DELETED",
             Event::SignalReceived { .. } => "SIGNAL_BROADCASTED",

@@ -4,7 +4,7 @@ use super::command::Rejection;
 use super::context::{Activation, Ctx};
 use super::event::Event;
 use super::records::ElementInstance;
-use super::records::IncidentKind;
+use super::records::{CallLink, IncidentKind};
 use super::{Error, event_subprocess, lifecycle, messages, variables};
 use crate::feel::Context;
 use crate::model::{ElementIdx, Process};
@@ -17,7 +17,37 @@ pub(crate) fn start(
     vars: Context,
     start_key: Option<String>,
 ) -> Result<u64, Error> {
+    start_from(ctx, definition, start, vars, start_key, None)
+}
+
+/// Starts a child instance for the call activity instance `caller` (of process instance
+/// `caller_instance`).
+pub(crate) fn start_called(
+    ctx: &mut Ctx<'_>,
+    definition: u64,
+    start: ElementIdx,
+    vars: Context,
+    caller: &ElementInstance,
+) -> Result<u64, Error> {
+    start_from(ctx, definition, start, vars, None, Some(caller))
+}
+
+fn start_from(
+    ctx: &mut Ctx<'_>,
+    definition: u64,
+    start: ElementIdx,
+    vars: Context,
+    start_key: Option<String>,
+    caller: Option<&ElementInstance>,
+) -> Result<u64, Error> {
     let key = ctx.new_key();
+    if let Some(c) = caller {
+        ctx.emit(Event::ProcessCalled(CallLink {
+            child: key,
+            parent: c.key,
+            parent_instance: c.instance,
+        }))?;
+    }
     let root = ElementInstance {
         start_key,
         ..ElementInstance::activating(key, key, definition, Process::ROOT, None, ctx.now)
@@ -93,7 +123,14 @@ pub(crate) fn create(
 /// `CancelInstance`: terminates the instance and all it contains.
 pub(crate) fn cancel(ctx: &mut Ctx<'_>, instance: u64) -> Result<Result<(), Rejection>, Error> {
     match ctx.r().element(instance)? {
-        Some(e) if e.scope.is_none() => {}
+        Some(e) if e.scope.is_none() => {
+            if let Some(link) = ctx.r().caller(instance)? {
+                return Ok(Err(Rejection::invalid(format!(
+                    "{instance} was started by call activity instance {} of process instance {}; cancel that instance instead",
+                    link.parent, link.parent_instance
+                ))));
+            }
+        }
         Some(_) => {
             return Ok(Err(Rejection::invalid(format!(
                 "{instance} is an element instance, not a process instance"

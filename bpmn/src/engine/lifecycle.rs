@@ -238,7 +238,10 @@ pub(crate) fn run_completion(
             return ctx.incident(key, IncidentKind::IoMapping, msg, None);
         }
     } else if let (Some(result), Some(scope)) = (result, el.scope) {
-        variables::merge(ctx, scope, el.instance, result)?;
+        // As in Zeebe, a variable the element has locally (an input mapping) takes the value
+        // and stays with the element; the rest goes out to the nearest scope that has it.
+        let from = if el.has_variables { el.key } else { scope };
+        variables::merge(ctx, from, el.instance, result)?;
     }
     if owns_events(&model, el.element) {
         close_owned(ctx, key)?;
@@ -246,6 +249,11 @@ pub(crate) fn run_completion(
     if let (Some(scope), true) = (el.scope, m.is_activity()) {
         subscribe_compensation(ctx, &el, scope, &model)?;
     }
+    // A child instance hands its variables to its call activity: read before they go.
+    let returning = match el.scope {
+        None => super::calls::returning(ctx, &el)?,
+        Some(_) => None,
+    };
     // The inner activity of a multi-instance body hands its result to the body first.
     let body = match (m.scope.map(|s| &model.element(s).kind), el.scope) {
         (Some(Kind::MultiInstance(mi)), Some(body)) => {
@@ -265,7 +273,11 @@ pub(crate) fn run_completion(
         return super::compensation::handler_ended(ctx, thrower);
     }
     let Some(scope) = el.scope else {
-        return messages::after_instance_ended(ctx, &el);
+        messages::after_instance_ended(ctx, &el)?;
+        return match returning {
+            Some((link, vars)) => super::calls::returned(ctx, link, vars),
+            None => Ok(()),
+        };
     };
     if let Some((mi, body, done)) = body {
         return super::multi_instance::inner_completed(ctx, body, mi, done);
@@ -430,6 +442,13 @@ pub(crate) fn terminate(ctx: &mut Ctx<'_>, key: u64) -> Result<(), Error> {
     for child in ctx.r().children(key)? {
         terminate(ctx, child)?;
     }
+    if matches!(
+        ctx.model(el.definition)?.element(el.element).kind,
+        Kind::CallActivity(_)
+    ) && let Some(child) = ctx.r().called(key)?
+    {
+        terminate(ctx, child)?;
+    }
     if let Some(job) = el.job {
         ctx.emit(Event::JobCanceled { key: job })?;
     }
@@ -447,6 +466,7 @@ pub(crate) fn terminate(ctx: &mut Ctx<'_>, key: u64) -> Result<(), Error> {
     }
     if el.scope.is_none() {
         messages::after_instance_ended(ctx, &el)?;
+        super::calls::terminated(ctx, el.key)?;
     }
     Ok(())
 }

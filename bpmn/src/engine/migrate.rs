@@ -119,12 +119,14 @@ pub(crate) fn migrate(
                 from.id
             ))));
         }
-        if matches!(from.kind, Kind::EventBasedGateway | Kind::MultiInstance(_))
-            || e.compensating.is_some()
+        if matches!(
+            from.kind,
+            Kind::EventBasedGateway | Kind::MultiInstance(_) | Kind::CallActivity(_)
+        ) || e.compensating.is_some()
             || e.has_joins
         {
             return Ok(Err(Rejection::state(format!(
-                "element '{}' cannot be migrated while it is active (event-based gateway, multi-instance activity, compensation or joining tokens)",
+                "element '{}' cannot be migrated while it is active (event-based gateway, multi-instance or call activity, compensation or joining tokens)",
                 from.id
             ))));
         }

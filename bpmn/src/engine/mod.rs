@@ -16,6 +16,7 @@
 pub mod action;
 mod apply;
 mod behavior;
+mod calls;
 pub mod command;
 mod compensation;
 mod conditional;

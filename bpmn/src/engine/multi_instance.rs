@@ -266,17 +266,17 @@ fn complete_body(
     body: &ElementInstance,
     mi: &MultiInstance,
 ) -> Result<(), Error> {
-    let result = match &mi.output_collection {
-        Some(name) => {
-            let value = ctx
-                .r()
-                .variable(body.key, name)?
-                .unwrap_or(Value::List(Vec::new()));
-            Some(Context::from([(name.clone(), value)]))
-        }
-        None => None,
-    };
-    lifecycle::complete(ctx, body.key, result, Leave::All)
+    // The collection is a local variable of the body: it goes out to the enclosing scopes
+    // itself, not as a result (which the body's own variable would keep).
+    if let (Some(name), Some(scope)) = (&mi.output_collection, body.scope) {
+        let value = ctx
+            .r()
+            .variable(body.key, name)?
+            .unwrap_or(Value::List(Vec::new()));
+        let out = Context::from([(name.clone(), value)]);
+        variables::merge(ctx, scope, body.instance, out)?;
+    }
+    lifecycle::complete(ctx, body.key, None, Leave::All)
 }
 
 fn still_active(ctx: &Ctx<'_>, key: u64) -> Result<bool, Error> {

@@ -135,6 +135,8 @@ pub enum IncidentKind {
     UnhandledError,
     /// A job's type has no worker (the sidecar reports this through a failed job).
     Other,
+    /// A call activity's process could not be found or started.
+    CalledElement,
 }
 
 impl IncidentKind {
@@ -146,6 +148,7 @@ impl IncidentKind {
             IncidentKind::IoMapping => "IO_MAPPING_ERROR",
             IncidentKind::UnhandledError => "UNHANDLED_ERROR_EVENT",
             IncidentKind::Other => "UNKNOWN",
+            IncidentKind::CalledElement => "CALLED_ELEMENT_ERROR",
         }
     }
 }
@@ -244,6 +247,17 @@ pub struct SignalBroadcast {
     pub id: String,
     pub instance: u64,
     pub element_instance: u64,
+}
+
+/// A process instance started by a call activity, and that call activity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallLink {
+    /// The child process instance.
+    pub child: u64,
+    /// The call activity's element instance.
+    pub parent: u64,
+    /// The process instance the call activity belongs to.
+    pub parent_instance: u64,
 }
 
 /// The counters of a multi-instance body.

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::Error;
 use super::records::{
-    CompensationSub, ElementInstance, Incident, Job, LoopCounts, MessageRecord, ProcessRecord,
-    Publication, SignalBroadcast, SignalSubscription, Subscription, Timer,
+    CallLink, CompensationSub, ElementInstance, Incident, Job, LoopCounts, MessageRecord,
+    ProcessRecord, Publication, SignalBroadcast, SignalSubscription, Subscription, Timer,
 };
 use crate::feel::Value;
 use crate::model::{ElementIdx, FlowIdx};
@@ -380,6 +380,16 @@ impl<'a> Reader<'a> {
 
     pub fn publication(&self, key: u64) -> Result<Option<Publication>, Error> {
         self.get(Table::Outbox, &u64key(key))
+    }
+
+    /// The child process instance a call activity instance started.
+    pub fn called(&self, call_activity: u64) -> Result<Option<u64>, Error> {
+        self.get(Table::Calls, &u64key(call_activity))
+    }
+
+    /// The call activity that started a process instance, if one did.
+    pub fn caller(&self, instance: u64) -> Result<Option<CallLink>, Error> {
+        self.get(Table::CalledBy, &u64key(instance))
     }
 
     /// Signal subscriptions an element instance (or a definition, for start events) opened.
@@ -754,6 +764,16 @@ impl<'a> Writer<'a> {
 
     pub fn remove_publication(&mut self, key: u64) -> Result<(), Error> {
         self.delete(Table::Outbox, &u64key(key))
+    }
+
+    pub fn put_call(&mut self, link: &CallLink) -> Result<(), Error> {
+        self.put(Table::Calls, &u64key(link.parent), &link.child)?;
+        self.put(Table::CalledBy, &u64key(link.child), link)
+    }
+
+    pub fn remove_call(&mut self, link: &CallLink) -> Result<(), Error> {
+        self.delete(Table::Calls, &u64key(link.parent))?;
+        self.delete(Table::CalledBy, &u64key(link.child))
     }
 
     pub fn put_signal_subscription(&mut self, s: &SignalSubscription) -> Result<(), Error> {

@@ -153,6 +153,8 @@ pub struct Process {
     pub elements: Vec<Element>,
     pub flows: Vec<SequenceFlow>,
     pub lanes: Vec<Lane>,
+    /// `zeebe:versionTag`: what call activities with the versionTag binding look for.
+    pub version_tag: Option<String>,
     pub problems: Vec<Problem>,
     pub(crate) index: HashMap<String, ElementIdx>,
     pub(crate) flow_index: HashMap<String, FlowIdx>,
@@ -314,7 +316,7 @@ impl Element {
     pub fn is_activity(&self) -> bool {
         matches!(
             self.kind,
-            Kind::Task(_) | Kind::SubProcess | Kind::MultiInstance(_)
+            Kind::Task(_) | Kind::SubProcess | Kind::MultiInstance(_) | Kind::CallActivity(_)
         )
     }
 
@@ -356,6 +358,8 @@ pub enum Kind {
     /// events and the id lookup lead to the body; the inner element has the task's kind and
     /// mappings.
     MultiInstance(MultiInstance),
+    /// Runs another process as a child instance and completes when it does.
+    CallActivity(CallActivity),
     ExclusiveGateway,
     ParallelGateway,
     /// Takes every flow whose condition holds (else the default); as a join, waits for every
@@ -469,6 +473,30 @@ pub enum TaskKind {
     },
     /// Manual and undefined tasks: nothing to do, the token passes.
     PassThrough,
+}
+
+/// `zeebe:calledElement`: which process a call activity starts, and what variables cross.
+#[derive(Debug)]
+pub struct CallActivity {
+    /// The called process's id (static or an expression).
+    pub process_id: Expression,
+    pub binding: CallBinding,
+    /// The child's variables come back when it completes (`propagateAllChildVariables`,
+    /// default true; output mappings, when there are any, pick what comes back instead).
+    pub propagate_child: bool,
+    /// The child starts with every variable the call activity sees
+    /// (`propagateAllParentVariables`, default true), else only its input mappings.
+    pub propagate_parent: bool,
+}
+
+/// Which version of the called process starts (`bindingType`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallBinding {
+    Latest,
+    /// The version deployed together with the calling process.
+    Deployment,
+    /// The latest version with this `zeebe:versionTag`.
+    VersionTag(String),
 }
 
 /// `multiInstanceLoopCharacteristics` with `zeebe:loopCharacteristics`.

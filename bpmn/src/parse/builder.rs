@@ -15,11 +15,11 @@ use super::xml::{
 use super::{Error, diagram, flowmesh, zeebe};
 use crate::feel::{Expression, Value};
 use crate::model::{
-    Boundary, BoundaryTrigger, CatchTrigger, Collaboration, Definitions, Element, ElementIdx,
-    EndResult, ErrorThrow, EscalationThrow, EventSubProcess, FlowIdx, JobDef, Kind, Lane, Mapping,
-    MessageFlow, MessagePublish, MessageRef, MessageThrow, MultiInstance, Notation, Participant,
-    Problem, ProblemKind, Process, Script, SequenceFlow, SignalRef, StartTrigger, TaskKind,
-    ThrowResult, TimerDef, USER_TASK_JOB_TYPE, validate,
+    Boundary, BoundaryTrigger, CallActivity, CallBinding, CatchTrigger, Collaboration, Definitions,
+    Element, ElementIdx, EndResult, ErrorThrow, EscalationThrow, EventSubProcess, FlowIdx, JobDef,
+    Kind, Lane, Mapping, MessageFlow, MessagePublish, MessageRef, MessageThrow, MultiInstance,
+    Notation, Participant, Problem, ProblemKind, Process, Script, SequenceFlow, SignalRef,
+    StartTrigger, TaskKind, ThrowResult, TimerDef, USER_TASK_JOB_TYPE, validate,
 };
 
 pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definitions, Error> {
@@ -262,6 +262,11 @@ impl<'a> ProcessBuilder<'a> {
             elements: self.elements,
             flows: self.flows,
             lanes,
+            version_tag: zeebe::extension(self.node, "versionTag")
+                .and_then(|v| attr(v, "value"))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
             problems: self.problems,
             index: self.index,
             flow_index: self.flow_index,
@@ -544,7 +549,7 @@ impl<'a> ProcessBuilder<'a> {
             "complexGateway" => self.unsupported(node, &id, "complex gateway"),
             "transaction" => self.unsupported(node, &id, "transaction subprocess"),
             "adHocSubProcess" => self.unsupported(node, &id, "ad-hoc subprocess"),
-            "callActivity" => self.unsupported(node, &id, "call activity"),
+            "callActivity" => self.call_activity(node, &id),
             _ => self.unsupported(node, &id, describe(tag)),
         }
     }
@@ -662,6 +667,74 @@ impl<'a> ProcessBuilder<'a> {
             }),
             _ => Kind::Unsupported("invalid multi-instance"),
         }
+    }
+
+    /// A call activity: `zeebe:calledElement`.
+    fn call_activity(&mut self, node: Node<'a, 'a>, id: &str) -> Kind {
+        let Some(called) = zeebe::extension(node, "calledElement") else {
+            self.problem(
+                ProblemKind::InvalidStructure,
+                node,
+                id,
+                "call activity names no process; add <zeebe:calledElement processId=\"...\"/>",
+            );
+            return Kind::Unsupported("call activity without called element");
+        };
+        let Some(process_id) = attr(called, "processId").filter(|p| !p.trim().is_empty()) else {
+            self.problem(
+                ProblemKind::InvalidStructure,
+                called,
+                id,
+                "zeebe:calledElement has no processId; name the process to call",
+            );
+            return Kind::Unsupported("call activity without process id");
+        };
+        let process_id = match zeebe::expression(process_id) {
+            Ok(e) => e,
+            Err(msg) => {
+                self.problem(
+                    ProblemKind::InvalidExpression,
+                    called,
+                    id,
+                    format!("processId: {msg}"),
+                );
+                return Kind::Unsupported("call activity with invalid process id");
+            }
+        };
+        let binding = match attr(called, "bindingType").unwrap_or("latest") {
+            "latest" => CallBinding::Latest,
+            "deployment" => CallBinding::Deployment,
+            "versionTag" => match attr(called, "versionTag")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            {
+                Some(tag) => CallBinding::VersionTag(tag.to_owned()),
+                None => {
+                    self.problem(
+                        ProblemKind::InvalidStructure,
+                        called,
+                        id,
+                        "bindingType=\"versionTag\" needs a versionTag attribute naming the version to call",
+                    );
+                    return Kind::Unsupported("call activity without version tag");
+                }
+            },
+            other => {
+                self.problem(
+                    ProblemKind::InvalidStructure,
+                    called,
+                    id,
+                    format!("bindingType '{other}' is not one of latest, deployment, versionTag"),
+                );
+                return Kind::Unsupported("call activity with unknown binding");
+            }
+        };
+        Kind::CallActivity(CallActivity {
+            process_id,
+            binding,
+            propagate_child: bool_attr(called, "propagateAllChildVariables", true),
+            propagate_parent: bool_attr(called, "propagateAllParentVariables", true),
+        })
     }
 
     fn unsupported(&mut self, node: Node<'_, '_>, id: &str, what: &'static str) -> Kind {

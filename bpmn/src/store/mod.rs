@@ -43,10 +43,12 @@ pub enum Table {
     Signals = 24,
     SignalIndex = 25,
     SignalOutbox = 26,
+    Calls = 27,
+    CalledBy = 28,
 }
 
 impl Table {
-    pub const ALL: [Table; 27] = [
+    pub const ALL: [Table; 29] = [
         Table::Meta,
         Table::Processes,
         Table::ProcessVersions,
@@ -74,6 +76,8 @@ impl Table {
         Table::Signals,
         Table::SignalIndex,
         Table::SignalOutbox,
+        Table::Calls,
+        Table::CalledBy,
     ];
 
     /// The table's name on disk.
@@ -106,6 +110,8 @@ impl Table {
             Table::Signals => "signals",
             Table::SignalIndex => "signal_index",
             Table::SignalOutbox => "signal_outbox",
+            Table::Calls => "calls",
+            Table::CalledBy => "called_by",
         }
     }
 }

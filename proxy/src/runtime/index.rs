@@ -244,6 +244,8 @@ pub fn record(
     let mut ended = Vec::new();
     // Instances migrated in this batch, and the version they came from.
     let mut migrated_from: BTreeMap<u64, u32> = BTreeMap::new();
+    // Child instances a call activity started in this batch: they join its trace.
+    let mut called: BTreeMap<u64, Origin> = BTreeMap::new();
 
     let row_of = |key: u64,
                   rows: &mut BTreeMap<u64, InstanceRow>,
@@ -260,12 +262,32 @@ pub fn record(
 
     for event in events {
         match event {
+            Event::ProcessCalled(link) => {
+                let Some(parent) = row_of(link.parent_instance, &mut rows, &instances)? else {
+                    continue;
+                };
+                let span = active
+                    .get((link.parent_instance, link.parent))
+                    .map_err(io)?
+                    .map(|v| from_json::<ActiveRow>(v.value()))
+                    .transpose()?
+                    .map(|a| a.span_id);
+                called.insert(
+                    link.child,
+                    Origin {
+                        business_key: parent.business_key.clone(),
+                        trace_id: Some(parent.trace_id.clone()),
+                        parent_span_id: span,
+                    },
+                );
+            }
             Event::ElementActivating { element, .. } => {
                 let (process, version) = engine.definition(kv, element.definition)?;
                 let el = process.element(element.element);
                 if element.scope.is_none() {
                     let origin = origins
                         .get(&element.instance)
+                        .or_else(|| called.get(&element.instance))
                         .or_else(|| element.start_key.as_ref().and_then(|k| by_key.get(k)))
                         .cloned()
                         .unwrap_or_default();

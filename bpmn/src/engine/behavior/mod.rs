@@ -2,6 +2,7 @@
 //! a file here and an arm in [`of`].
 
 mod boundary_event;
+mod call_activity;
 mod catch_event;
 mod container;
 mod end_event;
@@ -80,6 +81,7 @@ pub(crate) fn of(kind: &Kind) -> &'static dyn Behavior {
         Kind::Task(TaskKind::Receive { .. }) => &receive_task::ReceiveTask,
         Kind::Task(TaskKind::PassThrough) => &pass_through::PassThrough,
         Kind::MultiInstance(_) => &multi_instance_body::MultiInstanceBody,
+        Kind::CallActivity(_) => &call_activity::CallActivity,
         Kind::ExclusiveGateway => &exclusive_gateway::ExclusiveGateway,
         Kind::ParallelGateway => &parallel_gateway::ParallelGateway,
         Kind::InclusiveGateway => &inclusive_gateway::InclusiveGateway,
