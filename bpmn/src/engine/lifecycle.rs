@@ -122,32 +122,42 @@ pub(crate) fn open_boundaries(
     model: &Process,
 ) -> Result<Result<(), String>, Error> {
     for b in &model.element(el.element).boundaries {
-        let Kind::Boundary(boundary) = &model.element(*b).kind else {
-            continue;
-        };
-        let opened = match &boundary.trigger {
-            BoundaryTrigger::Timer(def) => open_timer(ctx, el, *b, def)?,
-            BoundaryTrigger::Message(m) => messages::open_subscription(
-                ctx,
-                el,
-                *b,
-                m,
-                boundary.interrupting,
-                el.scope.unwrap_or(el.key),
-            )?,
-            BoundaryTrigger::Signal(s) => {
-                super::signals::open(ctx, el, *b, s, el.scope.unwrap_or(el.key))?
-            }
-            BoundaryTrigger::Error(_)
-            | BoundaryTrigger::Compensation(_)
-            | BoundaryTrigger::Escalation(_)
-            | BoundaryTrigger::Conditional(_) => Ok(()),
-        };
+        let opened = open_boundary(ctx, el, *b, model)?;
         if opened.is_err() {
             return Ok(opened);
         }
     }
     Ok(Ok(()))
+}
+
+/// Opens the timer or subscription of one boundary event `b` of activity instance `el`.
+pub(crate) fn open_boundary(
+    ctx: &mut Ctx<'_>,
+    el: &ElementInstance,
+    b: ElementIdx,
+    model: &Process,
+) -> Result<Result<(), String>, Error> {
+    let Kind::Boundary(boundary) = &model.element(b).kind else {
+        return Ok(Ok(()));
+    };
+    Ok(match &boundary.trigger {
+        BoundaryTrigger::Timer(def) => open_timer(ctx, el, b, def)?,
+        BoundaryTrigger::Message(m) => messages::open_subscription(
+            ctx,
+            el,
+            b,
+            m,
+            boundary.interrupting,
+            el.scope.unwrap_or(el.key),
+        )?,
+        BoundaryTrigger::Signal(s) => {
+            super::signals::open(ctx, el, b, s, el.scope.unwrap_or(el.key))?
+        }
+        BoundaryTrigger::Error(_)
+        | BoundaryTrigger::Compensation(_)
+        | BoundaryTrigger::Escalation(_)
+        | BoundaryTrigger::Conditional(_) => Ok(()),
+    })
 }
 
 /// Schedules a timer owned by `owner` for the timer event `element`.

@@ -2,7 +2,8 @@
 //! for active elements: each is mapped by a mapping instruction to an element of the same type
 //! in the matching scope; jobs keep what they were created with; the waits of the mapped
 //! elements (message subscriptions, timers, boundary events) are closed and opened anew from
-//! the target model. Everything is checked before anything changes; what cannot be migrated
+//! the target model, except timers whose catch event is mapped to a timer (the element's own,
+//! or a boundary event mapped by an instruction): those keep their due time. Everything is checked before anything changes; what cannot be migrated
 //! safely is refused with the reason.
 
 use std::collections::HashMap;
@@ -10,9 +11,9 @@ use std::collections::HashMap;
 use super::command::Rejection;
 use super::context::Ctx;
 use super::event::Event;
-use super::records::{ElementInstance, ElementState, IncidentKind};
+use super::records::{ElementInstance, ElementState, IncidentKind, Timer};
 use super::{Error, lifecycle, messages};
-use crate::model::{CatchTrigger, ElementIdx, Kind, Process, TaskKind};
+use crate::model::{BoundaryTrigger, CatchTrigger, ElementIdx, Kind, Process, TaskKind};
 
 pub(crate) fn migrate(
     ctx: &mut Ctx<'_>,
@@ -73,6 +74,25 @@ pub(crate) fn migrate(
             return Ok(Err(Rejection::invalid(format!(
                 "element '{from}' is mapped twice; map it once"
             ))));
+        }
+    }
+    // A boundary event maps to a boundary event with the same trigger (its wait moves along).
+    for (from, to) in &map {
+        let (Some(f), Some(t)) = (source.element_by_id(from), target.element_by_id(to)) else {
+            continue;
+        };
+        if let Kind::Boundary(fb) = &source.element(f).kind {
+            let same = match &target.element(t).kind {
+                Kind::Boundary(tb) => {
+                    std::mem::discriminant(&fb.trigger) == std::mem::discriminant(&tb.trigger)
+                }
+                _ => false,
+            };
+            if !same {
+                return Ok(Err(Rejection::invalid(format!(
+                    "cannot map boundary event '{from}' to '{to}': map it to a boundary event with the same trigger"
+                ))));
+            }
         }
     }
     let active = super::modify::tree(ctx, instance)?;
@@ -148,8 +168,24 @@ pub(crate) fn migrate(
         }
         plan.push((e.clone(), to));
     }
-    // Apply: the waits of the old elements close, the instance moves, the new waits open.
-    for (e, _) in &plan {
+    // Apply: the waits of the old elements close, the instance moves, the new waits open;
+    // a timer whose catch event is mapped to a timer keeps its due time (and repeats).
+    let mut kept: Vec<(Timer, ElementIdx)> = Vec::new();
+    for (e, to) in &plan {
+        for t in ctx.r().timers_of(e.key)? {
+            let Some(timer) = ctx.r().timer(t)? else {
+                continue;
+            };
+            let mapped = if timer.element == e.element {
+                Some(*to)
+            } else {
+                map.get(source.element(timer.element).id.as_str())
+                    .and_then(|id| target.element_by_id(id))
+            };
+            if let Some(catch) = mapped.filter(|c| is_timer(&target, *c, *to)) {
+                kept.push((timer, catch));
+            }
+        }
         lifecycle::close_owned(ctx, e.key)?;
     }
     ctx.emit(Event::ElementMigrated {
@@ -166,29 +202,61 @@ pub(crate) fn migrate(
             element: *to,
         })?;
     }
+    for (timer, catch) in &kept {
+        let key = ctx.new_key();
+        ctx.emit(Event::TimerCreated(Timer {
+            key,
+            definition: target_key,
+            element: *catch,
+            ..timer.clone()
+        }))?;
+    }
+    let kept: Vec<ElementIdx> = kept.into_iter().map(|(_, c)| c).collect();
     for (e, to) in plan {
         let moved = ElementInstance {
             definition: target_key,
             element: to,
             ..e
         };
-        if let Err(msg) = reopen(ctx, &moved, &target)? {
+        if let Err(msg) = reopen(ctx, &moved, &target, &kept)? {
             ctx.incident(moved.key, IncidentKind::Expression, msg, None)?;
         }
     }
     Ok(Ok(()))
 }
 
+/// Whether `catch` is the timer catch event `element` waits on itself, or one of its timer
+/// boundary events.
+fn is_timer(model: &Process, catch: ElementIdx, element: ElementIdx) -> bool {
+    match &model.element(catch).kind {
+        Kind::IntermediateCatch(CatchTrigger::Timer(_)) => catch == element,
+        Kind::Boundary(b) => {
+            b.attached_to == element && matches!(b.trigger, BoundaryTrigger::Timer(_))
+        }
+        _ => false,
+    }
+}
+
 /// Opens the waits a migrated element has in its new model: its boundary events, and what it
-/// waits for itself (a catch event's or receive task's message, a catch event's timer).
+/// waits for itself (a catch event's or receive task's message, a catch event's timer), but
+/// not the timers `kept` from before.
 fn reopen(
     ctx: &mut Ctx<'_>,
     el: &ElementInstance,
     model: &Process,
+    kept: &[ElementIdx],
 ) -> Result<Result<(), String>, Error> {
-    let opened = lifecycle::open_boundaries(ctx, el, model)?;
-    if opened.is_err() {
-        return Ok(opened);
+    for b in &model.element(el.element).boundaries {
+        if kept.contains(b) {
+            continue;
+        }
+        let opened = lifecycle::open_boundary(ctx, el, *b, model)?;
+        if opened.is_err() {
+            return Ok(opened);
+        }
+    }
+    if kept.contains(&el.element) {
+        return Ok(Ok(()));
     }
     let opened = match &model.element(el.element).kind {
         Kind::IntermediateCatch(CatchTrigger::Message(m)) => {

@@ -2280,6 +2280,49 @@ pub fn migration_moves_an_instance_to_a_new_version_or_says_why_not<S: Store>(h:
     );
     h.complete("b", json!({}));
     assert!(!h.active(i));
+
+    // A mapped timer boundary keeps its due time; an unmapped one starts over.
+    let on_v1 = |h: &mut Harness<S>, id: &str| match h.run(Command::CreateInstance {
+        process_id: "migrating-timer".into(),
+        version: Some(1),
+        variables: super::vars(json!({ "id": id })),
+    }) {
+        Ok(Accepted::Created { instance }) => instance,
+        other => panic!("create failed: {other:?}"),
+    };
+    let kept = on_v1(h, "t-1");
+    let fresh = on_v1(h, "t-2");
+    h.advance(SignedDuration::from_mins(30));
+    let e = migrate(h, kept, 2, &[("work", "work"), ("deadline", "cancel2")]).unwrap_err();
+    assert!(e.message.contains("same trigger"), "{}", e.message);
+    assert_eq!(
+        migrate(h, kept, 2, &[("work", "work"), ("deadline", "deadline2")]),
+        Ok(Accepted::Done)
+    );
+    assert_eq!(
+        migrate(h, fresh, 2, &[("work", "work")]),
+        Ok(Accepted::Done)
+    );
+    // The new model's message boundary waits too.
+    let m = h.mark();
+    h.advance(SignedDuration::from_mins(30));
+    let trail = h.trail_since(m);
+    assert_contains(
+        &trail,
+        &[
+            "TIMER_TRIGGERED",
+            "ELEMENT_TERMINATING work",
+            "ELEMENT_TERMINATED work",
+            "ELEMENT_ACTIVATING deadline2",
+        ],
+    );
+    assert!(!h.active(kept), "fired at the old due time: {trail:#?}");
+    assert!(h.active(fresh));
+    assert!(h.publish("go2", "t-2", json!({}), 0).is_ok());
+    assert!(
+        !h.active(fresh),
+        "the message boundary of the new version fired"
+    );
 }
 
 pub fn cancel_terminates_everything_inside<S: Store>(h: &mut Harness<S>) {
