@@ -109,3 +109,74 @@ fn what_cannot_be_translated_is_reported() {
     );
     assert!(migrate::migrate("<x/>", &Options::default()).is_err());
 }
+
+/// Camunda 7: a call activity passing one variable in and one out, once per item of a
+/// collection, until two are done.
+const C7_CALL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="http://example.com">
+  <bpmn:process id="ship-all" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:callActivity id="ship-one" calledElement="ship" camunda:calledElementBinding="deployment">
+      <bpmn:extensionElements>
+        <camunda:in source="parcel" target="what" />
+        <camunda:out source="label" target="label" />
+      </bpmn:extensionElements>
+      <bpmn:multiInstanceLoopCharacteristics isSequential="true" camunda:collection="${parcels}" camunda:elementVariable="parcel">
+        <bpmn:completionCondition xsi:type="bpmn:tFormalExpression" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">${nrOfCompletedInstances &gt;= 2}</bpmn:completionCondition>
+      </bpmn:multiInstanceLoopCharacteristics>
+    </bpmn:callActivity>
+    <bpmn:endEvent id="end" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="ship-one" />
+    <bpmn:sequenceFlow id="f2" sourceRef="ship-one" targetRef="end" />
+  </bpmn:process>
+  <bpmn:process id="ship" isExecutable="true">
+    <bpmn:startEvent id="s-start" />
+    <bpmn:serviceTask id="label-it" camunda:delegateExpression="${labelAdapter}" />
+    <bpmn:endEvent id="s-end" />
+    <bpmn:sequenceFlow id="s1" sourceRef="s-start" targetRef="label-it" />
+    <bpmn:sequenceFlow id="s2" sourceRef="label-it" targetRef="s-end" />
+  </bpmn:process>
+</bpmn:definitions>"#;
+
+#[test]
+fn camunda_7_call_activities_and_multi_instance_translate_and_run() {
+    assert!(!parse::parse(C7_CALL).unwrap().problems().is_empty());
+    let m = migrate::migrate(C7_CALL, &Options::default()).unwrap();
+    let after = parse::parse(&m.xml).unwrap();
+    assert!(
+        after.problems().is_empty(),
+        "{:?}\n{}",
+        after.problems(),
+        m.xml
+    );
+    assert!(m.notes.iter().all(|n| !n.todo), "{:?}", m.notes);
+    assert!(m.xml.contains(
+        r#"<zeebe:calledElement processId="ship" propagateAllParentVariables="false" propagateAllChildVariables="false" bindingType="deployment" />"#
+    ), "{}", m.xml);
+    assert!(
+        m.xml
+            .contains(r#"inputCollection="=parcels" inputElement="parcel""#),
+        "{}",
+        m.xml
+    );
+    assert!(
+        m.xml.contains("= numberOfCompletedInstances &gt;= 2"),
+        "{}",
+        m.xml
+    );
+
+    let mut h = Harness::new(MemoryStore::new());
+    h.deploy(&m.xml);
+    let i = h.create("ship-all", json!({"parcels": ["p1", "p2", "p3"]}));
+    for (n, parcel) in ["p1", "p2"].iter().enumerate() {
+        let job = h.complete("labelAdapter", json!({ "label": format!("L{n}") }));
+        // Only the mapped variable went in.
+        assert_eq!(
+            job.variables.get("what").and_then(|v| v.as_str()),
+            Some(*parcel)
+        );
+        assert!(!job.variables.contains_key("parcels"));
+    }
+    assert!(!h.active(i), "two done: the completion condition held");
+    assert_eq!(h.process_variable(i, "label"), Some(json!("L1")));
+}

@@ -9,7 +9,9 @@
 //! events with a job; `camunda:asyncBefore`/`asyncAfter`/`exclusive` go (every Zeebe step is a
 //! transaction of its own); JUEL conditions and timer values become FEEL; `PT7D`-style
 //! durations become `P7D`; user task assignees and forms move to their Zeebe elements;
-//! messages get a correlation key when one is given.
+//! call activities get `zeebe:calledElement` (with `camunda:in`/`out` as propagate flags and
+//! mappings); multi-instance collections, cardinalities and completion conditions become
+//! `zeebe:loopCharacteristics` and FEEL; messages get a correlation key when one is given.
 
 mod juel;
 
@@ -370,6 +372,8 @@ fn element(w: &mut Work<'_>, node: Node<'_, '_>, bpmn: &str, options: &Options) 
                 }
             }
         }
+        "callActivity" => call_activity(w, node, &mut ext),
+        "multiInstanceLoopCharacteristics" => multi_instance(w, node, &mut ext),
         "message" if options.correlation_key.is_some() => {
             let has = node.descendants().any(|d| {
                 d.tag_name().namespace() == Some(ZEEBE) && d.tag_name().name() == "subscription"
@@ -434,7 +438,10 @@ fn element(w: &mut Work<'_>, node: Node<'_, '_>, bpmn: &str, options: &Options) 
         })
         .flat_map(|e| e.children())
         .filter(|c| {
-            c.tag_name().namespace() == Some(CAMUNDA) && c.tag_name().name() != "executionListener"
+            c.tag_name().namespace() == Some(CAMUNDA)
+                && c.tag_name().name() != "executionListener"
+                // A call activity's variable passing is translated above.
+                && !(tag == "callActivity" && matches!(c.tag_name().name(), "in" | "out"))
         })
     {
         ext.drop_camunda = true;
@@ -450,6 +457,209 @@ fn element(w: &mut Work<'_>, node: Node<'_, '_>, bpmn: &str, options: &Options) 
     if !ext.add.is_empty() || ext.drop_camunda {
         extensions(w, node, bpmn, &ext);
     }
+}
+
+/// A Camunda 7 call activity: `calledElement` and its binding become `zeebe:calledElement`;
+/// `camunda:in`/`camunda:out` become the propagate flags (`variables="all"`) and input/output
+/// mappings. Camunda 7 passes nothing unless told, Zeebe everything: the flags say which.
+fn call_activity(w: &mut Work<'_>, node: Node<'_, '_>, ext: &mut Extensions) {
+    let Some(called) = node.attribute("calledElement") else {
+        w.note(
+            node,
+            true,
+            "the call activity names no calledElement: add the process id to call",
+        );
+        return;
+    };
+    let passing: Vec<Node<'_, '_>> = node
+        .children()
+        .filter(|c| {
+            c.tag_name().namespace() == Some(BPMN) && c.tag_name().name() == "extensionElements"
+        })
+        .flat_map(|e| e.children())
+        .filter(|c| {
+            c.tag_name().namespace() == Some(CAMUNDA) && matches!(c.tag_name().name(), "in" | "out")
+        })
+        .collect();
+    let all = |dir: &str| {
+        passing
+            .iter()
+            .any(|c| c.tag_name().name() == dir && c.attribute("variables") == Some("all"))
+    };
+    let process_id = if called.starts_with("${") || called.starts_with("#{") {
+        feel_or_text(w, node, called)
+    } else {
+        called.to_owned()
+    };
+    let mut attrs = format!(
+        "processId=\"{}\" propagateAllParentVariables=\"{}\" propagateAllChildVariables=\"{}\"",
+        escape(&process_id),
+        all("in"),
+        all("out")
+    );
+    match camunda_attr(node, "calledElementBinding") {
+        None | Some("latest") => {}
+        Some("deployment") => attrs.push_str(" bindingType=\"deployment\""),
+        Some("versionTag") => {
+            if let Some(tag) = camunda_attr(node, "calledElementVersionTag") {
+                attrs.push_str(&format!(
+                    " bindingType=\"versionTag\" versionTag=\"{}\"",
+                    escape(tag)
+                ));
+            }
+        }
+        Some(other) => w.note(
+            node,
+            true,
+            format!("camunda:calledElementBinding '{other}' has no Zeebe equivalent: the latest version is called; use a version tag"),
+        ),
+    }
+    for a in [
+        "calledElementBinding",
+        "calledElementVersionTag",
+        "calledElementVersion",
+    ] {
+        w.drop_attr(node, a);
+    }
+    ext.add.push(format!("<zeebe:calledElement {attrs} />"));
+    w.note(
+        node,
+        false,
+        format!("calledElement '{called}' became zeebe:calledElement"),
+    );
+    let mut inputs = Vec::new();
+    let mut outputs = Vec::new();
+    for c in &passing {
+        if c.attribute("variables").is_some() {
+            continue;
+        }
+        if c.attribute("businessKey").is_some() {
+            w.note(
+                *c,
+                true,
+                "camunda:in businessKey: pass the business key as a variable",
+            );
+            continue;
+        }
+        let source = match (c.attribute("source"), c.attribute("sourceExpression")) {
+            (Some(s), _) => Some(format!("= {s}")),
+            (None, Some(e)) => match juel::to_feel(e) {
+                Ok(f) => Some(format!("= {f}")),
+                Err(msg) => {
+                    w.note(*c, true, msg);
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        let (Some(source), Some(target)) = (source, c.attribute("target")) else {
+            continue;
+        };
+        let mapping = format!(
+            "<zeebe:{} source=\"{}\" target=\"{}\" />",
+            if c.tag_name().name() == "in" {
+                "input"
+            } else {
+                "output"
+            },
+            escape(&source),
+            escape(target)
+        );
+        if c.tag_name().name() == "in" {
+            inputs.push(mapping);
+        } else {
+            outputs.push(mapping);
+        }
+    }
+    if !passing.is_empty() {
+        ext.drop_camunda = true;
+        w.note(
+            node,
+            false,
+            "camunda:in/out became the propagate flags and zeebe:ioMapping",
+        );
+    }
+    if !inputs.is_empty() || !outputs.is_empty() {
+        ext.add.push(format!(
+            "<zeebe:ioMapping>{}{}</zeebe:ioMapping>",
+            inputs.concat(),
+            outputs.concat()
+        ));
+    }
+}
+
+/// Camunda 7 multi-instance: `camunda:collection`/`elementVariable` or `loopCardinality` become
+/// `zeebe:loopCharacteristics`; a JUEL completion condition becomes FEEL with Zeebe's counter
+/// names.
+fn multi_instance(w: &mut Work<'_>, node: Node<'_, '_>, ext: &mut Extensions) {
+    let owner = node.parent_element().unwrap_or(node);
+    let has_zeebe = node.descendants().any(|d| {
+        d.tag_name().namespace() == Some(ZEEBE) && d.tag_name().name() == "loopCharacteristics"
+    });
+    if !has_zeebe {
+        let collection = match camunda_attr(node, "collection") {
+            Some(c) if c.starts_with("${") || c.starts_with("#{") => {
+                Some(feel_or_text(w, owner, c))
+            }
+            Some(c) => Some(format!("= {c}")),
+            None => bpmn_child_text(node, "loopCardinality").map(|n| {
+                let n = if n.starts_with("${") || n.starts_with("#{") {
+                    juel::to_feel(n).unwrap_or_else(|_| n.to_owned())
+                } else {
+                    n.to_owned()
+                };
+                format!("= for i in 1..({n}) return i")
+            }),
+        };
+        match collection {
+            Some(c) => {
+                let mut attrs = format!("inputCollection=\"{}\"", escape(&c));
+                if let Some(e) = camunda_attr(node, "elementVariable") {
+                    attrs.push_str(&format!(" inputElement=\"{}\"", escape(e)));
+                }
+                ext.add.push(format!("<zeebe:loopCharacteristics {attrs} />"));
+                w.drop_attr(node, "collection");
+                w.drop_attr(node, "elementVariable");
+                w.note(owner, false, format!("multi-instance over '{c}' became zeebe:loopCharacteristics"));
+            }
+            None => w.note(owner, true, "multi-instance without collection or cardinality: add zeebe:loopCharacteristics inputCollection"),
+        }
+    }
+    let condition = node.children().find(|c| {
+        c.tag_name().namespace() == Some(BPMN) && c.tag_name().name() == "completionCondition"
+    });
+    if let Some(t) = condition
+        .and_then(|c| c.first_child())
+        .filter(|t| t.is_text())
+    {
+        let text = t.text().unwrap_or_default().trim();
+        if text.starts_with("${") || text.starts_with("#{") {
+            match juel::to_feel(text) {
+                Ok(feel) => {
+                    let feel = feel
+                        .replace("nrOfInstances", "numberOfInstances")
+                        .replace("nrOfActiveInstances", "numberOfActiveInstances")
+                        .replace("nrOfCompletedInstances", "numberOfCompletedInstances");
+                    w.replace(t.range(), escape(&format!("= {feel}")));
+                    w.note(
+                        owner,
+                        false,
+                        format!("completion condition '{text}' became '= {feel}'"),
+                    );
+                }
+                Err(e) => w.note(owner, true, e),
+            }
+        }
+    }
+}
+
+/// The text of a BPMN child element, trimmed.
+fn bpmn_child_text<'a>(node: Node<'a, '_>, name: &str) -> Option<&'a str> {
+    node.children()
+        .find(|c| c.tag_name().namespace() == Some(BPMN) && c.tag_name().name() == name)
+        .and_then(|c| c.text())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// `PT7D` → `P7D` (Camunda 7 accepted days after the T).
