@@ -357,7 +357,7 @@ pub enum Kind {
     /// own, with the same id, inside the body) once per item of a collection. Flows, boundary
     /// events and the id lookup lead to the body; the inner element has the task's kind and
     /// mappings.
-    MultiInstance(MultiInstance),
+    MultiInstance(Box<MultiInstance>),
     /// Runs another process as a child instance and completes when it does.
     CallActivity(CallActivity),
     ExclusiveGateway,

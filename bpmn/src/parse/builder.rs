@@ -656,7 +656,7 @@ impl<'a> ProcessBuilder<'a> {
             failed = true;
         }
         match (failed, input_collection) {
-            (false, Some(input_collection)) => Kind::MultiInstance(MultiInstance {
+            (false, Some(input_collection)) => Kind::MultiInstance(Box::new(MultiInstance {
                 sequential: bool_attr(lc, "isSequential", false),
                 input_collection,
                 input_element: name("inputElement"),
@@ -664,7 +664,7 @@ impl<'a> ProcessBuilder<'a> {
                 output_element,
                 completion_condition,
                 inner,
-            }),
+            })),
             _ => Kind::Unsupported("invalid multi-instance"),
         }
     }
