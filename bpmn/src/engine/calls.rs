@@ -13,6 +13,10 @@ use super::{Error, instance, variables};
 use crate::feel::Context;
 use crate::model::{CallActivity, CallBinding, Kind, Process};
 
+/// How deep call activities may nest (Zeebe's default): a process that calls itself without
+/// waiting raises an incident there instead of creating instances without end.
+pub(crate) const MAX_DEPTH: usize = 1000;
+
 /// The call activity `el` is activating (input mappings applied): starts the child instance.
 pub(crate) fn call(
     ctx: &mut Ctx<'_>,
@@ -25,6 +29,12 @@ pub(crate) fn call(
             Ok(id) => id,
             Err(msg) => return ctx.incident(el.key, IncidentKind::Expression, msg, None),
         };
+    if depth(ctx, el.instance)? + 1 >= MAX_DEPTH {
+        let msg = format!(
+            "the call activity would start a process instance nested {MAX_DEPTH} deep; a process that calls itself needs a way to stop"
+        );
+        return ctx.incident(el.key, IncidentKind::CalledElement, msg, None);
+    }
     let definition = match resolve(ctx, el, &process_id, &call.binding)? {
         Ok(d) => d,
         Err(msg) => return ctx.incident(el.key, IncidentKind::CalledElement, msg, None),
@@ -58,6 +68,20 @@ pub(crate) fn call(
     lifecycle::activated(ctx, el)?;
     instance::start_called(ctx, definition, start, vars, el)?;
     Ok(())
+}
+
+/// How many call activities started `instance` and its callers (0 for a top-level one).
+fn depth(ctx: &Ctx<'_>, instance: u64) -> Result<usize, Error> {
+    let mut depth = 0;
+    let mut at = instance;
+    while let Some(link) = ctx.r().caller(at)? {
+        depth += 1;
+        if depth >= MAX_DEPTH {
+            break;
+        }
+        at = link.parent_instance;
+    }
+    Ok(depth)
 }
 
 /// The definition key the binding picks, or why there is none.

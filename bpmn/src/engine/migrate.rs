@@ -2,8 +2,9 @@
 //! for active elements: each is mapped by a mapping instruction to an element of the same type
 //! in the matching scope; jobs keep what they were created with; the waits of the mapped
 //! elements (message subscriptions, timers, boundary events) are closed and opened anew from
-//! the target model, except timers whose catch event is mapped to a timer (the element's own,
-//! or a boundary event mapped by an instruction): those keep their due time. Everything is checked before anything changes; what cannot be migrated
+//! the target model, except waits whose catch event is mapped to one with the same trigger
+//! (the element's own, or a boundary event mapped by an instruction): those move, a timer with
+//! its due time, a subscription with its message name and correlation key. Everything is checked before anything changes; what cannot be migrated
 //! safely is refused with the reason.
 
 use std::collections::HashMap;
@@ -11,7 +12,9 @@ use std::collections::HashMap;
 use super::command::Rejection;
 use super::context::Ctx;
 use super::event::Event;
-use super::records::{ElementInstance, ElementState, IncidentKind, Timer};
+use super::records::{
+    ElementInstance, ElementState, IncidentKind, SignalSubscription, Subscription, Timer,
+};
 use super::{Error, lifecycle, messages};
 use crate::model::{BoundaryTrigger, CatchTrigger, ElementIdx, Kind, Process, TaskKind};
 
@@ -168,22 +171,36 @@ pub(crate) fn migrate(
         }
         plan.push((e.clone(), to));
     }
-    // Apply: the waits of the old elements close, the instance moves, the new waits open;
-    // a timer whose catch event is mapped to a timer keeps its due time (and repeats).
-    let mut kept: Vec<(Timer, ElementIdx)> = Vec::new();
+    // Apply: the waits of the old elements close, the instance moves, the new waits open. A
+    // wait whose catch event is mapped (the element's own, or a boundary event mapped by an
+    // instruction) to one with the same trigger moves instead, as in Zeebe: a timer keeps its
+    // due time, a message subscription its name and key, a signal subscription its name.
+    let mut kept: Vec<Kept> = Vec::new();
     for (e, to) in &plan {
-        for t in ctx.r().timers_of(e.key)? {
-            let Some(timer) = ctx.r().timer(t)? else {
-                continue;
-            };
-            let mapped = if timer.element == e.element {
+        let target_of = |catch: ElementIdx| {
+            let mapped = if catch == e.element {
                 Some(*to)
             } else {
-                map.get(source.element(timer.element).id.as_str())
+                map.get(source.element(catch).id.as_str())
                     .and_then(|id| target.element_by_id(id))
             };
-            if let Some(catch) = mapped.filter(|c| is_timer(&target, *c, *to)) {
-                kept.push((timer, catch));
+            mapped.filter(|c| same_trigger(&source, catch, &target, *c, *to))
+        };
+        for t in ctx.r().timers_of(e.key)? {
+            if let Some(timer) = ctx.r().timer(t)?
+                && let Some(catch) = target_of(timer.element)
+            {
+                kept.push(Kept::Timer(timer, catch));
+            }
+        }
+        for sub in ctx.r().subscriptions_of(e.key)? {
+            if let Some(catch) = target_of(sub.element) {
+                kept.push(Kept::Message(sub, catch));
+            }
+        }
+        for sub in ctx.r().signal_subscriptions_of(e.key)? {
+            if let Some(catch) = target_of(sub.element) {
+                kept.push(Kept::Signal(sub, catch));
             }
         }
         lifecycle::close_owned(ctx, e.key)?;
@@ -202,44 +219,106 @@ pub(crate) fn migrate(
             element: *to,
         })?;
     }
-    for (timer, catch) in &kept {
-        let key = ctx.new_key();
-        ctx.emit(Event::TimerCreated(Timer {
-            key,
-            definition: target_key,
-            element: *catch,
-            ..timer.clone()
-        }))?;
+    let mut moved_waits = Vec::with_capacity(kept.len());
+    for k in kept {
+        let event = match k {
+            Kept::Timer(timer, catch) => {
+                moved_waits.push(catch);
+                Event::TimerCreated(Timer {
+                    key: ctx.new_key(),
+                    definition: target_key,
+                    element: catch,
+                    ..timer
+                })
+            }
+            Kept::Message(sub, catch) => {
+                moved_waits.push(catch);
+                Event::SubscriptionOpened(Subscription {
+                    definition: target_key,
+                    element: catch,
+                    interrupting: interrupts(&target, catch),
+                    ..sub
+                })
+            }
+            Kept::Signal(sub, catch) => {
+                moved_waits.push(catch);
+                Event::SignalSubscriptionOpened(SignalSubscription {
+                    definition: target_key,
+                    element: catch,
+                    ..sub
+                })
+            }
+        };
+        ctx.emit(event)?;
     }
-    let kept: Vec<ElementIdx> = kept.into_iter().map(|(_, c)| c).collect();
     for (e, to) in plan {
         let moved = ElementInstance {
             definition: target_key,
             element: to,
             ..e
         };
-        if let Err(msg) = reopen(ctx, &moved, &target, &kept)? {
+        if let Err(msg) = reopen(ctx, &moved, &target, &moved_waits)? {
             ctx.incident(moved.key, IncidentKind::Expression, msg, None)?;
         }
     }
     Ok(Ok(()))
 }
 
-/// Whether `catch` is the timer catch event `element` waits on itself, or one of its timer
-/// boundary events.
-fn is_timer(model: &Process, catch: ElementIdx, element: ElementIdx) -> bool {
-    match &model.element(catch).kind {
-        Kind::IntermediateCatch(CatchTrigger::Timer(_)) => catch == element,
-        Kind::Boundary(b) => {
-            b.attached_to == element && matches!(b.trigger, BoundaryTrigger::Timer(_))
+/// A wait that moves with its element to the target version, and its catch event there.
+enum Kept {
+    Timer(Timer, ElementIdx),
+    Message(Subscription, ElementIdx),
+    Signal(SignalSubscription, ElementIdx),
+}
+
+/// Whether the wait of catch event `from` (source) can move to `to` (target) for the element
+/// mapped to `element`: the element itself, or a boundary event attached to it, with the same
+/// trigger.
+fn same_trigger(
+    source: &Process,
+    from: ElementIdx,
+    target: &Process,
+    to: ElementIdx,
+    element: ElementIdx,
+) -> bool {
+    let trigger = |p: &Process, idx: ElementIdx, own: bool| -> Option<&'static str> {
+        match &p.element(idx).kind {
+            Kind::Boundary(b) if !own => Some(match b.trigger {
+                BoundaryTrigger::Timer(_) => "timer",
+                BoundaryTrigger::Message(_) => "message",
+                BoundaryTrigger::Signal(_) => "signal",
+                _ => return None,
+            }),
+            Kind::IntermediateCatch(CatchTrigger::Timer(_)) if own => Some("timer"),
+            Kind::IntermediateCatch(CatchTrigger::Message(_))
+            | Kind::Task(TaskKind::Receive { .. })
+                if own =>
+            {
+                Some("message")
+            }
+            Kind::IntermediateCatch(CatchTrigger::Signal(_)) if own => Some("signal"),
+            _ => None,
         }
-        _ => false,
+    };
+    let own = to == element;
+    if !own && !matches!(&target.element(to).kind, Kind::Boundary(b) if b.attached_to == element) {
+        return false;
+    }
+    let was = trigger(source, from, own);
+    was.is_some() && was == trigger(target, to, own)
+}
+
+/// Whether a catch event interrupts: a boundary event by its flag; the element's own wait does.
+fn interrupts(model: &Process, catch: ElementIdx) -> bool {
+    match &model.element(catch).kind {
+        Kind::Boundary(b) => b.interrupting,
+        _ => true,
     }
 }
 
 /// Opens the waits a migrated element has in its new model: its boundary events, and what it
 /// waits for itself (a catch event's or receive task's message, a catch event's timer), but
-/// not the timers `kept` from before.
+/// not those `kept` (moved) from before.
 fn reopen(
     ctx: &mut Ctx<'_>,
     el: &ElementInstance,
@@ -267,6 +346,9 @@ fn reopen(
         }
         Kind::IntermediateCatch(CatchTrigger::Timer(def)) => {
             lifecycle::open_timer(ctx, el, el.element, def)?
+        }
+        Kind::IntermediateCatch(CatchTrigger::Signal(s)) => {
+            super::signals::open(ctx, el, el.element, s, el.key)?
         }
         _ => Ok(()),
     };

@@ -268,6 +268,9 @@ impl Runtime {
         let stop_flag = stopping.clone();
         let thread = std::thread::Builder::new()
             .name("flowmesh-engine".into())
+            // Ending a process instance ends what it called, recursively: call activities nest
+            // up to `calls::MAX_DEPTH` deep. Only the pages used count against memory.
+            .stack_size(64 * 1024 * 1024)
             .spawn(move || {
                 core::run(
                     store,
