@@ -221,6 +221,7 @@ async fn responses(
     mut to_client: OwnedWriteHalf,
     mut waiting: mpsc::Receiver<Pending>,
 ) -> Result<(), Error> {
+    use tokio::io::AsyncWriteExt;
     // The buffer large responses are relayed through, kept across responses: a fresh
     // allocation of megabytes per Fetch costs a page fault every 4 KiB.
     let mut spare = bytes::BytesMut::new();
@@ -228,15 +229,30 @@ async fn responses(
         let len = frame::read_size(&mut from_broker, shared.options.max_frame_bytes)
             .await
             .map_err(Error::Broker)?;
+        // Fetched records are observed before the client has the whole response: an app that
+        // answers a record at once must find the record's trace context already remembered
+        // for its business key.
+        let fetch = p.api == ApiKey::Fetch;
         let fetched = if len > frame::COALESCE && !rewrite::rewrites(p.api, p.version) {
-            relay(
+            let (frame, held) = relay(
                 &mut from_broker,
                 &mut to_client,
                 len,
                 &p,
                 std::mem::take(&mut spare),
+                fetch,
             )
-            .await?
+            .await?;
+            if fetch {
+                shared
+                    .tap
+                    .fetched(&frame, p.version, p.client_id.as_deref());
+            }
+            to_client
+                .write_all(&frame[held..])
+                .await
+                .map_err(|e| Error::Client(frame::Error::Io(e)))?;
+            frame
         } else {
             let frame = frame::read_body(&mut from_broker, len)
                 .await
@@ -249,17 +265,17 @@ async fn responses(
                     want: p.correlation_id,
                 });
             }
+            if fetch {
+                shared
+                    .tap
+                    .fetched(&frame, p.version, p.client_id.as_deref());
+            }
             let out = rewrite::response(p.api, p.version, &frame, shared.brokers.as_ref())?;
             frame::write(&mut to_client, out.as_ref().unwrap_or(&frame))
                 .await
                 .map_err(Error::Client)?;
             frame
         };
-        if p.api == ApiKey::Fetch {
-            shared
-                .tap
-                .fetched(&fetched, p.version, p.client_id.as_deref());
-        }
         shared.tap.finish(p.spans);
         // Observation keeps no reference to the frame, so its buffer is free again.
         if let Ok(mut buf) = fetched.try_into_mut()
@@ -276,14 +292,17 @@ async fn responses(
 /// Passes a large response on as it arrives (a Fetch of megabytes does not wait to be whole
 /// before its first byte moves on), after checking its correlation id. The bytes are read
 /// into the frame's own buffer and each piece written on from there, so keeping the frame for
-/// observation costs no copy.
+/// observation costs no copy. With `hold_last`, the frame's last byte stays back (the client
+/// cannot act on an incomplete response) for the caller to send after observing it. Returns
+/// the frame and where its unsent part starts.
 async fn relay(
     from_broker: &mut OwnedReadHalf,
     to_client: &mut OwnedWriteHalf,
     len: usize,
     p: &Pending,
     mut whole: bytes::BytesMut,
-) -> Result<Bytes, Error> {
+    hold_last: bool,
+) -> Result<(Bytes, usize), Error> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let broken = |e: std::io::Error| {
         Error::Broker(match e.kind() {
@@ -320,8 +339,16 @@ async fn relay(
         if n == 0 {
             return Err(Error::Broker(frame::Error::Truncated));
         }
-        to_client.write_all(&whole[sent..]).await.map_err(client)?;
-        sent = whole.len();
+        let upto = if hold_last && whole.len() == len {
+            len - 1
+        } else {
+            whole.len()
+        };
+        to_client
+            .write_all(&whole[sent..upto])
+            .await
+            .map_err(client)?;
+        sent = upto;
     }
-    Ok(whole.freeze())
+    Ok((whole.freeze(), sent))
 }
