@@ -1141,19 +1141,12 @@ impl<'a> ProcessBuilder<'a> {
                 None => return Kind::Unsupported("signal boundary without signal"),
             },
             [EventDef::Escalation { escalation_ref }] => {
-                let Some(code) = self.caught_code(node, id, *escalation_ref, Thrown::Escalation)
-                else {
-                    return Kind::Unsupported("escalation boundary with unknown escalation");
-                };
-                if code.as_deref().is_some_and(|c| c.starts_with('=')) {
-                    self.problem(
-                        ProblemKind::InvalidExpression,
-                        node,
-                        id,
-                        "an escalation catch event's code is a static value, not an expression",
-                    );
+                match self.caught_code(node, id, *escalation_ref, Thrown::Escalation) {
+                    Some(code) => BoundaryTrigger::Escalation(code),
+                    None => {
+                        return Kind::Unsupported("escalation boundary with unknown escalation");
+                    }
                 }
-                BoundaryTrigger::Escalation(code)
             }
             [EventDef::Compensate { .. }] => {
                 let handler = self
@@ -1492,13 +1485,26 @@ impl<'a> ProcessBuilder<'a> {
             Thrown::Escalation => ("escalation", "escalationCode", &self.refs.escalations),
         };
         match table.get(r) {
-            Some(e) => Some(attr(*e, attr_name).map(str::to_owned)),
+            Some(e) => {
+                let code = attr(*e, attr_name).map(str::to_owned);
+                if matches!(what, Thrown::Escalation)
+                    && code.as_deref().is_some_and(|c| c.starts_with('='))
+                {
+                    self.problem(
+                        ProblemKind::InvalidExpression,
+                        node,
+                        id,
+                        "an escalation catch event's code is a static value, not an expression",
+                    );
+                }
+                Some(code)
+            }
             None => {
                 self.problem(
                     ProblemKind::InvalidReference,
                     node,
                     id,
-                    format!("{name} boundary refers to {name} '{r}', which is not defined"),
+                    format!("{name} catch event refers to {name} '{r}', which is not defined"),
                 );
                 None
             }
