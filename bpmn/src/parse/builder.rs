@@ -57,6 +57,16 @@ pub(crate) fn build(doc: &Document<'_>, lines: &LineIndex<'_>) -> Result<Definit
 
 /// Top-level definitions that elements refer to.
 /// What a throw event refers to for its code.
+/// A trigger a catching event waits for, before it becomes a boundary or start trigger.
+enum Caught {
+    Message(MessageRef),
+    Timer(TimerDef),
+    Signal(SignalRef),
+    Error(Option<String>),
+    Escalation(Option<String>),
+    Conditional(Expression),
+}
+
 #[derive(Clone, Copy)]
 enum Thrown {
     Error,
@@ -841,6 +851,49 @@ impl<'a> ProcessBuilder<'a> {
         Kind::StartEvent(trigger)
     }
 
+    /// What a catching event waits for (`None`: the definition is no such trigger), read the
+    /// same way for boundary events and event-subprocess starts; `Err` names why it cannot
+    /// run (the problem is recorded).
+    fn caught(
+        &mut self,
+        node: Node<'a, 'a>,
+        id: &str,
+        def: &EventDef<'a>,
+    ) -> Option<Result<Caught, &'static str>> {
+        Some(match def {
+            EventDef::Message { message_ref } => self
+                .message(node, id, *message_ref, true)
+                .map(Caught::Message)
+                .ok_or("message event without message"),
+            EventDef::Timer {
+                kind,
+                text,
+                node: tn,
+                ambiguous,
+            } => self
+                .timer(*tn, id, *kind, *text, *ambiguous)
+                .map(Caught::Timer)
+                .ok_or("invalid timer"),
+            EventDef::Signal { signal_ref } => self
+                .signal(node, id, *signal_ref)
+                .map(Caught::Signal)
+                .ok_or("signal event without signal"),
+            EventDef::Error { error_ref } => self
+                .caught_code(node, id, *error_ref, Thrown::Error)
+                .map(Caught::Error)
+                .ok_or("error event with unknown error"),
+            EventDef::Escalation { escalation_ref } => self
+                .caught_code(node, id, *escalation_ref, Thrown::Escalation)
+                .map(Caught::Escalation)
+                .ok_or("escalation event with unknown escalation"),
+            EventDef::Conditional { condition } => self
+                .conditional(node, id, *condition)
+                .map(Caught::Conditional)
+                .ok_or("conditional event without condition"),
+            _ => return None,
+        })
+    }
+
     /// The start event of an event subprocess: what starts it while its container runs.
     fn event_subprocess_start(
         &mut self,
@@ -849,25 +902,12 @@ impl<'a> ProcessBuilder<'a> {
         defs: &[EventDef<'a>],
     ) -> Kind {
         let interrupting = bool_attr(node, "isInterrupting", true);
-        let trigger = match defs {
-            [EventDef::Message { message_ref }] => match self.message(node, id, *message_ref, true)
-            {
-                Some(m) => StartTrigger::Message(m),
-                None => return Kind::Unsupported("message start without message"),
-            },
-            [
-                EventDef::Timer {
-                    kind,
-                    text,
-                    node: tn,
-                    ambiguous,
-                },
-            ] => match self.timer(*tn, id, *kind, *text, *ambiguous) {
-                Some(t) => StartTrigger::Timer(t),
-                None => return Kind::Unsupported("invalid timer"),
-            },
-            [EventDef::Error { error_ref }] => {
-                if !interrupting {
+        if let [def] = defs
+            && let Some(caught) = self.caught(node, id, def)
+        {
+            let trigger = match caught {
+                Err(why) => return Kind::Unsupported(why),
+                Ok(Caught::Error(_)) if !interrupting => {
                     self.problem(
                         ProblemKind::InvalidStructure,
                         node,
@@ -876,39 +916,29 @@ impl<'a> ProcessBuilder<'a> {
                     );
                     return Kind::Unsupported("non-interrupting error start");
                 }
-                match self.caught_code(node, id, *error_ref, Thrown::Error) {
-                    Some(code) => StartTrigger::Error(code),
-                    None => return Kind::Unsupported("error start with unknown error"),
-                }
-            }
-            [EventDef::Escalation { escalation_ref }] => {
-                match self.caught_code(node, id, *escalation_ref, Thrown::Escalation) {
-                    Some(code) => StartTrigger::Escalation(code),
-                    None => return Kind::Unsupported("escalation start with unknown escalation"),
-                }
-            }
-            [EventDef::Conditional { condition }] => match self.conditional(node, id, *condition) {
-                Some(c) => StartTrigger::Conditional(c),
-                None => return Kind::Unsupported("conditional event without condition"),
-            },
-            [EventDef::Signal { signal_ref }] => match self.signal(node, id, *signal_ref) {
-                Some(s) => StartTrigger::Signal(s),
-                None => return Kind::Unsupported("signal start without signal"),
-            },
+                Ok(Caught::Message(m)) => StartTrigger::Message(m),
+                Ok(Caught::Timer(t)) => StartTrigger::Timer(t),
+                Ok(Caught::Signal(sig)) => StartTrigger::Signal(sig),
+                Ok(Caught::Error(code)) => StartTrigger::Error(code),
+                Ok(Caught::Escalation(code)) => StartTrigger::Escalation(code),
+                Ok(Caught::Conditional(c)) => StartTrigger::Conditional(c),
+            };
+            return Kind::StartEvent(trigger);
+        }
+        match defs {
             [] => {
                 self.problem(
                     ProblemKind::InvalidStructure,
                     node,
                     id,
-                    "the start event of an event subprocess needs a trigger (message, timer, error, escalation or conditional)",
+                    "the start event of an event subprocess needs a trigger (message, timer, signal, error, escalation or conditional)",
                 );
-                return Kind::Unsupported("event subprocess start without trigger");
+                Kind::Unsupported("event subprocess start without trigger")
             }
-            [EventDef::Other(what)] => return self.unsupported(node, id, what),
-            [_] => return self.unsupported(node, id, "this kind of event subprocess start"),
-            _ => return self.unsupported(node, id, "start event with several triggers"),
-        };
-        Kind::StartEvent(trigger)
+            [EventDef::Other(what)] => self.unsupported(node, id, what),
+            [_] => self.unsupported(node, id, "this kind of event subprocess start"),
+            _ => self.unsupported(node, id, "start event with several triggers"),
+        }
     }
 
     fn end_event(&mut self, _idx: ElementIdx, node: Node<'a, 'a>, id: &str) -> Kind {
@@ -1100,55 +1130,30 @@ impl<'a> ProcessBuilder<'a> {
         self.elements[attached_to.0 as usize].boundaries.push(idx);
         let interrupting = events::interrupting(node);
         let defs = events::definitions(node);
-        let trigger = match defs.as_slice() {
-            [
-                EventDef::Timer {
-                    kind,
-                    text,
-                    node: tn,
-                    ambiguous,
-                },
-            ] => match self.timer(*tn, id, *kind, *text, *ambiguous) {
-                Some(t) if t.kind == crate::model::TimerKind::Cycle && interrupting => {
-                    self.problem(
-                            ProblemKind::InvalidTimer,
-                            *tn,
-                            id,
-                            "an interrupting timer boundary fires once; use timeDuration or timeDate, or make it non-interrupting",
-                        );
-                    return Kind::Unsupported("interrupting timer boundary with cycle");
-                }
-                Some(t) => BoundaryTrigger::Timer(t),
-                None => return Kind::Unsupported("invalid timer"),
-            },
-            [EventDef::Message { message_ref }] => match self.message(node, id, *message_ref, true)
+        let caught = match defs.as_slice() {
+            [def] => self.caught(node, id, def),
+            _ => None,
+        };
+        let trigger = match (caught, defs.as_slice()) {
+            (Some(Err(why)), _) => return Kind::Unsupported(why),
+            (Some(Ok(Caught::Timer(t))), [EventDef::Timer { node: tn, .. }])
+                if t.kind == crate::model::TimerKind::Cycle && interrupting =>
             {
-                Some(m) => BoundaryTrigger::Message(m),
-                None => return Kind::Unsupported("message boundary without message"),
-            },
-            [EventDef::Error { error_ref }] => {
-                match self.caught_code(node, id, *error_ref, Thrown::Error) {
-                    Some(code) => BoundaryTrigger::Error(code),
-                    None => return Kind::Unsupported("error boundary with unknown error"),
-                }
+                self.problem(
+                    ProblemKind::InvalidTimer,
+                    *tn,
+                    id,
+                    "an interrupting timer boundary fires once; use timeDuration or timeDate, or make it non-interrupting",
+                );
+                return Kind::Unsupported("interrupting timer boundary with cycle");
             }
-            [EventDef::Conditional { condition }] => match self.conditional(node, id, *condition) {
-                Some(c) => BoundaryTrigger::Conditional(c),
-                None => return Kind::Unsupported("conditional event without condition"),
-            },
-            [EventDef::Signal { signal_ref }] => match self.signal(node, id, *signal_ref) {
-                Some(s) => BoundaryTrigger::Signal(s),
-                None => return Kind::Unsupported("signal boundary without signal"),
-            },
-            [EventDef::Escalation { escalation_ref }] => {
-                match self.caught_code(node, id, *escalation_ref, Thrown::Escalation) {
-                    Some(code) => BoundaryTrigger::Escalation(code),
-                    None => {
-                        return Kind::Unsupported("escalation boundary with unknown escalation");
-                    }
-                }
-            }
-            [EventDef::Compensate { .. }] => {
+            (Some(Ok(Caught::Timer(t))), _) => BoundaryTrigger::Timer(t),
+            (Some(Ok(Caught::Message(m))), _) => BoundaryTrigger::Message(m),
+            (Some(Ok(Caught::Signal(sig))), _) => BoundaryTrigger::Signal(sig),
+            (Some(Ok(Caught::Error(code))), _) => BoundaryTrigger::Error(code),
+            (Some(Ok(Caught::Escalation(code))), _) => BoundaryTrigger::Escalation(code),
+            (Some(Ok(Caught::Conditional(c))), _) => BoundaryTrigger::Conditional(c),
+            (None, [EventDef::Compensate { .. }]) => {
                 let handler = self
                     .associations
                     .get(id)
@@ -1163,7 +1168,7 @@ impl<'a> ProcessBuilder<'a> {
                 }
                 BoundaryTrigger::Compensation(handler)
             }
-            [] => {
+            (_, []) => {
                 self.problem(
                     ProblemKind::InvalidStructure,
                     node,
@@ -1172,8 +1177,8 @@ impl<'a> ProcessBuilder<'a> {
                 );
                 return Kind::Unsupported("boundary without trigger");
             }
-            [EventDef::Other(what)] => return self.unsupported(node, id, what),
-            [_] => return self.unsupported(node, id, "this kind of boundary event"),
+            (_, [EventDef::Other(what)]) => return self.unsupported(node, id, what),
+            (_, [_]) => return self.unsupported(node, id, "this kind of boundary event"),
             _ => return self.unsupported(node, id, "boundary event with several triggers"),
         };
         Kind::Boundary(Boundary {
