@@ -6,52 +6,65 @@
 use hyper::HeaderMap;
 use hyper::header::{self, HeaderName, HeaderValue};
 
-/// Fields that are hop-by-hop whether or not `Connection` names them.
-const ALWAYS: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-];
+/// Whether a field is hop-by-hop by its name alone (RFC 9110 §7.6.1 and the fields older
+/// clients send); `Connection` names the others. `Connection` and `Upgrade` are among them:
+/// an upgrade puts them back.
+fn always_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "upgrade"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+    )
+}
 
 /// Whether the message asks to upgrade the connection (WebSocket and the like).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE) && connection_tokens(headers).any(|t| t == "upgrade")
+    headers.contains_key(header::UPGRADE)
+        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> + '_ {
     headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
+        .map(str::trim)
         .filter(|t| !t.is_empty())
 }
 
 /// Removes the hop-by-hop fields; with `keep_upgrade`, an upgrade request or answer keeps
 /// `Connection: upgrade` and `Upgrade`.
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let upgrade = keep_upgrade && wants_upgrade(headers);
-    let named: Vec<String> = connection_tokens(headers).collect();
-    for name in named {
-        if let Ok(name) = HeaderName::from_bytes(name.as_bytes())
-            && !(upgrade && name == header::UPGRADE)
-        {
-            headers.remove(name);
-        }
+    // Most messages carry none, or only `Connection: keep-alive`: one pass over the names
+    // present (comparisons of known names) decides, and only present fields are removed.
+    if !headers.keys().any(always_hop) {
+        return;
     }
-    for name in ALWAYS {
+    let upgrade = keep_upgrade && wants_upgrade(headers);
+    let named: Vec<&str> = connection_tokens(headers).collect();
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            if upgrade && (**name == header::CONNECTION || **name == header::UPGRADE) {
+                return false;
+            }
+            always_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name.as_str()))
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
         headers.remove(name);
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
     }
 }
 
@@ -85,8 +98,27 @@ mod tests {
             ("x-order-id", "4711"),
         ]);
         strip(&mut h, true);
-        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        // The order of different fields carries no meaning (RFC 9110 §5.3).
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
         assert_eq!(left, ["content-type", "x-order-id"]);
+    }
+
+    #[test]
+    fn a_hop_field_alone_goes_and_a_message_without_any_stays_as_it_is() {
+        let mut h = headers(&[("keep-alive", "timeout=5"), ("x-order-id", "4711")]);
+        strip(&mut h, false);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-order-id"]);
+
+        let mut h = headers(&[("te", "trailers")]);
+        strip(&mut h, false);
+        assert!(h.is_empty());
+
+        let mut h = headers(&[("content-type", "text/plain"), ("x-order-id", "4711")]);
+        let before = h.clone();
+        strip(&mut h, true);
+        assert_eq!(h, before);
     }
 
     #[test]

@@ -4,8 +4,6 @@
 //! Mesh: a peer's request is checked to be meant for this service, unmarked, and handed to the
 //! app.
 
-use std::net::SocketAddr;
-
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::uri::Authority;
 use hyper::{Method, Request, Response, StatusCode};
@@ -13,6 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::body::{self, Body};
 use crate::forward::{Forwarder, Unreachable};
 use crate::registry::Registry;
+use crate::server::Caller;
 
 /// The service a request is for, on the mesh.
 pub const SERVICE_HEADER: &str = "x-flowmesh-service";
@@ -21,8 +20,14 @@ pub const FROM_HEADER: &str = "x-flowmesh-from";
 
 /// Drops the mesh's own fields: an app must not forge them, an app must not see them.
 pub fn unmark(headers: &mut HeaderMap) {
-    headers.remove(SERVICE_HEADER);
-    headers.remove(FROM_HEADER);
+    // Nearly always absent: a scan of the names costs less than looking up both.
+    if headers
+        .keys()
+        .any(|name| name.as_str().starts_with("x-flowmesh-"))
+    {
+        headers.remove(SERVICE_HEADER);
+        headers.remove(FROM_HEADER);
+    }
 }
 
 /// The service an app's request names: the absolute-form URI's host, else `Host`, without a
@@ -53,7 +58,7 @@ impl Outbound {
     pub async fn handle(
         &self,
         mut request: Request<Body>,
-        peer: SocketAddr,
+        caller: Caller,
     ) -> (Response<Body>, String) {
         if request.method() == Method::CONNECT {
             let answer = body::error(
@@ -99,7 +104,7 @@ impl Outbound {
             );
             return (answer, service);
         };
-        let answer = self.forwarder.forward(request, &upstream, peer).await;
+        let answer = self.forwarder.forward(request, &upstream, caller).await;
         if answer.extensions().get::<Unreachable>().is_some() {
             self.registry.eject(instance.mesh);
         }

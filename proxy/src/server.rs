@@ -5,8 +5,11 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -21,10 +24,17 @@ use crate::guard::Guarded;
 use crate::link::AppLink;
 use crate::metrics::Metrics;
 
-/// Serves `handle(request, peer)` on `listener` until `shutdown` resolves; then stops
+/// Who sent a request: the peer, and on listeners that lead to the app over HTTP/1, the
+/// connection's own [`AppLink`] to it.
+#[derive(Clone)]
+pub struct Caller {
+    pub peer: SocketAddr,
+    pub link: Option<AppLink>,
+}
+
+/// Serves `handle(request, caller)` on `listener` until `shutdown` resolves; then stops
 /// accepting and waits up to `limits.drain_timeout` for open requests. With `app`, each
-/// connection gets its own [`AppLink`] to it (in the requests' extensions), driven in the
-/// connection's task.
+/// connection gets its own [`AppLink`] to it, driven in the connection's task.
 pub async fn serve<H, F>(
     listener: TcpListener,
     direction: &'static str,
@@ -34,7 +44,7 @@ pub async fn serve<H, F>(
     handle: H,
     shutdown: impl Future<Output = ()>,
 ) where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, Caller) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -82,12 +92,13 @@ pub async fn serve<H, F>(
             }
             None => (None, None),
         };
-        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let handle = handle.clone();
-            if let Some(link) = &link {
-                request.extensions_mut().insert(link.clone());
-            }
-            async move { Ok::<_, Infallible>(handle(request, peer).await) }
+            let caller = Caller {
+                peer,
+                link: link.clone(),
+            };
+            async move { Ok::<_, Infallible>(handle(request, caller).await) }
         });
         let refused = metrics.clone();
         let stream = Guarded::new(
@@ -105,16 +116,12 @@ pub async fn serve<H, F>(
         let connection = graceful.watch(connection);
         let open = metrics.connection_opened(direction);
         tokio::spawn(async move {
+            let connection = async {
+                let _ = connection.await;
+            };
             match driver {
-                Some(driver) => {
-                    tokio::select! {
-                        _ = connection => {}
-                        () = driver.run() => {}
-                    }
-                }
-                None => {
-                    let _ = connection.await;
-                }
+                Some(driver) => until_first(connection, driver.run()).await,
+                None => connection.await,
             }
             drop(open);
             drop(permit);
@@ -122,4 +129,16 @@ pub async fn serve<H, F>(
     }
     drop(listener);
     let _ = tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await;
+}
+
+/// Runs a client connection and its app link in one task until either ends, polling each only
+/// when it was woken. A request passes back and forth between the two several times (the
+/// request, its answer's head, each piece of its body); polling both whenever either is woken,
+/// as `select!` does, would run the idle one's whole poll each time.
+async fn until_first(a: impl Future<Output = ()> + Send, b: impl Future<Output = ()> + Send) {
+    let mut both: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send + '_>>> =
+        FuturesUnordered::new();
+    both.push(Box::pin(a));
+    both.push(Box::pin(b));
+    both.next().await;
 }

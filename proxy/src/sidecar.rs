@@ -26,6 +26,7 @@ use crate::observe::{RuleSet, Rules};
 use crate::registry::Registry;
 use crate::routing::{self, Outbound};
 use crate::runtime::{self, Runtime};
+use crate::server::Caller;
 use crate::telemetry::Telemetry;
 use crate::telemetry::export::{self, Exporter};
 use crate::telemetry::stitch::Stitch;
@@ -355,12 +356,12 @@ impl Sidecar {
             &limits,
             &metrics,
             tel.clone(),
-            move |mut request: Request<Body>, peer| {
+            move |mut request: Request<Body>, caller| {
                 let (forwarder, app) = (forwarder.clone(), app.clone());
                 async move {
                     routing::unmark(request.headers_mut());
                     (
-                        forwarder.forward(request, &app, peer).await,
+                        forwarder.forward(request, &app, caller).await,
                         "other".to_owned(),
                     )
                 }
@@ -378,7 +379,7 @@ impl Sidecar {
             &limits,
             &metrics,
             tel.clone(),
-            move |mut request: Request<Body>, peer| {
+            move |mut request: Request<Body>, caller| {
                 let (forwarder, app, me) = (forwarder.clone(), app.clone(), mesh_me.clone());
                 let deliveries = deliveries.clone();
                 async move {
@@ -394,7 +395,7 @@ impl Sidecar {
                     }
                     routing::unmark(request.headers_mut());
                     (
-                        forwarder.forward(request, &app, peer).await,
+                        forwarder.forward(request, &app, caller).await,
                         "other".to_owned(),
                     )
                 }
@@ -415,10 +416,10 @@ impl Sidecar {
             &limits,
             &metrics,
             tel,
-            move |request: Request<Body>, peer| {
+            move |request: Request<Body>, caller| {
                 let routes = outbound_routes.clone();
                 async move {
-                    let (answer, _service) = routes.handle(request, peer).await;
+                    let (answer, _service) = routes.handle(request, caller).await;
                     (answer, "other".to_owned())
                 }
             },
@@ -488,7 +489,7 @@ fn serve<H, F>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<()>
 where
-    H: Fn(Request<Body>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Body>, Caller) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = (Response<Body>, String)> + Send + 'static,
 {
     let Plane {
@@ -497,7 +498,7 @@ where
         app,
     } = plane;
     let counted = metrics.clone();
-    let handle = move |request: Request<Incoming>, peer| {
+    let handle = move |request: Request<Incoming>, caller| {
         let (handler, metrics, tracing) = (handler.clone(), counted.clone(), tracing.clone());
         async move {
             let started = Instant::now();
@@ -520,7 +521,7 @@ where
                     {
                         runtime.observed(o);
                     }
-                    let (response, named) = handler(request, peer).await;
+                    let (response, named) = handler(request, caller).await;
                     let route = flight.route.clone().unwrap_or(named);
                     tracing.telemetry.end(flight, &response);
                     (response, route)
