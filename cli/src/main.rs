@@ -17,6 +17,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc instead of the C library's allocator. The sidecar relays Kafka batches of up to
+/// megabytes, each through a few buffers; glibc gave such blocks back to the system when they
+/// were freed, so every request started on fresh pages: page faults were over a third of the
+/// sidecar's CPU while relaying produce requests (90,000 faults per 100,000 records of 1 KiB,
+/// `perf record` during bench/kafka). jemalloc keeps freed pages for reuse for a few seconds
+/// (then returns them): CPU per produced record fell from 4.2 to 1.4 µs, and a proxied HTTP
+/// request takes 8 % fewer instructions. mimalloc did as well on speed but held 8 MiB more
+/// when idle and never returned what a burst took.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A sidecar that tracks, acts on and orchestrates business flows across microservices.
 #[derive(Parser)]
 #[command(name = "flowmesh", version, about, long_about = None, propagate_version = true)]
