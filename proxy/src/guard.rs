@@ -3,8 +3,8 @@
 //! reads chunks, RFC 9112 §6.3 allows that; a sidecar in front of other parsers refuses it),
 //! repeated Content-Length fields, and malformed chunk-size lines seen before the head is
 //! forwarded. It follows each request's framing on the connection's bytes as they are read; on a
-//! bad request it keeps the read from the parser, answers 400 itself and closes, so nothing of
-//! it reaches the app.
+//! bad request it keeps the read from the parser, answers 400 itself (431 for too many header
+//! fields) and closes, so nothing of it reaches the app.
 
 use std::io;
 use std::pin::Pin;
@@ -51,6 +51,9 @@ enum State {
     Passthrough,
     Refused,
 }
+
+/// A head with more fields than the limit; answered 431, not 400.
+pub const TOO_MANY_HEADERS: Reason = "too_many_headers";
 
 /// Chunk extensions longer than this are refused (hyper's own cap is of the same order).
 const MAX_EXTENSION: usize = 4096;
@@ -186,6 +189,9 @@ fn inspect(bytes: &[u8], max_headers: usize, max_head_bytes: usize) -> Result<He
             return Ok(Head::Passthrough);
         }
         Ok(httparse::Status::Partial) => return Ok(Head::Partial),
+        // Refused here rather than by the parser, so the parser can keep its default header
+        // table (a table sized to the limit is zeroed for every request it reads).
+        Err(httparse::Error::TooManyHeaders) => return Err(TOO_MANY_HEADERS),
         // Not HTTP/1 (the HTTP/2 preface) or a head the parser refuses itself.
         Err(_) => return Ok(Head::Passthrough),
     };
@@ -309,11 +315,19 @@ fn reply(reason: Reason) -> Vec<u8> {
         }
         "chunk_size_too_large" => "a chunk size has more than 15 hex digits",
         "chunk_extension_too_long" => "a chunk extension is longer than 4096 bytes",
+        TOO_MANY_HEADERS => {
+            "the request has more header fields than limits.max_header_count allows; send fewer"
+        }
         _ => "the chunked body is malformed (RFC 9112 section 7.1)",
+    };
+    let status = if reason == TOO_MANY_HEADERS {
+        "431 Request Header Fields Too Large"
+    } else {
+        "400 Bad Request"
     };
     let body = format!(r#"{{"error":"{reason}","detail":"{detail}"}}"#);
     format!(
-        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -327,7 +341,7 @@ struct Refusal {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Guarded<T> {
-    /// Writes the 400, shuts the write side, reads away what the client already sent (so the
+    /// Writes the answer, shuts the write side, reads away what the client already sent (so the
     /// close does not reset the connection before the client read the answer), then fails the
     /// read so that the parser drops the connection.
     fn poll_refuse(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -478,6 +492,17 @@ mod tests {
             ]),
             Err("content_length_and_transfer_encoding")
         );
+    }
+
+    #[test]
+    fn too_many_fields_are_refused_with_431() {
+        let head: &[u8] = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        let mut g = Guarded::new((), 8192, 3, |_| {});
+        assert_eq!(g.scan(head), Ok(()));
+        let mut g = Guarded::new((), 8192, 2, |_| {});
+        assert_eq!(g.scan(head), Err(TOO_MANY_HEADERS));
+        assert!(reply(TOO_MANY_HEADERS).starts_with(b"HTTP/1.1 431 "));
+        assert!(reply("repeated_content_length").starts_with(b"HTTP/1.1 400 "));
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::guard::Guarded;
 use crate::link::AppLink;
 use crate::metrics::Metrics;
 
+/// The most header fields hyper's HTTP/1 parser takes when not told otherwise.
+const HYPER_MAX_HEADERS: usize = 100;
+
 /// Who sent a request: the peer, and on listeners that lead to the app over HTTP/1, the
 /// connection's own [`AppLink`] to it.
 #[derive(Clone)]
@@ -52,9 +55,13 @@ pub async fn serve<H, F>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_headers(limits.max_header_count)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
+    // The guard refuses heads over the limit; hyper's own table (100 fields) is kept unless the
+    // limit is higher, since a table of a configured size is zeroed for every request.
+    if limits.max_header_count > HYPER_MAX_HEADERS {
+        builder.http1().max_headers(limits.max_header_count);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -98,7 +105,8 @@ pub async fn serve<H, F>(
                 peer,
                 link: link.clone(),
             };
-            async move { Ok::<_, Infallible>(handle(request, caller).await) }
+            let answer = handle(request, caller);
+            async move { Ok::<_, Infallible>(answer.await) }
         });
         let refused = metrics.clone();
         let stream = Guarded::new(
