@@ -101,16 +101,16 @@ impl AppLink {
         let kept = self.inner.sender.lock().ok().and_then(|mut s| s.take());
         let mut sender = match kept {
             Some(s) if !s.is_closed() => s,
-            _ => self.connect().await?,
+            _ => Box::pin(self.connect()).await?,
         };
         if sender.ready().await.is_err() {
-            sender = self.connect().await?;
+            sender = Box::pin(self.connect()).await?;
         }
         let response = match sender.try_send_request(request).await {
             Ok(r) => r,
             Err(mut failed) => match failed.take_message() {
                 Some(request) => {
-                    sender = self.connect().await?;
+                    sender = Box::pin(self.connect()).await?;
                     sender.send_request(request).await?
                 }
                 None => return Err(failed.into_error().into()),

@@ -521,7 +521,10 @@ where
                     {
                         runtime.observed(o);
                     }
-                    let (response, named) = handler(request, caller).await;
+                    // Boxed: the handler's future is kilobytes (the forward and its upstream
+                    // send), and unboxed it made this one several times larger; hyper moves this
+                    // one by value, a copy of all of it each time.
+                    let (response, named) = Box::pin(handler(request, caller)).await;
                     let route = flight.route.clone().unwrap_or(named);
                     tracing.telemetry.end(flight, &response);
                     (response, route)
