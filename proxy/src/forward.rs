@@ -246,12 +246,23 @@ fn content_length(headers: &hyper::HeaderMap) -> Option<u64> {
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 fn append_forwarded_for(headers: &mut hyper::HeaderMap, client: IpAddr) {
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(previous) => HeaderValue::from_str(&format!("{previous}, {client}")),
-        None => address_value(client),
-    };
-    if let Ok(v) = value {
-        headers.insert(&X_FORWARDED_FOR, v);
+    // One lookup of the name, whether the field is there or not.
+    match headers.entry(&X_FORWARDED_FOR) {
+        header::Entry::Occupied(mut field) => {
+            // A list that is not text is replaced, not extended.
+            let value = match field.get().to_str() {
+                Ok(previous) => HeaderValue::try_from(format!("{previous}, {client}")),
+                Err(_) => address_value(client),
+            };
+            if let Ok(v) = value {
+                field.insert(v);
+            }
+        }
+        header::Entry::Vacant(field) => {
+            if let Ok(v) = address_value(client) {
+                field.insert(v);
+            }
+        }
     }
 }
 

@@ -44,29 +44,50 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> + '_ {
 /// `Connection: upgrade` and `Upgrade`.
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Most messages carry none, or only `Connection: keep-alive`: one pass over the names
-    // present (comparisons of known names) decides, and only present fields are removed.
-    if !headers.keys().any(always_hop) {
+    // present (comparisons of known names) finds them, gathered on the stack (the map cannot
+    // change while its keys are read; there are at most as many as `always_hop` knows).
+    let mut hop = [NO_FIELD; HOP_FIELDS];
+    let mut n = 0;
+    for name in headers.keys().filter(|name| always_hop(name)) {
+        if n < HOP_FIELDS {
+            hop[n] = Some(name.clone());
+            n += 1;
+        }
+    }
+    if n == 0 {
         return;
     }
     let upgrade = keep_upgrade && wants_upgrade(headers);
-    let named: Vec<&str> = connection_tokens(headers).collect();
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            if upgrade && (**name == header::CONNECTION || **name == header::UPGRADE) {
-                return false;
-            }
-            always_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name.as_str()))
-        })
-        .cloned()
-        .collect();
-    for name in doomed {
+    // `Connection` rarely names other fields: its usual tokens name nothing that is left, and
+    // an upgrade keeps the `Upgrade` it names.
+    let names_a_field = |t: &str| {
+        !(t.eq_ignore_ascii_case("keep-alive")
+            || t.eq_ignore_ascii_case("close")
+            || (upgrade && t.eq_ignore_ascii_case("upgrade")))
+    };
+    if connection_tokens(headers).any(names_a_field) {
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter(|t| names_a_field(t))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in hop.into_iter().flatten() {
+        if upgrade && (name == header::CONNECTION || name == header::UPGRADE) {
+            continue;
+        }
         headers.remove(name);
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
 }
+
+/// How many distinct names [`always_hop`] knows.
+const HOP_FIELDS: usize = 9;
+const NO_FIELD: Option<HeaderName> = None;
 
 #[cfg(test)]
 mod tests {
