@@ -1,8 +1,10 @@
 //! The sidecar's metrics, in Prometheus text on the local API's `/metrics`: requests and their
 //! latency by direction, route and status, open connections, and dropped spans.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use fnv::FnvHashMap;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -71,10 +73,22 @@ fn latency_histogram() -> Histogram {
     ))
 }
 
+/// The series of one direction, route and status.
+#[derive(Clone)]
+struct RequestSeries {
+    requests: Counter,
+    latency: Histogram,
+}
+
+/// Series by direction and status, then route: found with a short hash of borrowed labels,
+/// where the families hash owned labels (an allocation) with SipHash, once each.
+type SeriesCache = FnvHashMap<(&'static str, u16), FnvHashMap<String, RequestSeries>>;
+
 struct Inner {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    series: RwLock<SeriesCache>,
     connections: Family<DirectionLabels, Gauge>,
     refused: Family<RefusedLabels, Counter>,
     observations: Family<MessageLabels, Counter>,
@@ -254,6 +268,7 @@ impl Metrics {
                 registry,
                 requests,
                 latency,
+                series: RwLock::default(),
                 connections,
                 refused,
                 observations,
@@ -264,16 +279,40 @@ impl Metrics {
     }
 
     pub fn request(&self, direction: &'static str, route: &str, status: u16, took: Duration) {
+        let seconds = took.as_secs_f64();
+        if let Ok(cache) = self.inner.series.read()
+            && let Some(series) = cache
+                .get(&(direction, status))
+                .and_then(|routes| routes.get(route))
+        {
+            series.requests.inc();
+            series.latency.observe(seconds);
+            return;
+        }
+        let series = self.new_series(direction, route, status);
+        series.requests.inc();
+        series.latency.observe(seconds);
+    }
+
+    /// Creates the series of a label set seen for the first time (a bounded set: routes are
+    /// binding templates or `other`).
+    fn new_series(&self, direction: &'static str, route: &str, status: u16) -> RequestSeries {
         let labels = RequestLabels {
             direction,
             route: route.to_owned(),
             status,
         };
-        self.inner.requests.get_or_create(&labels).inc();
-        self.inner
-            .latency
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+        let series = RequestSeries {
+            requests: self.inner.requests.get_or_create(&labels).clone(),
+            latency: self.inner.latency.get_or_create(&labels).clone(),
+        };
+        if let Ok(mut cache) = self.inner.series.write() {
+            cache
+                .entry((direction, status))
+                .or_default()
+                .insert(labels.route, series.clone());
+        }
+        series
     }
 
     pub fn connection_opened(&self, direction: &'static str) -> OpenConnection {
@@ -441,6 +480,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("flowmesh_dropped_spans_total 2"), "{text}");
+        // Each label set is its own series, however the lookups are cached.
+        m.request("inbound", "/orders/{id}", 200, Duration::from_millis(1));
+        m.request("inbound", "other", 503, Duration::from_millis(1));
+        m.request("mesh", "other", 200, Duration::from_millis(1));
+        let text = m.render();
+        for series in [
+            r#"flowmesh_requests_total{direction="inbound",route="other",status="200"} 2"#,
+            r#"flowmesh_requests_total{direction="inbound",route="/orders/{id}",status="200"} 1"#,
+            r#"flowmesh_requests_total{direction="inbound",route="other",status="503"} 1"#,
+            r#"flowmesh_requests_total{direction="mesh",route="other",status="200"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
         drop(open);
         assert!(
             m.render()
