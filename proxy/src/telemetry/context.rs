@@ -31,14 +31,20 @@ fn hex_into(text: &[u8], out: &mut [u8]) -> Option<()> {
     Some(())
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes `bytes` as lower-case hex into `out`, two digits a byte.
+fn write_hex(bytes: &[u8], out: &mut [u8]) {
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = HEX_DIGITS[usize::from(b >> 4)];
+        pair[1] = HEX_DIGITS[usize::from(b & 0xf)];
     }
-    s
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = vec![0u8; bytes.len() * 2];
+    write_hex(bytes, &mut s);
+    s.into_iter().map(char::from).collect()
 }
 
 impl SpanContext {
@@ -108,21 +114,11 @@ impl SpanContext {
 
     /// The W3C `traceparent` as bytes, without allocating (one per produced Kafka record).
     pub fn traceparent_bytes(&self) -> [u8; 55] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b'-'; 55];
-        out[0] = b'0';
-        out[1] = b'0';
-        let digits = self
-            .trace_id
-            .iter()
-            .chain(&self.span_id)
-            .chain(std::iter::once(&self.flags));
-        // Trace id at 3..35, span id at 36..52, flags at 53..55.
-        let places = (3..35).step_by(2).chain((36..52).step_by(2)).chain([53]);
-        for (b, at) in digits.zip(places) {
-            out[at] = HEX[usize::from(b >> 4)];
-            out[at + 1] = HEX[usize::from(b & 0x0f)];
-        }
+        out[..2].copy_from_slice(b"00");
+        write_hex(&self.trace_id, &mut out[3..35]);
+        write_hex(&self.span_id, &mut out[36..52]);
+        write_hex(&[self.flags], &mut out[53..55]);
         out
     }
 
