@@ -1,7 +1,7 @@
 //! `bench/proxy`: what one and two flowmesh hops add to an HTTP/1.1 request, next to nginx as a
-//! plain reverse proxy, in the same run on the same machine with the same load generator:
-//! latency at a fixed offered rate (open loop), saturation throughput, and the sidecar's
-//! memory. Human-readable lines go to stderr; the last line on stdout is one JSON object.
+//! plain reverse proxy and a byte relay as the floor, in the same run on the same machine with
+//! the same load generator: latency at a fixed offered rate (open loop), saturation
+//! throughput, and the sidecar's memory. Human-readable lines go to stderr; the last line on stdout is one JSON object.
 //!
 //! Usage: `make bench-proxy`, or `cargo run --release -p flowmesh-bench-proxy [-- --seconds N]`.
 
@@ -13,6 +13,7 @@ mod matcher;
 mod nginx;
 #[path = "../../control-plane/src/procs.rs"]
 mod procs;
+mod relay;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -75,6 +76,7 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
     let mut children = Children::default();
     let app = nginx::app(dir.path(), &mut children)?;
     let (nginx, nginx_pid) = nginx::proxy(dir.path(), app, &mut children)?;
+    let (relay, relay_pid) = relay::start(dir.path(), app, &mut children)?;
     let mesh = flowmesh::start(dir.path(), app, &mut children)?;
     let url = |port: u16| format!("http://127.0.0.1:{port}/");
     let targets = [
@@ -100,6 +102,13 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
             },
         ),
         (
+            "relay",
+            Target {
+                url: url(relay),
+                host: None,
+            },
+        ),
+        (
             "two_hops",
             Target {
                 url: url(mesh.outbound),
@@ -108,10 +117,11 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
         ),
     ];
     // The processes whose CPU time a target's requests cost, beyond the app's.
-    let accounted: [Vec<u32>; 4] = [
+    let accounted: [Vec<u32>; 5] = [
         vec![],
         vec![mesh.app_sidecar_pid],
         vec![nginx_pid],
+        vec![relay_pid],
         vec![mesh.client_sidecar_pid, mesh.app_sidecar_pid],
     ];
     for (name, target) in &targets {
@@ -129,7 +139,7 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
     // Rounds interleave the targets, so that a slow spell of the machine hits them all alike.
     let mut measured: Vec<load::Latency> =
         targets.iter().map(|_| load::Latency::default()).collect();
-    let mut cpu = [0.0f64; 4];
+    let mut cpu = [0.0f64; 5];
     for _ in 0..ROUNDS {
         for (i, ((_, target), all)) in targets.iter().zip(&mut measured).enumerate() {
             let round = Duration::from_secs(seconds.div_ceil(ROUNDS));
@@ -194,6 +204,9 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(relay::FLAG) {
+        return relay::run(&args[2..]);
+    }
     let seconds = match procs::number_arg(&args, "--seconds", 10) {
         Ok(s) => s,
         Err(code) => return code,
