@@ -5,23 +5,26 @@
 //! hop costs. Opened on the first request, replaced when the app closes it, closed with the
 //! client's connection.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 
 use crate::body::Body;
 
-type Drive = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+type Drive = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The request side: cheap to clone, carried in the request's extensions.
+/// The request side: cheap to clone, carried with the caller.
 #[derive(Clone)]
 pub struct AppLink {
     inner: Arc<Inner>,
@@ -31,12 +34,32 @@ struct Inner {
     app: SocketAddr,
     connect_timeout: Duration,
     sender: Mutex<Option<SendRequest<Body>>>,
-    drive: mpsc::UnboundedSender<Drive>,
+    handover: Arc<Handover>,
+}
+
+/// What passes from the link to its driver: a connection just opened, and the link's end.
+/// A slot and a flag rather than a channel: the driver is woken on every read and write of
+/// its connection, and a channel would be polled each time for what comes once per
+/// connection.
+#[derive(Default)]
+struct Handover {
+    opened: Mutex<Option<Drive>>,
+    /// Set with `opened`, so that the driver looks into the slot only when there is news.
+    fresh: AtomicBool,
+    gone: AtomicBool,
+    driver: AtomicWaker,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.handover.gone.store(true, Ordering::Release);
+        self.handover.driver.wake();
+    }
 }
 
 /// The connection side: polls the upstream connection; run it next to the client connection.
 pub struct Driver {
-    next: mpsc::UnboundedReceiver<Drive>,
+    handover: Arc<Handover>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,17 +87,17 @@ impl Error {
 
 impl AppLink {
     pub fn new(app: SocketAddr, connect_timeout: Duration) -> (AppLink, Driver) {
-        let (drive, next) = mpsc::unbounded_channel();
+        let handover = Arc::new(Handover::default());
         (
             AppLink {
                 inner: Arc::new(Inner {
                     app,
                     connect_timeout,
                     sender: Mutex::new(None),
-                    drive,
+                    handover: handover.clone(),
                 }),
             },
-            Driver { next },
+            Driver { handover },
         )
     }
 
@@ -88,9 +111,15 @@ impl AppLink {
         let (sender, connection) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await?;
-        let _ = self.inner.drive.send(Box::pin(async move {
-            let _ = connection.await;
-        }));
+        let handover = &self.inner.handover;
+        if let Ok(mut slot) = handover.opened.lock() {
+            // A connection still in the slot was replaced before the driver took it.
+            *slot = Some(Box::pin(async move {
+                let _ = connection.await;
+            }));
+        }
+        handover.fresh.store(true, Ordering::Release);
+        handover.driver.wake();
         Ok(sender)
     }
 
@@ -124,29 +153,33 @@ impl AppLink {
 }
 
 impl Driver {
-    /// Drives the current app connection until the link is dropped.
-    pub async fn run(mut self) {
+    /// Drives the current app connection until the link is dropped, then lets that
+    /// connection finish what it carries.
+    pub async fn run(self) {
         let mut current: Option<Drive> = None;
-        loop {
-            match current.as_mut() {
-                Some(connection) => {
-                    tokio::select! {
-                        next = self.next.recv() => match next {
-                            Some(c) => current = Some(c),
-                            None => break,
-                        },
-                        () = connection => current = None,
-                    }
-                }
-                None => match self.next.recv().await {
-                    Some(c) => current = Some(c),
-                    None => break,
-                },
-            }
-        }
-        // The link is gone; let the last connection finish what it carries.
+        std::future::poll_fn(|cx| self.poll(cx, &mut current)).await;
         if let Some(connection) = current {
             connection.await;
+        }
+    }
+
+    fn poll(&self, cx: &mut Context<'_>, current: &mut Option<Drive>) -> Poll<()> {
+        self.handover.driver.register(cx.waker());
+        loop {
+            if self.handover.fresh.swap(false, Ordering::AcqRel)
+                && let Some(connection) =
+                    self.handover.opened.lock().ok().and_then(|mut s| s.take())
+            {
+                *current = Some(connection);
+            }
+            if self.handover.gone.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            match current.as_mut().map(|c| c.as_mut().poll(cx)) {
+                // The app closed it: wait for the next one (a new one may be in the slot).
+                Some(Poll::Ready(())) => *current = None,
+                Some(Poll::Pending) | None => return Poll::Pending,
+            }
         }
     }
 }
