@@ -206,12 +206,39 @@ impl Batch {
         let mut out = BytesMut::with_capacity(HEADER_LEN + records.len() + 64);
         out.put_slice(&self.bytes[..HEADER_LEN]);
         self.codec()?.compress(records, &mut out)?;
-        let length = i32::try_from(out.len() - 12).map_err(|_| Error::Length(i32::MAX))?;
-        out[8..12].copy_from_slice(&length.to_be_bytes());
-        let crc = crc32c::crc32c(&out[CRC_FROM..]);
-        out[CRC_AT..CRC_FROM].copy_from_slice(&crc.to_be_bytes());
+        seal(&mut out)?;
         Ok(out.freeze())
     }
+
+    /// The batch again with header `name` = `add[i]` appended to record `i` of `section` (its
+    /// records section, uncompressed, read into `records`) where it is `Some`, resealed. An
+    /// uncompressed batch is written once, straight behind its header; a compressed one goes
+    /// through [`Batch::reseal`].
+    pub fn with_header<V: AsRef<[u8]>>(
+        &self,
+        section: &[u8],
+        records: &[Record<'_>],
+        name: &str,
+        add: &[Option<V>],
+    ) -> Result<Bytes, Error> {
+        if self.codec()? != Codec::None {
+            return self.reseal(&with_header(section, records, name, add));
+        }
+        let mut out = Vec::with_capacity(HEADER_LEN + section.len() + added_len(name, add));
+        out.extend_from_slice(&self.bytes[..HEADER_LEN]);
+        write_with_header(&mut out, section, records, name, add);
+        seal(&mut out)?;
+        Ok(Bytes::from(out))
+    }
+}
+
+/// Fixes the batch length and the CRC-32C of a batch whose header and records are `batch`.
+fn seal(batch: &mut [u8]) -> Result<(), Error> {
+    let length = i32::try_from(batch.len() - 12).map_err(|_| Error::Length(i32::MAX))?;
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_FROM..]);
+    batch[CRC_AT..CRC_FROM].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
 }
 
 /// The batches of a records field, in order. A last batch cut short (Fetch responses may end
@@ -362,12 +389,27 @@ pub fn with_header<V: AsRef<[u8]>>(
     name: &str,
     add: &[Option<V>],
 ) -> Vec<u8> {
-    let extra: usize = add
-        .iter()
+    let mut out = Vec::with_capacity(buf.len() + added_len(name, add));
+    write_with_header(&mut out, buf, records, name, add);
+    out
+}
+
+/// At most how many bytes the headers in `add` add to a records section.
+fn added_len<V: AsRef<[u8]>>(name: &str, add: &[Option<V>]) -> usize {
+    add.iter()
         .flatten()
         .map(|v| name.len() + v.as_ref().len() + 16)
-        .sum();
-    let mut out = Vec::with_capacity(buf.len() + extra);
+        .sum()
+}
+
+/// Writes what [`with_header`] returns to the end of `out`.
+fn write_with_header<V: AsRef<[u8]>>(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    records: &[Record<'_>],
+    name: &str,
+    add: &[Option<V>],
+) {
     for (r, value) in records.iter().zip(add) {
         let Some(value) = value else {
             out.extend_from_slice(&buf[r.span.clone()]);
@@ -381,16 +423,15 @@ pub fn with_header<V: AsRef<[u8]>>(
             + value.len();
         let body_len =
             (r.span.end - r.body) - varint::len(count) + varint::len(count + 1) + header_len;
-        varint::write(&mut out, body_len as i64);
+        varint::write(out, body_len as i64);
         out.extend_from_slice(&buf[r.body..r.count_at]);
-        varint::write(&mut out, count + 1);
+        varint::write(out, count + 1);
         out.extend_from_slice(&buf[r.headers_at..r.span.end]);
-        varint::write(&mut out, name.len() as i64);
+        varint::write(out, name.len() as i64);
         out.extend_from_slice(name.as_bytes());
-        varint::write(&mut out, value.len() as i64);
+        varint::write(out, value.len() as i64);
         out.extend_from_slice(value);
     }
-    out
 }
 
 #[cfg(test)]
@@ -489,8 +530,13 @@ mod tests {
                 })
                 .collect();
             let spliced = batch
+                .with_header(&section, &recs, "traceparent", &add)
+                .expect("splice");
+            // Written in place or through a separate records section: the same bytes.
+            let resealed = batch
                 .reseal(&with_header(&section, &recs, "traceparent", &add))
                 .expect("reseal");
+            assert_eq!(spliced, resealed, "{compression:?}");
             let sealed = &batches(&spliced).expect("batches")[0];
             assert!(sealed.crc_ok(), "{compression:?}");
             assert_eq!(

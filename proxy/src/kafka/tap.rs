@@ -391,7 +391,7 @@ impl Tap {
                 continue;
             }
             let sealed = b
-                .reseal(&batch::with_header(&section, &recs, TRACEPARENT, &add))
+                .with_header(&section, &recs, TRACEPARENT, &add)
                 .map_err(fail)?;
             let limit = self.inner.options.max_batch_bytes;
             if sealed.len() > limit && b.len() <= limit {
