@@ -178,19 +178,19 @@ async fn requests(
         }
         let mut spans = Vec::new();
         let mut answered = true;
-        let out: Bytes = match api {
+        let mut rebuilt = None;
+        match api {
             ApiKey::Produce => {
                 let produced = shared.tap.produce(&frame, &head)?;
                 answered = produced.acks != 0;
                 spans = produced.spans;
-                produced.frame.unwrap_or(frame)
+                rebuilt = produced.frame;
             }
             ApiKey::JoinGroup | ApiKey::OffsetCommit | ApiKey::ConsumerGroupHeartbeat => {
                 shared.tap.learn_group(api, &frame, &head);
-                frame
             }
-            _ => frame,
-        };
+            _ => {}
+        }
         if answered {
             let waiting = Pending {
                 api,
@@ -205,9 +205,11 @@ async fn requests(
         } else {
             shared.tap.finish(spans);
         }
-        frame::write(&mut to_broker, &out)
-            .await
-            .map_err(Error::Broker)?;
+        match &rebuilt {
+            Some(parts) => frame::write_parts(&mut to_broker, parts).await,
+            None => frame::write(&mut to_broker, &frame).await,
+        }
+        .map_err(Error::Broker)?;
     }
 }
 

@@ -64,10 +64,7 @@ pub const COALESCE: usize = 64 * 1024;
 
 /// Writes one frame with its size prefix.
 pub async fn write<W: AsyncWrite + Unpin>(to: &mut W, frame: &[u8]) -> Result<(), Error> {
-    let size = i32::try_from(frame.len()).map_err(|_| Error::TooLarge {
-        size: frame.len() as i64,
-        max: i32::MAX as usize,
-    })?;
+    let size = size_of(frame.len())?;
     if frame.len() <= COALESCE {
         let mut one = Vec::with_capacity(4 + frame.len());
         one.extend_from_slice(&size.to_be_bytes());
@@ -76,6 +73,34 @@ pub async fn write<W: AsyncWrite + Unpin>(to: &mut W, frame: &[u8]) -> Result<()
     }
     to.write_all(&size.to_be_bytes()).await.map_err(Error::Io)?;
     to.write_all(frame).await.map_err(Error::Io)
+}
+
+/// Writes one frame made of `parts` in order, with vectored writes: a rebuilt request is
+/// sent from where its pieces lie instead of being copied into one buffer first.
+pub async fn write_parts<W: AsyncWrite + Unpin>(to: &mut W, parts: &[Bytes]) -> Result<(), Error> {
+    let size = size_of(parts.iter().map(Bytes::len).sum())?.to_be_bytes();
+    let mut slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&size[..])
+        .chain(parts.iter().map(|p| &p[..]))
+        .filter(|p| !p.is_empty())
+        .map(std::io::IoSlice::new)
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = to.write_vectored(rest).await.map_err(Error::Io)?;
+        if n == 0 {
+            return Err(Error::Io(std::io::ErrorKind::WriteZero.into()));
+        }
+        std::io::IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
+}
+
+/// A frame's size prefix.
+fn size_of(len: usize) -> Result<i32, Error> {
+    i32::try_from(len).map_err(|_| Error::TooLarge {
+        size: len as i64,
+        max: i32::MAX as usize,
+    })
 }
 
 /// The fixed start of every request: api key, version, correlation id, client id (header v1+;
@@ -150,6 +175,49 @@ mod tests {
         write(&mut out, b"hello").await.expect("write");
         let mut r = &out[..];
         assert_eq!(&read(&mut r, 16).await.expect("read")[..], b"hello");
+    }
+
+    /// Takes at most three bytes per write, so that writes end inside and between parts.
+    struct Trickle(Vec<u8>);
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let n = buf.len().min(3);
+            self.0.extend_from_slice(&buf[..n]);
+            std::task::Poll::Ready(Ok(n))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_in_parts_is_written_whole_and_in_order() {
+        let parts = [
+            Bytes::from_static(b"head"),
+            Bytes::new(),
+            Bytes::from_static(b"-"),
+            Bytes::from(vec![7u8; 1000]),
+            Bytes::from_static(b"tail"),
+        ];
+        let mut out = Trickle(Vec::new());
+        write_parts(&mut out, &parts).await.expect("write");
+        let mut r = &out.0[..];
+        assert_eq!(read(&mut r, 4096).await.expect("read"), parts.concat());
+        assert!(r.is_empty());
     }
 
     #[test]

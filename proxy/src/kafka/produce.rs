@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::frame::RequestHead;
 use super::varint;
@@ -72,31 +72,32 @@ pub fn read(frame: &[u8], head: &RequestHead) -> Read<Request> {
 }
 
 /// `frame` with the records of partition `i` replaced by `new` for each `(i, new)` (in
-/// partition order).
-pub fn rebuild(frame: &Bytes, request: &Request, replaced: &[(usize, Bytes)]) -> Bytes {
-    let extra: usize = replaced.iter().map(|(_, b)| b.len() + 5).sum();
-    let mut out = BytesMut::with_capacity(frame.len() + extra);
+/// partition order), as the pieces to send one after the other: slices of `frame`, the new
+/// length prefixes and the new records, so that no byte of the request is copied again.
+pub fn rebuild(frame: &Bytes, request: &Request, replaced: &[(usize, Bytes)]) -> Vec<Bytes> {
+    let mut parts = Vec::with_capacity(replaced.len() * 3 + 1);
     let mut cursor = 0;
     for (i, new) in replaced {
         let p = &request.partitions[*i];
-        out.put_slice(&frame[cursor..p.prefix.start]);
+        parts.push(frame.slice(cursor..p.prefix.start));
+        let mut prefix = Vec::with_capacity(5);
         if request.flexible {
-            let mut prefix = Vec::with_capacity(5);
             varint::write_unsigned(&mut prefix, new.len() as u64 + 1);
-            out.put_slice(&prefix);
         } else {
-            out.put_i32(new.len() as i32);
+            prefix.extend_from_slice(&(new.len() as i32).to_be_bytes());
         }
-        out.put_slice(new);
+        parts.push(Bytes::from(prefix));
+        parts.push(new.clone());
         cursor = p.records.as_ref().map_or(p.prefix.end, |r| r.end);
     }
-    out.put_slice(&frame[cursor..]);
-    out.freeze()
+    parts.push(frame.slice(cursor..));
+    parts
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, TopicName};
     use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -165,7 +166,7 @@ mod tests {
                 &req,
                 &[(0, long.clone()), (2, Bytes::from_static(b"ZZ"))],
             );
-            let mut buf = out.clone();
+            let mut buf = Bytes::from(out.concat());
             RequestHeader::decode(&mut buf, ApiKey::Produce.request_header_version(version))
                 .expect("header");
             let body = ProduceRequest::decode(&mut buf, version).expect("body");

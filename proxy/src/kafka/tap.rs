@@ -89,10 +89,11 @@ impl Groups {
     }
 }
 
-/// A Produce request after the tap: the frame to send instead (if records changed), whether
-/// the broker answers (`acks` ≠ 0) and the PRODUCER spans, which end with the answer.
+/// A Produce request after the tap: the frame to send instead (if records changed), in
+/// pieces to send in order, whether the broker answers (`acks` ≠ 0) and the PRODUCER spans,
+/// which end with the answer.
 pub struct Produced {
-    pub frame: Option<Bytes>,
+    pub frame: Option<Vec<Bytes>>,
     pub acks: i16,
     pub spans: Vec<Span>,
 }
