@@ -64,7 +64,7 @@ pub const COALESCE: usize = 64 * 1024;
 
 /// Writes one frame with its size prefix.
 pub async fn write<W: AsyncWrite + Unpin>(to: &mut W, frame: &[u8]) -> Result<(), Error> {
-    let size = size_of(frame.len())?;
+    let size = size_prefix(frame.len())?;
     if frame.len() <= COALESCE {
         let mut one = Vec::with_capacity(4 + frame.len());
         one.extend_from_slice(&size.to_be_bytes());
@@ -78,7 +78,7 @@ pub async fn write<W: AsyncWrite + Unpin>(to: &mut W, frame: &[u8]) -> Result<()
 /// Writes one frame made of `parts` in order, with vectored writes: a rebuilt request is
 /// sent from where its pieces lie instead of being copied into one buffer first.
 pub async fn write_parts<W: AsyncWrite + Unpin>(to: &mut W, parts: &[Bytes]) -> Result<(), Error> {
-    let size = size_of(parts.iter().map(Bytes::len).sum())?.to_be_bytes();
+    let size = size_prefix(parts.iter().map(Bytes::len).sum())?.to_be_bytes();
     let mut slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&size[..])
         .chain(parts.iter().map(|p| &p[..]))
         .filter(|p| !p.is_empty())
@@ -96,7 +96,7 @@ pub async fn write_parts<W: AsyncWrite + Unpin>(to: &mut W, parts: &[Bytes]) -> 
 }
 
 /// A frame's size prefix.
-fn size_of(len: usize) -> Result<i32, Error> {
+fn size_prefix(len: usize) -> Result<i32, Error> {
     i32::try_from(len).map_err(|_| Error::TooLarge {
         size: len as i64,
         max: i32::MAX as usize,
