@@ -57,9 +57,10 @@ pub async fn serve<H, F>(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
-    // The guard refuses heads over the limit; hyper's own table (100 fields) is kept unless the
-    // limit is higher, since a table of a configured size is zeroed for every request.
-    if limits.max_header_count > HYPER_MAX_HEADERS {
+    // The guard refuses heads over the limit, and hyper stays the backstop for heads the guard
+    // leaves to it (after an upgrade it did not watch). At the default limit hyper's own table
+    // is that limit; only another limit is set, since a configured table is zeroed per request.
+    if limits.max_header_count != HYPER_MAX_HEADERS {
         builder.http1().max_headers(limits.max_header_count);
     }
     builder

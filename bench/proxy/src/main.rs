@@ -1,7 +1,8 @@
 //! `bench/proxy`: what one and two flowmesh hops add to an HTTP/1.1 request, next to nginx as a
 //! plain reverse proxy and a byte relay as the floor, in the same run on the same machine with
 //! the same load generator: latency at a fixed offered rate (open loop), saturation
-//! throughput, and the sidecar's memory. Human-readable lines go to stderr; the last line on stdout is one JSON object.
+//! throughput, and the sidecar's memory. Human-readable lines go to stderr; the last line on
+//! stdout is one JSON object.
 //!
 //! Usage: `make bench-proxy`, or `cargo run --release -p flowmesh-bench-proxy [-- --seconds N]`.
 
