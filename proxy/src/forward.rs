@@ -177,10 +177,16 @@ impl Forwarder {
         let request = Request::from_parts(parts, body);
         let sent = async {
             match link {
-                Some(link) if !upgrade && version != Version::HTTP_2 => {
-                    link.send(request).await.map_err(SendError::from)
-                }
-                _ => client.request(request).await.map_err(SendError::from),
+                Some(link) if !upgrade && version != Version::HTTP_2 => link
+                    .send(request)
+                    .await
+                    .map(|r| r.map(BodyExt::boxed))
+                    .map_err(SendError::from),
+                _ => client
+                    .request(request)
+                    .await
+                    .map(|r| r.map(|b| b.map_err(BoxError::from).boxed()))
+                    .map_err(SendError::from),
             }
         };
         let mut response = match tokio::time::timeout(self.request_timeout, sent).await {
@@ -225,11 +231,10 @@ impl Forwarder {
             let (parts, _) = response.into_parts();
             return Response::from_parts(parts, body::empty());
         }
-        let (mut parts, incoming) = response.into_parts();
-        hop::strip(&mut parts.headers, false);
+        hop::strip(response.headers_mut(), false);
         // The caller's protocol, not the upstream's (an HTTP/1.0 app behind an HTTP/1.1 client).
-        parts.version = version;
-        Response::from_parts(parts, incoming.map_err(BoxError::from).boxed())
+        *response.version_mut() = version;
+        response
     }
 }
 

@@ -37,5 +37,6 @@ pub mod runtime;
 pub mod server;
 pub mod sidecar;
 pub mod telemetry;
+pub mod vectored;
 
 pub use sidecar::{Handle, Sidecar};

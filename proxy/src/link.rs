@@ -1,28 +1,40 @@
 //! A connection to the app that belongs to one HTTP/1 client connection and is driven in that
 //! connection's task. An HTTP/1 client sends one request at a time, so one upstream connection
-//! serves it; keeping both in one task spares the pooled client's hand-offs between tasks (a
-//! request and its answer cross no channel and wake no other task), which is most of what a
-//! hop costs. Opened on the first request, replaced when the app closes it, closed with the
-//! client's connection.
+//! serves it, and the link speaks HTTP/1.1 on it itself: a request's head is written and its
+//! answer's head read in the request's own future, and the answer's body is read as the
+//! client's connection asks for it, so that a request crosses no channel, dispatcher or other
+//! task on its way (what a general client pays for is most of what a hop costs). A request
+//! body is written by the [`Driver`], next to the client connection, so that it flows whether
+//! or not the answer is being read. Opened on the first request, replaced when the app closes
+//! it, closed with the client's connection.
+
+mod body;
+pub mod decode;
+pub mod encode;
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use futures_util::task::AtomicWaker;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, Request, Response};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+pub use body::AppBody;
 
 use crate::body::Body;
 
 type Drive = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Bytes a read asks for at least.
+const READ_SIZE: usize = 8 * 1024;
 
 /// The request side: cheap to clone, carried with the caller.
 #[derive(Clone)]
@@ -33,18 +45,24 @@ pub struct AppLink {
 struct Inner {
     app: SocketAddr,
     connect_timeout: Duration,
-    sender: Mutex<Option<SendRequest<Body>>>,
+    /// The open connection between requests.
+    idle: Mutex<Option<Conn>>,
     handover: Arc<Handover>,
 }
 
-/// What passes from the link to its driver: a connection just opened, and the link's end.
-/// A slot and a flag rather than a channel: the driver is woken on every read and write of
-/// its connection, and a channel would be polled each time for what comes once per
-/// connection.
+/// One HTTP/1.1 connection to the app, and what was read from it and not yet used.
+struct Conn {
+    reading: Reading,
+    write: OwnedWriteHalf,
+}
+
+/// What passes from the link to its driver: a request body to write, and the link's end.
+/// A slot and a flag rather than a channel: the driver is woken on every write it makes, and
+/// a channel would be polled each time for what comes once per request with a body.
 #[derive(Default)]
 struct Handover {
-    opened: Mutex<Option<Drive>>,
-    /// Set with `opened`, so that the driver looks into the slot only when there is news.
+    next: Mutex<Option<Drive>>,
+    /// Set with `next`, so that the driver looks into the slot only when there is news.
     fresh: AtomicBool,
     gone: AtomicBool,
     driver: AtomicWaker,
@@ -57,7 +75,7 @@ impl Drop for Inner {
     }
 }
 
-/// The connection side: polls the upstream connection; run it next to the client connection.
+/// The connection side: writes request bodies; run it next to the client connection.
 pub struct Driver {
     handover: Arc<Handover>,
 }
@@ -71,18 +89,45 @@ pub enum Error {
     },
     #[error("{0}: connection timed out")]
     ConnectTimeout(SocketAddr),
+    #[error("reading the app's answer: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("the app closed the connection without answering")]
+    Closed,
     #[error(transparent)]
-    Http(#[from] hyper::Error),
+    Answer(#[from] decode::Error),
+    #[error(transparent)]
+    Request(#[from] encode::Error),
 }
 
 impl Error {
     /// The app could not be reached at all (the request was not sent).
     pub fn is_connect(&self) -> bool {
+        matches!(self, Error::Connect { .. } | Error::ConnectTimeout(_))
+    }
+
+    /// The connection ended before any of an answer came: on a connection kept from an
+    /// earlier request, the app may have closed it just as the request went out.
+    fn unanswered(&self) -> bool {
         match self {
-            Error::Connect { .. } | Error::ConnectTimeout(_) => true,
-            Error::Http(e) => e.is_canceled(),
+            Error::Closed => true,
+            Error::Read(e) | Error::Request(encode::Error::Write(e)) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionAborted
+            ),
+            _ => false,
         }
     }
+}
+
+/// Whether a request may be sent again when a kept connection closed under it (RFC 9110
+/// §9.2.2: idempotent methods, and here only without a body).
+fn may_resend(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }
 
 impl AppLink {
@@ -93,7 +138,7 @@ impl AppLink {
                 inner: Arc::new(Inner {
                     app,
                     connect_timeout,
-                    sender: Mutex::new(None),
+                    idle: Mutex::new(None),
                     handover: handover.clone(),
                 }),
             },
@@ -101,65 +146,192 @@ impl AppLink {
         )
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, Error> {
+    async fn connect(&self) -> Result<Conn, Error> {
         let app = self.inner.app;
         let stream = tokio::time::timeout(self.inner.connect_timeout, TcpStream::connect(app))
             .await
             .map_err(|_| Error::ConnectTimeout(app))?
             .map_err(|source| Error::Connect { app, source })?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await?;
-        let handover = &self.inner.handover;
-        if let Ok(mut slot) = handover.opened.lock() {
-            // A connection still in the slot was replaced before the driver took it.
-            *slot = Some(Box::pin(async move {
-                let _ = connection.await;
-            }));
-        }
-        handover.fresh.store(true, Ordering::Release);
-        handover.driver.wake();
-        Ok(sender)
+        let (read, write) = stream.into_split();
+        Ok(Conn {
+            reading: Reading {
+                read,
+                buf: BytesMut::new(),
+            },
+            write,
+        })
     }
 
-    /// Sends `request` over this client connection's app connection, opening one when there is
-    /// none or the app closed it; a request the closing connection did not take is sent again
-    /// on a fresh one.
-    pub async fn send(&self, request: Request<Body>) -> Result<Response<Incoming>, Error> {
-        let kept = self.inner.sender.lock().ok().and_then(|mut s| s.take());
-        let mut sender = match kept {
-            Some(s) if !s.is_closed() => s,
-            _ => Box::pin(self.connect()).await?,
-        };
-        if sender.ready().await.is_err() {
-            sender = Box::pin(self.connect()).await?;
+    /// Sends `request` (its URI absolute or origin-form) over this client connection's app
+    /// connection, opening one when there is none or the app closed it. A request without a
+    /// body that a kept connection closed under is sent once more on a fresh one.
+    pub async fn send(&self, request: Request<Body>) -> Result<Response<AppBody>, Error> {
+        let (parts, body) = request.into_parts();
+        let framing = encode::framing(&parts.headers, &body)?;
+        let head = encode::head(&parts, framing);
+        let method = parts.method;
+        let kept = self
+            .inner
+            .idle
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.take())
+            .filter(Conn::is_open);
+        if framing != encode::Framing::None {
+            let conn = match kept {
+                Some(conn) => conn,
+                None => Box::pin(self.connect()).await?,
+            };
+            return self
+                .exchange_with_body(conn, head, body, framing, method)
+                .await;
         }
-        let response = match sender.try_send_request(request).await {
-            Ok(r) => r,
-            Err(mut failed) => match failed.take_message() {
-                Some(request) => {
-                    sender = Box::pin(self.connect()).await?;
-                    sender.send_request(request).await?
-                }
-                None => return Err(failed.into_error().into()),
-            },
+        let resend = kept.is_some() && may_resend(&method);
+        let conn = match kept {
+            Some(conn) => conn,
+            None => Box::pin(self.connect()).await?,
         };
-        if let Ok(mut slot) = self.inner.sender.lock() {
-            *slot = Some(sender);
+        match self.exchange(conn, &head, &method).await {
+            Err(e) if resend && e.unanswered() => {
+                let conn = Box::pin(self.connect()).await?;
+                self.exchange(conn, &head, &method).await
+            }
+            answered => answered,
         }
-        Ok(response)
+    }
+
+    /// A request without a body: its head is written here, in one write.
+    async fn exchange(
+        &self,
+        mut conn: Conn,
+        head: &[u8],
+        method: &Method,
+    ) -> Result<Response<AppBody>, Error> {
+        crate::vectored::write_all(&mut conn.write, &[head])
+            .await
+            .map_err(|e| Error::Request(encode::Error::Write(e)))?;
+        let reading = &mut conn.reading;
+        let answer = std::future::poll_fn(|cx| reading.poll_head_or(cx, method, None)).await?;
+        Ok(AppBody::answer(
+            answer,
+            conn.reading,
+            body::Writer::Here(conn.write),
+            self.inner.clone(),
+        ))
+    }
+
+    /// A request with a body: the driver writes it while the answer is awaited here.
+    async fn exchange_with_body(
+        &self,
+        conn: Conn,
+        head: Bytes,
+        body: Body,
+        framing: encode::Framing,
+        method: Method,
+    ) -> Result<Response<AppBody>, Error> {
+        let Conn {
+            mut reading,
+            mut write,
+        } = conn;
+        let written = Arc::new(body::Written::default());
+        let done = written.clone();
+        self.inner.handover.hand(Box::pin(async move {
+            let sent = encode::send(&mut write, head, body, framing).await;
+            done.finish(sent.map(|()| write));
+        }));
+        let answer =
+            std::future::poll_fn(|cx| reading.poll_head_or(cx, &method, Some(&written))).await?;
+        Ok(AppBody::answer(
+            answer,
+            reading,
+            body::Writer::Elsewhere(written),
+            self.inner.clone(),
+        ))
+    }
+}
+
+impl Inner {
+    /// Keeps a connection whose exchange ended cleanly for the next request.
+    fn keep(&self, reading: Reading, write: OwnedWriteHalf) {
+        if let Ok(mut idle) = self.idle.lock() {
+            *idle = Some(Conn { reading, write });
+        }
+    }
+}
+
+/// The reading side of a connection while an answer's head is awaited.
+struct Reading {
+    read: OwnedReadHalf,
+    buf: BytesMut,
+}
+
+impl Reading {
+    /// The answer's head; or the request body's failure, when it fails first.
+    fn poll_head_or(
+        &mut self,
+        cx: &mut Context<'_>,
+        method: &Method,
+        written: Option<&body::Written>,
+    ) -> Poll<Result<decode::Head, Error>> {
+        loop {
+            if let Some(head) = decode::head(&mut self.buf, method)? {
+                return Poll::Ready(Ok(head));
+            }
+            if let Some(e) = written.and_then(|w| w.failed(cx)) {
+                return Poll::Ready(Err(e.into()));
+            }
+            if self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
+                self.buf.reserve(READ_SIZE);
+            }
+            let n = ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut self.read),
+                cx,
+                &mut self.buf
+            ))
+            .map_err(Error::Read)?;
+            if n == 0 {
+                return Poll::Ready(Err(if self.buf.is_empty() {
+                    Error::Closed
+                } else {
+                    Error::Read(io::ErrorKind::UnexpectedEof.into())
+                }));
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Whether a kept connection is still open: the app may have closed it while idle, and an
+    /// idle connection has nothing to say (the check costs no system call unless the socket
+    /// became readable).
+    fn is_open(&self) -> bool {
+        let mut probe = [0u8; 1];
+        match self.reading.read.try_read(&mut probe) {
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+            Ok(_) => false,
+        }
+    }
+}
+
+impl Handover {
+    fn hand(&self, drive: Drive) {
+        if let Ok(mut slot) = self.next.lock() {
+            // A body still in the slot belongs to a connection already given up.
+            *slot = Some(drive);
+        }
+        self.fresh.store(true, Ordering::Release);
+        self.driver.wake();
     }
 }
 
 impl Driver {
-    /// Drives the current app connection until the link is dropped, then lets that
-    /// connection finish what it carries.
+    /// Writes request bodies until the link is dropped, then finishes the one under way.
     pub async fn run(self) {
         let mut current: Option<Drive> = None;
         std::future::poll_fn(|cx| self.poll(cx, &mut current)).await;
-        if let Some(connection) = current {
-            connection.await;
+        if let Some(writing) = current {
+            writing.await;
         }
     }
 
@@ -167,19 +339,200 @@ impl Driver {
         self.handover.driver.register(cx.waker());
         loop {
             if self.handover.fresh.swap(false, Ordering::AcqRel)
-                && let Some(connection) =
-                    self.handover.opened.lock().ok().and_then(|mut s| s.take())
+                && let Some(next) = self.handover.next.lock().ok().and_then(|mut s| s.take())
             {
-                *current = Some(connection);
+                *current = Some(next);
             }
             if self.handover.gone.load(Ordering::Acquire) {
                 return Poll::Ready(());
             }
             match current.as_mut().map(|c| c.as_mut().poll(cx)) {
-                // The app closed it: wait for the next one (a new one may be in the slot).
                 Some(Poll::Ready(())) => *current = None,
                 Some(Poll::Pending) | None => return Poll::Pending,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+    use hyper::header::HeaderMap;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    async fn app() -> (TcpListener, AppLink) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (link, driver) = AppLink::new(listener.local_addr().unwrap(), Duration::from_secs(5));
+        tokio::spawn(driver.run());
+        (listener, link)
+    }
+
+    fn get(method: Method) -> Request<Body> {
+        Request::builder()
+            .method(method)
+            .uri("http://app/x")
+            .body(crate::body::empty())
+            .unwrap()
+    }
+
+    /// Reads from `conn` until `bytes` has arrived whole; everything read is returned.
+    async fn read_until(conn: &mut TcpStream, end: &[u8]) -> Vec<u8> {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !seen.windows(end.len()).any(|w| w == end) {
+            let n = conn.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        seen
+    }
+
+    async fn text(response: Response<AppBody>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_serves_the_next_request_and_a_closed_one_is_replaced() {
+        let (listener, link) = app().await;
+        let serve = tokio::spawn(async move {
+            let (mut first, _) = listener.accept().await.unwrap();
+            for answer in ["one", "two"] {
+                let head = read_until(&mut first, b"\r\n\r\n").await;
+                assert!(head.starts_with(b"GET /x HTTP/1.1\r\nhost: app\r\n"));
+                let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n{answer}");
+                first.write_all(reply.as_bytes()).await.unwrap();
+            }
+            drop(first);
+            let (mut second, _) = listener.accept().await.unwrap();
+            read_until(&mut second, b"\r\n\r\n").await;
+            second
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nthree\r\n0\r\n\r\n",
+                )
+                .await
+                .unwrap();
+            second
+        });
+        assert_eq!(
+            text(link.send(get(Method::GET)).await.unwrap()).await,
+            "one"
+        );
+        assert_eq!(
+            text(link.send(get(Method::GET)).await.unwrap()).await,
+            "two"
+        );
+        assert_eq!(
+            text(link.send(get(Method::GET)).await.unwrap()).await,
+            "three"
+        );
+        serve.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_get_is_sent_again_when_the_kept_connection_closes_under_it_a_post_is_not() {
+        for (method, resent) in [(Method::GET, true), (Method::POST, false)] {
+            let (listener, link) = app().await;
+            let serve = tokio::spawn(async move {
+                let (mut first, _) = listener.accept().await.unwrap();
+                read_until(&mut first, b"\r\n\r\n").await;
+                first
+                    .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                    .await
+                    .unwrap();
+                // The second request arrives as the app gives up on the connection.
+                read_until(&mut first, b"\r\n\r\n").await;
+                drop(first);
+                if resent {
+                    let (mut second, _) = listener.accept().await.unwrap();
+                    read_until(&mut second, b"\r\n\r\n").await;
+                    second
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nagain")
+                        .await
+                        .unwrap();
+                }
+            });
+            let first = link.send(get(method.clone())).await.unwrap();
+            assert_eq!(first.status(), 204);
+            drop(first);
+            let second = link.send(get(method.clone())).await;
+            if resent {
+                assert_eq!(text(second.unwrap()).await, "again");
+            } else {
+                assert!(matches!(second, Err(Error::Closed)), "{method}");
+            }
+            serve.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_of_unknown_length_goes_out_in_chunks_with_its_trailers() {
+        let (listener, link) = app().await;
+        let serve = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let request = read_until(&mut conn, b"0\r\nx-sum: 9\r\n\r\n").await;
+            conn.write_all(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nx-done: 1\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            String::from_utf8(request).unwrap()
+        });
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-sum", "9".parse().unwrap());
+        let frames: Vec<Result<Frame<Bytes>, crate::body::BoxError>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"hello"))),
+            Ok(Frame::data(Bytes::from_static(b", app"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let body = StreamBody::new(futures_util::stream::iter(frames)).boxed();
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/upload")
+            .header("host", "app")
+            .body(body)
+            .unwrap();
+        let answer = link
+            .send(request)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(answer.trailers().unwrap()["x-done"], "1");
+        assert_eq!(&answer.to_bytes()[..], b"ok");
+        let request = serve.await.unwrap();
+        assert!(
+            request.starts_with(
+                "POST /upload HTTP/1.1\r\nhost: app\r\ntransfer-encoding: chunked\r\n\r\n"
+            ),
+            "{request}"
+        );
+        assert!(request.ends_with("5\r\nhello\r\n5\r\n, app\r\n0\r\nx-sum: 9\r\n\r\n"));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_breaks_its_content_length_fails_the_request() {
+        let (listener, link) = app().await;
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut sink = Vec::new();
+            let _ = conn.read_to_end(&mut sink).await;
+        });
+        let request = Request::builder()
+            .method(Method::PUT)
+            .uri("/x")
+            .header("content-length", "10")
+            .body(crate::body::full("short"))
+            .unwrap();
+        let failed = link.send(request).await.map(|_| ()).unwrap_err();
+        assert!(
+            matches!(failed, Error::Request(encode::Error::Mismatch("shorter"))),
+            "{failed}"
+        );
     }
 }

@@ -79,20 +79,12 @@ pub async fn write<W: AsyncWrite + Unpin>(to: &mut W, frame: &[u8]) -> Result<()
 /// sent from where its pieces lie instead of being copied into one buffer first.
 pub async fn write_parts<W: AsyncWrite + Unpin>(to: &mut W, parts: &[Bytes]) -> Result<(), Error> {
     let size = size_prefix(parts.iter().map(Bytes::len).sum())?.to_be_bytes();
-    let mut slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&size[..])
+    let slices: Vec<&[u8]> = std::iter::once(&size[..])
         .chain(parts.iter().map(|p| &p[..]))
-        .filter(|p| !p.is_empty())
-        .map(std::io::IoSlice::new)
         .collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        let n = to.write_vectored(rest).await.map_err(Error::Io)?;
-        if n == 0 {
-            return Err(Error::Io(std::io::ErrorKind::WriteZero.into()));
-        }
-        std::io::IoSlice::advance_slices(&mut rest, n);
-    }
-    Ok(())
+    crate::vectored::write_all(to, &slices)
+        .await
+        .map_err(Error::Io)
 }
 
 /// A frame's size prefix.

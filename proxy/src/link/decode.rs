@@ -1,0 +1,583 @@
+//! Reading the app's HTTP/1.1 answer: its head (informational answers skipped) and then its
+//! body by the framing the head declares (RFC 9112 §6.3): none, a length, chunks with
+//! trailers, or everything until the app closes.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::body::Frame;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Response, StatusCode, Version};
+
+/// An answer head longer than this is refused (nginx's default is 4 or 8 KiB).
+pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// At most this many fields in an answer head, as hyper's client takes.
+const MAX_FIELDS: usize = 100;
+/// Chunk extensions and trailer sections longer than this are refused.
+const MAX_CHUNK_LINE: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the app's answer head is not HTTP/1: {0}")]
+    Head(httparse::Error),
+    #[error("the app's answer head is longer than {MAX_HEAD_BYTES} bytes")]
+    HeadTooLarge,
+    #[error("the app answered with status {0}, which is not a status code")]
+    Status(u16),
+    #[error("the app answered 101 Switching Protocols to a request that asked for no upgrade")]
+    UnexpectedSwitch,
+    #[error("the app's answer has an invalid header field {0:?}")]
+    Field(String),
+    #[error("the app's answer has an invalid or repeated Content-Length")]
+    Length,
+    #[error("the app's chunked body is malformed: {0}")]
+    Chunk(&'static str),
+}
+
+/// How an answer's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    Empty,
+    Length(u64),
+    Chunked(Chunk),
+    /// Until the app closes the connection.
+    Close,
+    Done,
+}
+
+/// Where a chunked body is, between reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Chunk {
+    Size {
+        value: u64,
+        digits: u8,
+    },
+    /// Whitespace after the size digits, which some servers send.
+    SizeSpace {
+        value: u64,
+    },
+    Extension {
+        value: u64,
+        len: usize,
+    },
+    SizeLf {
+        value: u64,
+    },
+    Data(u64),
+    DataCr,
+    DataLf,
+    Trailers,
+    /// After a trailer section: the body has ended.
+    End,
+}
+
+/// A parsed answer head.
+pub(super) struct Head {
+    pub response: Response<()>,
+    pub framing: Framing,
+    /// Whether the connection may carry another request once this answer is read.
+    pub keep_alive: bool,
+}
+
+/// Takes one complete answer head off the front of `buf`, skipping informational answers;
+/// `None` while it is incomplete. `method` is the request's (an answer to HEAD has no body).
+pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Error> {
+    loop {
+        let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+        // Where each field's name and value lie in `buf`, kept so that values can be shared
+        // slices of the head once it is split off, not copies.
+        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_FIELDS];
+        let (len, code, version, count) =
+            {
+                let mut parsed = httparse::Response::new(&mut []);
+                let len = match httparse::ParserConfig::default()
+                    .parse_response_with_uninit_headers(&mut parsed, buf, &mut fields)
+                {
+                    Ok(httparse::Status::Complete(len)) => len,
+                    Ok(httparse::Status::Partial) => {
+                        return if buf.len() > MAX_HEAD_BYTES {
+                            Err(Error::HeadTooLarge)
+                        } else {
+                            Ok(None)
+                        };
+                    }
+                    Err(e) => return Err(Error::Head(e)),
+                };
+                if len > MAX_HEAD_BYTES {
+                    return Err(Error::HeadTooLarge);
+                }
+                let base = buf.as_ptr() as usize;
+                let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+                for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
+                    let name = offset(field.name.as_bytes());
+                    let value = offset(field.value);
+                    *span = (
+                        name,
+                        name + field.name.len() as u32,
+                        value,
+                        value + field.value.len() as u32,
+                    );
+                }
+                (
+                    len,
+                    parsed.code.unwrap_or(0),
+                    parsed.version.unwrap_or(1),
+                    parsed.headers.len(),
+                )
+            };
+        let head = buf.split_to(len).freeze();
+        let status = StatusCode::from_u16(code).map_err(|_| Error::Status(code))?;
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(Error::UnexpectedSwitch);
+        }
+        if status.is_informational() {
+            // 100 Continue and 103 Early Hints: the final answer follows.
+            continue;
+        }
+        let mut headers = HeaderMap::with_capacity(count);
+        for &(n0, n1, v0, v1) in &spans[..count] {
+            let (n0, n1, v0, v1) = (n0 as usize, n1 as usize, v0 as usize, v1 as usize);
+            let name = HeaderName::from_bytes(&head[n0..n1])
+                .map_err(|_| Error::Field(String::from_utf8_lossy(&head[n0..n1]).into_owned()))?;
+            let value = HeaderValue::from_maybe_shared(head.slice(v0..v1))
+                .map_err(|_| Error::Field(name.to_string()))?;
+            headers.append(name, value);
+        }
+        let version = if version == 0 {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        let framing = framing(method, status, &headers)?;
+        let keep_alive = framing != Framing::Close && keeps_alive(version, &headers);
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.version_mut() = version;
+        *response.headers_mut() = headers;
+        return Ok(Some(Head {
+            response,
+            framing,
+            keep_alive,
+        }));
+    }
+}
+
+/// RFC 9112 §6.3, for an answer.
+fn framing(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<Framing, Error> {
+    if method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Framing::Empty);
+    }
+    if let Some(coding) = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+    {
+        let last = coding
+            .as_bytes()
+            .rsplit(|b| *b == b',')
+            .next()
+            .unwrap_or(b"");
+        return Ok(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            Framing::Chunked(Chunk::Size {
+                value: 0,
+                digits: 0,
+            })
+        } else {
+            Framing::Close
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        // A list of equal lengths is one length (RFC 9110 §8.6); anything else is an error.
+        for item in value.as_bytes().split(|b| *b == b',') {
+            let item = item.trim_ascii();
+            if item.is_empty() || !item.iter().all(u8::is_ascii_digit) || item.len() > 19 {
+                return Err(Error::Length);
+            }
+            let n: u64 = std::str::from_utf8(item)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(Error::Length)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Error::Length);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+        None => Framing::Close,
+    })
+}
+
+fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
+    let mut close = false;
+    let mut keep = false;
+    for value in headers.get_all(header::CONNECTION) {
+        for token in value.as_bytes().split(|b| *b == b',') {
+            let token = token.trim_ascii();
+            close |= token.eq_ignore_ascii_case(b"close");
+            keep |= token.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+    !close && (version == Version::HTTP_11 || keep)
+}
+
+/// What the body decoder made of the bytes at hand.
+#[derive(Debug)]
+pub(super) enum Step {
+    Frame(Frame<Bytes>),
+    /// More bytes are needed.
+    More,
+    End,
+}
+
+impl Framing {
+    /// The next piece of the body from `buf`.
+    pub(super) fn step(&mut self, buf: &mut BytesMut) -> Result<Step, Error> {
+        match self {
+            Framing::Empty | Framing::Done => {
+                *self = Framing::Done;
+                Ok(Step::End)
+            }
+            Framing::Length(left) => {
+                if buf.is_empty() {
+                    return Ok(Step::More);
+                }
+                let take = (*left).min(buf.len() as u64);
+                *left -= take;
+                let data = buf.split_to(take as usize).freeze();
+                if *left == 0 {
+                    *self = Framing::Done;
+                }
+                Ok(Step::Frame(Frame::data(data)))
+            }
+            Framing::Close => {
+                if buf.is_empty() {
+                    return Ok(Step::More);
+                }
+                Ok(Step::Frame(Frame::data(buf.split().freeze())))
+            }
+            Framing::Chunked(chunk) => {
+                let step = chunk.step(buf)?;
+                if matches!(step, Step::End) {
+                    *self = Framing::Done;
+                }
+                Ok(step)
+            }
+        }
+    }
+
+    /// The end of the connection: the end of a close-delimited body, else a truncated one.
+    pub(super) fn closed(&mut self) -> Result<Step, Error> {
+        match self {
+            Framing::Close | Framing::Done | Framing::Empty => {
+                *self = Framing::Done;
+                Ok(Step::End)
+            }
+            _ => Err(Error::Chunk(
+                "the app closed the connection before the body ended",
+            )),
+        }
+    }
+
+    pub(super) fn is_done(&self) -> bool {
+        matches!(self, Framing::Empty | Framing::Done)
+    }
+
+    /// The length still to come, when the head declared one.
+    pub(super) fn remaining(&self) -> Option<u64> {
+        match self {
+            Framing::Empty | Framing::Done => Some(0),
+            Framing::Length(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+impl Chunk {
+    fn step(&mut self, buf: &mut BytesMut) -> Result<Step, Error> {
+        loop {
+            if let Chunk::Data(left) = self {
+                if buf.is_empty() {
+                    return Ok(Step::More);
+                }
+                let take = (*left).min(buf.len() as u64);
+                *left -= take;
+                if *left == 0 {
+                    *self = Chunk::DataCr;
+                }
+                return Ok(Step::Frame(Frame::data(
+                    buf.split_to(take as usize).freeze(),
+                )));
+            }
+            match self {
+                Chunk::Trailers => {
+                    let step = trailers(buf)?;
+                    if matches!(step, Step::Frame(_)) {
+                        *self = Chunk::End;
+                    }
+                    return Ok(step);
+                }
+                Chunk::End => return Ok(Step::End),
+                _ => {}
+            }
+            let Some(&byte) = buf.first() else {
+                return Ok(Step::More);
+            };
+            buf.advance(1);
+            *self = match (*self, byte) {
+                (Chunk::Size { value, digits }, b) if b.is_ascii_hexdigit() => {
+                    if digits >= 16 {
+                        return Err(Error::Chunk("chunk size too large"));
+                    }
+                    let digit = (b as char).to_digit(16).unwrap_or(0) as u64;
+                    Chunk::Size {
+                        value: value << 4 | digit,
+                        digits: digits + 1,
+                    }
+                }
+                (Chunk::Size { digits: 0, .. }, _) => {
+                    return Err(Error::Chunk("a chunk size must start with a hex digit"));
+                }
+                (Chunk::Size { value, .. } | Chunk::SizeSpace { value }, b' ' | b'\t') => {
+                    Chunk::SizeSpace { value }
+                }
+                (Chunk::Size { value, .. } | Chunk::SizeSpace { value }, b';') => {
+                    Chunk::Extension { value, len: 0 }
+                }
+                (Chunk::Size { value, .. } | Chunk::SizeSpace { value }, b'\r') => {
+                    Chunk::SizeLf { value }
+                }
+                (Chunk::Extension { value, .. }, b'\r') => Chunk::SizeLf { value },
+                (Chunk::Extension { value, len }, _) => {
+                    if len >= MAX_CHUNK_LINE {
+                        return Err(Error::Chunk("chunk extension too long"));
+                    }
+                    Chunk::Extension {
+                        value,
+                        len: len + 1,
+                    }
+                }
+                (Chunk::SizeLf { value: 0 }, b'\n') => Chunk::Trailers,
+                (Chunk::SizeLf { value }, b'\n') => Chunk::Data(value),
+                (Chunk::DataCr, b'\r') => Chunk::DataLf,
+                (Chunk::DataLf, b'\n') => Chunk::Size {
+                    value: 0,
+                    digits: 0,
+                },
+                _ => return Err(Error::Chunk("expected CRLF")),
+            };
+        }
+    }
+}
+
+/// The trailer section after the last chunk: an empty line, or fields then an empty line.
+fn trailers(buf: &mut BytesMut) -> Result<Step, Error> {
+    if buf.len() < 2 {
+        return Ok(Step::More);
+    }
+    if buf.starts_with(b"\r\n") {
+        buf.advance(2);
+        return Ok(Step::End);
+    }
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if buf.len() > MAX_CHUNK_LINE {
+            Err(Error::Chunk("trailer section too long"))
+        } else {
+            Ok(Step::More)
+        };
+    };
+    let mut fields = [httparse::EMPTY_HEADER; 32];
+    let mut map = HeaderMap::new();
+    match httparse::parse_headers(&buf[..end + 4], &mut fields) {
+        Ok(httparse::Status::Complete((_, parsed))) => {
+            for field in parsed {
+                let name = HeaderName::from_bytes(field.name.as_bytes())
+                    .map_err(|_| Error::Chunk("invalid trailer field"))?;
+                let value = HeaderValue::from_bytes(field.value)
+                    .map_err(|_| Error::Chunk("invalid trailer field"))?;
+                map.append(name, value);
+            }
+        }
+        _ => return Err(Error::Chunk("invalid trailer section")),
+    }
+    buf.advance(end + 4);
+    Ok(Step::Frame(Frame::trailers(map)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, method: Method) -> Result<Option<Head>, Error> {
+        head(&mut BytesMut::from(text), &method)
+    }
+
+    /// Feeds `bytes` one at a time, as the slowest app would send them.
+    fn body(framing: Framing, bytes: &[u8]) -> Result<(Vec<u8>, Option<HeaderMap>), Error> {
+        let mut framing = framing;
+        let (mut data, mut trailers) = (Vec::new(), None);
+        let mut buf = BytesMut::new();
+        let mut rest = bytes;
+        loop {
+            match framing.step(&mut buf)? {
+                Step::Frame(frame) => match frame.into_data() {
+                    Ok(d) => data.extend_from_slice(&d),
+                    Err(frame) => trailers = frame.into_trailers().ok(),
+                },
+                Step::End => return Ok((data, trailers)),
+                Step::More => match rest.split_first() {
+                    Some((b, r)) => {
+                        buf.extend_from_slice(&[*b]);
+                        rest = r;
+                    }
+                    None => {
+                        framing.closed()?;
+                        return Ok((data, trailers));
+                    }
+                },
+            }
+        }
+    }
+
+    #[test]
+    fn a_head_keeps_its_fields_in_order_and_informational_answers_are_skipped() {
+        let text = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
+                    HTTP/1.1 201 Created\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 3\r\n\r\nabc";
+        let mut buf = BytesMut::from(text);
+        let head = head(&mut buf, &Method::POST).unwrap().unwrap();
+        assert_eq!(head.response.status(), StatusCode::CREATED);
+        let values: Vec<_> = head.response.headers().get_all("x-a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+        assert_eq!(head.framing, Framing::Length(3));
+        assert!(head.keep_alive);
+        assert_eq!(&buf[..], b"abc");
+    }
+
+    #[test]
+    fn an_incomplete_head_waits_and_a_bad_one_is_an_error() {
+        assert!(
+            parse("HTTP/1.1 200 OK\r\nx-a: 1\r\n", Method::GET)
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            parse("HTTP/1.1 2xx OK\r\n\r\n", Method::GET),
+            Err(Error::Head(_))
+        ));
+        assert!(matches!(
+            parse("HTTP/1.1 101 Switching Protocols\r\n\r\n", Method::GET),
+            Err(Error::UnexpectedSwitch)
+        ));
+        let huge = format!("HTTP/1.1 200 OK\r\nx-a: {}", "a".repeat(MAX_HEAD_BYTES));
+        assert!(matches!(
+            parse(&huge, Method::GET),
+            Err(Error::HeadTooLarge)
+        ));
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let framing = |text: &str, method| parse(text, method).unwrap().unwrap().framing;
+        let ok = "HTTP/1.1 200 OK\r\n";
+        assert_eq!(
+            framing(&format!("{ok}content-length: 5\r\n\r\n"), Method::HEAD),
+            Framing::Empty
+        );
+        for status in ["204 No Content", "304 Not Modified"] {
+            let text = format!("HTTP/1.1 {status}\r\ncontent-length: 5\r\n\r\n");
+            assert_eq!(framing(&text, Method::GET), Framing::Empty);
+        }
+        assert_eq!(
+            framing(&format!("{ok}content-length: 5, 5\r\n\r\n"), Method::GET),
+            Framing::Length(5)
+        );
+        assert_eq!(
+            framing(&format!("{ok}content-length: 0\r\n\r\n"), Method::GET),
+            Framing::Empty
+        );
+        assert!(matches!(
+            parse(
+                &format!("{ok}content-length: 5\r\ncontent-length: 6\r\n\r\n"),
+                Method::GET
+            ),
+            Err(Error::Length)
+        ));
+        assert!(matches!(
+            parse(&format!("{ok}content-length: -1\r\n\r\n"), Method::GET),
+            Err(Error::Length)
+        ));
+        assert!(matches!(
+            framing(
+                &format!("{ok}transfer-encoding: gzip, chunked\r\ncontent-length: 9\r\n\r\n"),
+                Method::GET
+            ),
+            Framing::Chunked(_)
+        ));
+        assert_eq!(
+            framing(&format!("{ok}transfer-encoding: gzip\r\n\r\n"), Method::GET),
+            Framing::Close
+        );
+        assert_eq!(framing(&format!("{ok}\r\n"), Method::GET), Framing::Close);
+    }
+
+    #[test]
+    fn keep_alive_depends_on_the_version_and_connection() {
+        let keep = |text: &str| parse(text, Method::GET).unwrap().unwrap().keep_alive;
+        assert!(keep("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"));
+        assert!(!keep(
+            "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+        ));
+        assert!(!keep("HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n"));
+        assert!(keep(
+            "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 0\r\n\r\n"
+        ));
+        assert!(!keep("HTTP/1.1 200 OK\r\n\r\n"), "close-delimited");
+    }
+
+    #[test]
+    fn chunks_extensions_and_trailers_decode_byte_by_byte() {
+        let chunked = Framing::Chunked(Chunk::Size {
+            value: 0,
+            digits: 0,
+        });
+        let (data, trailers) = body(
+            chunked,
+            b"5;name=\"v\"\r\nhello\r\nA \r\n, world!!!\r\n0\r\nx-sum: 7\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(data, b"hello, world!!!");
+        assert_eq!(trailers.unwrap()["x-sum"], "7");
+
+        let (data, trailers) = body(chunked, b"3\r\nabc\r\n0\r\n\r\n").unwrap();
+        assert_eq!(data, b"abc");
+        assert!(trailers.is_none());
+
+        for bad in [
+            &b"zz\r\n"[..],
+            b"5\r\nhelloXX",
+            b"11111111111111111\r\n",
+            b"\r\n",
+            b"3\r\nab",
+        ] {
+            assert!(
+                body(chunked, bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn lengths_and_close_delimited_bodies() {
+        assert_eq!(body(Framing::Length(3), b"abc").unwrap().0, b"abc");
+        assert!(body(Framing::Length(4), b"abc").is_err(), "cut short");
+        assert_eq!(body(Framing::Close, b"all of it").unwrap().0, b"all of it");
+        assert_eq!(body(Framing::Empty, b"").unwrap().0, b"");
+    }
+}
