@@ -177,6 +177,7 @@ impl Forwarder {
         let request = Request::from_parts(parts, body);
         let sent = async {
             match link {
+                // The link leaves the answer's hop-by-hop fields out as it reads its head.
                 Some(link) if !upgrade && version != Version::HTTP_2 => link
                     .send(request)
                     .await
@@ -185,7 +186,12 @@ impl Forwarder {
                 _ => client
                     .request(request)
                     .await
-                    .map(|r| r.map(|b| b.map_err(BoxError::from).boxed()))
+                    .map(|mut r| {
+                        if r.status() != StatusCode::SWITCHING_PROTOCOLS {
+                            hop::strip(r.headers_mut(), false);
+                        }
+                        r.map(|b| b.map_err(BoxError::from).boxed())
+                    })
                     .map_err(SendError::from),
             }
         };
@@ -231,7 +237,6 @@ impl Forwarder {
             let (parts, _) = response.into_parts();
             return Response::from_parts(parts, body::empty());
         }
-        hop::strip(response.headers_mut(), false);
         // The caller's protocol, not the upstream's (an HTTP/1.0 app behind an HTTP/1.1 client).
         *response.version_mut() = version;
         response

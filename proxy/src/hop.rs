@@ -9,7 +9,7 @@ use hyper::header::{self, HeaderName, HeaderValue};
 /// Whether a field is hop-by-hop by its name alone (RFC 9110 §7.6.1 and the fields older
 /// clients send); `Connection` names the others. `Connection` and `Upgrade` are among them:
 /// an upgrade puts them back.
-fn always_hop(name: &HeaderName) -> bool {
+pub(crate) fn always_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "connection"

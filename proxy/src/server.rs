@@ -106,7 +106,9 @@ pub async fn serve<H, F>(
                 peer,
                 link: link.clone(),
             };
-            let answer = handle(request, caller);
+            // Boxed: hyper stores the future it gets by value, and the handler's is kilobytes
+            // (its telemetry and forwarding steps); a pointer is all that moves then.
+            let answer = Box::pin(handle(request, caller));
             async move { Ok::<_, Infallible>(answer.await) }
         });
         let refused = metrics.clone();

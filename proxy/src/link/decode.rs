@@ -6,8 +6,10 @@ use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::Frame;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode, Version};
+
+use crate::hop;
 
 /// An answer head longer than this is refused (nginx's default is 4 or 8 KiB).
 pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -134,22 +136,48 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
             // 100 Continue and 103 Early Hints: the final answer follows.
             continue;
         }
+        // The framing and the connection's fate first; then the map, without the hop-by-hop
+        // fields (RFC 9110 §7.6.1): the client connection frames the answer anew.
+        let mut seen = Seen::default();
+        for &(n0, n1, v0, v1) in &spans[..count] {
+            let (name, value) = (
+                &head[n0 as usize..n1 as usize],
+                &head[v0 as usize..v1 as usize],
+            );
+            if name.eq_ignore_ascii_case(b"content-length") {
+                seen.length(value)?;
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                let last = value.rsplit(|b| *b == b',').next().unwrap_or(b"");
+                seen.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                seen.connection(value);
+            }
+        }
         let mut headers = HeaderMap::with_capacity(count);
         for &(n0, n1, v0, v1) in &spans[..count] {
             let (n0, n1, v0, v1) = (n0 as usize, n1 as usize, v0 as usize, v1 as usize);
             let name = HeaderName::from_bytes(&head[n0..n1])
                 .map_err(|_| Error::Field(String::from_utf8_lossy(&head[n0..n1]).into_owned()))?;
+            // A field `Connection` names is hop-by-hop too; then `hop::strip` sorts them out.
+            if !seen.names_fields && hop::always_hop(&name) {
+                continue;
+            }
             let value = HeaderValue::from_maybe_shared(head.slice(v0..v1))
                 .map_err(|_| Error::Field(name.to_string()))?;
             headers.append(name, value);
+        }
+        if seen.names_fields {
+            hop::strip(&mut headers, false);
         }
         let version = if version == 0 {
             Version::HTTP_10
         } else {
             Version::HTTP_11
         };
-        let framing = framing(method, status, &headers)?;
-        let keep_alive = framing != Framing::Close && keeps_alive(version, &headers);
+        let framing = seen.framing(method, status);
+        let keep_alive = framing != Framing::Close
+            && !seen.close
+            && (version == Version::HTTP_11 || seen.keep_alive);
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = version;
@@ -162,69 +190,68 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
     }
 }
 
-/// RFC 9112 §6.3, for an answer.
-fn framing(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<Framing, Error> {
-    if method == Method::HEAD
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok(Framing::Empty);
-    }
-    if let Some(coding) = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-    {
-        let last = coding
-            .as_bytes()
-            .rsplit(|b| *b == b',')
-            .next()
-            .unwrap_or(b"");
-        return Ok(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-            Framing::Chunked(Chunk::Size {
-                value: 0,
-                digits: 0,
-            })
-        } else {
-            Framing::Close
-        });
-    }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        // A list of equal lengths is one length (RFC 9110 §8.6); anything else is an error.
-        for item in value.as_bytes().split(|b| *b == b',') {
+/// What an answer's head says about its framing and its connection.
+#[derive(Default)]
+struct Seen {
+    /// Whether the last transfer coding is `chunked`, when there is one.
+    chunked: Option<bool>,
+    length: Option<u64>,
+    close: bool,
+    keep_alive: bool,
+    /// `Connection` names other fields, which are then hop-by-hop.
+    names_fields: bool,
+}
+
+impl Seen {
+    /// A `Content-Length` value: a list of equal lengths is one length (RFC 9110 §8.6);
+    /// anything else is an error.
+    fn length(&mut self, value: &[u8]) -> Result<(), Error> {
+        for item in value.split(|b| *b == b',') {
             let item = item.trim_ascii();
             if item.is_empty() || !item.iter().all(u8::is_ascii_digit) || item.len() > 19 {
                 return Err(Error::Length);
             }
-            let n: u64 = std::str::from_utf8(item)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(Error::Length)?;
-            if length.is_some_and(|l| l != n) {
+            let n = item.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            if self.length.is_some_and(|l| l != n) {
                 return Err(Error::Length);
             }
-            length = Some(n);
+            self.length = Some(n);
         }
+        Ok(())
     }
-    Ok(match length {
-        Some(0) => Framing::Empty,
-        Some(n) => Framing::Length(n),
-        None => Framing::Close,
-    })
-}
 
-fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
-    let mut close = false;
-    let mut keep = false;
-    for value in headers.get_all(header::CONNECTION) {
-        for token in value.as_bytes().split(|b| *b == b',') {
+    fn connection(&mut self, value: &[u8]) {
+        for token in value.split(|b| *b == b',') {
             let token = token.trim_ascii();
-            close |= token.eq_ignore_ascii_case(b"close");
-            keep |= token.eq_ignore_ascii_case(b"keep-alive");
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if !token.is_empty() {
+                self.names_fields = true;
+            }
         }
     }
-    !close && (version == Version::HTTP_11 || keep)
+
+    /// RFC 9112 §6.3, for an answer.
+    fn framing(&self, method: &Method, status: StatusCode) -> Framing {
+        if method == Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return Framing::Empty;
+        }
+        match (self.chunked, self.length) {
+            (Some(true), _) => Framing::Chunked(Chunk::Size {
+                value: 0,
+                digits: 0,
+            }),
+            // A coding other than chunked last: the body runs until the app closes.
+            (Some(false), _) | (None, None) => Framing::Close,
+            (None, Some(0)) => Framing::Empty,
+            (None, Some(n)) => Framing::Length(n),
+        }
+    }
 }
 
 /// What the body decoder made of the bytes at hand.
@@ -524,6 +551,35 @@ mod tests {
             Framing::Close
         );
         assert_eq!(framing(&format!("{ok}\r\n"), Method::GET), Framing::Close);
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_left_out_of_the_answer() {
+        let names = |text: &str| {
+            let head = parse(text, Method::GET).unwrap().unwrap();
+            let mut names: Vec<String> = head
+                .response
+                .headers()
+                .keys()
+                .map(|k| k.to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            names(
+                "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+                 Transfer-Encoding: chunked\r\nX-Order: 1\r\n\r\n"
+            ),
+            ["x-order"]
+        );
+        assert_eq!(
+            names(
+                "HTTP/1.1 200 OK\r\nX-Hop: 1\r\nConnection: X-Hop\r\nX-Order: 1\r\n\
+                 Content-Length: 0\r\n\r\n"
+            ),
+            ["content-length", "x-order"]
+        );
     }
 
     #[test]
