@@ -62,6 +62,8 @@ enum SendError {
     Pool(#[from] hyper_util::client::legacy::Error),
     #[error(transparent)]
     Link(#[from] link::Error),
+    #[error("no response head in time")]
+    Timeout,
 }
 
 impl SendError {
@@ -69,7 +71,15 @@ impl SendError {
         match self {
             SendError::Pool(e) => e.is_connect(),
             SendError::Link(e) => e.is_connect(),
+            SendError::Timeout => false,
         }
+    }
+
+    fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            SendError::Timeout | SendError::Link(link::Error::Timeout)
+        )
     }
 }
 
@@ -175,17 +185,16 @@ impl Forwarder {
         // An HTTP/1 caller's own connection to the app, when the listener gave it one.
         let link = caller.link;
         let request = Request::from_parts(parts, body);
-        let sent = async {
-            match link {
-                // The link leaves the answer's hop-by-hop fields out as it reads its head.
-                Some(link) if !upgrade && version != Version::HTTP_2 => link
-                    .send(request)
-                    .await
-                    .map(|r| r.map(BodyExt::boxed))
-                    .map_err(SendError::from),
-                _ => client
-                    .request(request)
-                    .await
+        let sent = match link {
+            // The link bounds the wait for the answer's head with a timer of its own, and
+            // leaves the answer's hop-by-hop fields out as it reads the head.
+            Some(link) if !upgrade && version != Version::HTTP_2 => link
+                .send(request)
+                .await
+                .map(|r| r.map(BodyExt::boxed))
+                .map_err(SendError::from),
+            _ => match tokio::time::timeout(self.request_timeout, client.request(request)).await {
+                Ok(sent) => sent
                     .map(|mut r| {
                         if r.status() != StatusCode::SWITCHING_PROTOCOLS {
                             hop::strip(r.headers_mut(), false);
@@ -193,11 +202,22 @@ impl Forwarder {
                         r.map(|b| b.map_err(BoxError::from).boxed())
                     })
                     .map_err(SendError::from),
-            }
+                Err(_) => Err(SendError::Timeout),
+            },
         };
-        let mut response = match tokio::time::timeout(self.request_timeout, sent).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
+        let mut response = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                return body::error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    format!(
+                        "{upstream} sent no response within {} ms (limits.request_timeout)",
+                        self.request_timeout.as_millis()
+                    ),
+                );
+            }
+            Err(e) => {
                 let (status, error) = failure_status(&e, e.is_connect());
                 let detail = match status {
                     StatusCode::PAYLOAD_TOO_LARGE => format!(
@@ -211,16 +231,6 @@ impl Forwarder {
                     answer.extensions_mut().insert(Unreachable);
                 }
                 return answer;
-            }
-            Err(_) => {
-                return body::error(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_timeout",
-                    format!(
-                        "{upstream} sent no response within {} ms (limits.request_timeout)",
-                        self.request_timeout.as_millis()
-                    ),
-                );
             }
         };
         if response.status() == StatusCode::SWITCHING_PROTOCOLS

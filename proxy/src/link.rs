@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -45,6 +45,8 @@ pub struct AppLink {
 struct Inner {
     app: SocketAddr,
     connect_timeout: Duration,
+    /// How long an answer's head may take once the request is sent.
+    answer_timeout: Duration,
     /// The open connection between requests.
     idle: Mutex<Option<Conn>>,
     handover: Arc<Handover>,
@@ -93,6 +95,8 @@ pub enum Error {
     Read(#[source] std::io::Error),
     #[error("the app closed the connection without answering")]
     Closed,
+    #[error("the app sent no answer in time")]
+    Timeout,
     #[error(transparent)]
     Answer(#[from] decode::Error),
     #[error(transparent)]
@@ -131,13 +135,19 @@ fn may_resend(method: &Method) -> bool {
 }
 
 impl AppLink {
-    pub fn new(app: SocketAddr, connect_timeout: Duration) -> (AppLink, Driver) {
+    /// A link to `app`; `answer_timeout` bounds the wait for each answer's head.
+    pub fn new(
+        app: SocketAddr,
+        connect_timeout: Duration,
+        answer_timeout: Duration,
+    ) -> (AppLink, Driver) {
         let handover = Arc::new(Handover::default());
         (
             AppLink {
                 inner: Arc::new(Inner {
                     app,
                     connect_timeout,
+                    answer_timeout,
                     idle: Mutex::new(None),
                     handover: handover.clone(),
                 }),
@@ -158,6 +168,7 @@ impl AppLink {
             reading: Reading {
                 read,
                 buf: BytesMut::new(),
+                deadline: Box::pin(tokio::time::sleep(self.inner.answer_timeout)),
             },
             write,
         })
@@ -208,6 +219,7 @@ impl AppLink {
         head: &[u8],
         method: &Method,
     ) -> Result<Response<AppBody>, Error> {
+        conn.reading.start(self.inner.answer_timeout);
         crate::vectored::write_all(&mut conn.write, &[head])
             .await
             .map_err(|e| Error::Request(encode::Error::Write(e)))?;
@@ -234,6 +246,7 @@ impl AppLink {
             mut reading,
             mut write,
         } = conn;
+        reading.start(self.inner.answer_timeout);
         let written = Arc::new(body::Written::default());
         let done = written.clone();
         self.inner.handover.hand(Box::pin(async move {
@@ -260,13 +273,23 @@ impl Inner {
     }
 }
 
-/// The reading side of a connection while an answer's head is awaited.
+/// The reading side of a connection, and the deadline for the answer awaited on it.
 struct Reading {
     read: OwnedReadHalf,
     buf: BytesMut,
+    /// One timer per connection, moved on for each request: cheaper than a timer made and
+    /// dropped per request (a later deadline is only noted until the earlier one comes up).
+    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Reading {
+    /// A request goes out: its answer is due within `timeout`.
+    fn start(&mut self, timeout: Duration) {
+        self.deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + timeout);
+    }
+
     /// The answer's head; or the request body's failure, when it fails first.
     fn poll_head_or(
         &mut self,
@@ -284,12 +307,14 @@ impl Reading {
             if self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
                 self.buf.reserve(READ_SIZE);
             }
-            let n = ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut self.read),
-                cx,
-                &mut self.buf
-            ))
-            .map_err(Error::Read)?;
+            let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.read), cx, &mut self.buf);
+            let Poll::Ready(read) = read else {
+                if self.deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(Error::Timeout));
+                }
+                return Poll::Pending;
+            };
+            let n = read.map_err(Error::Read)?;
             if n == 0 {
                 return Poll::Ready(Err(if self.buf.is_empty() {
                     Error::Closed
@@ -365,7 +390,11 @@ mod tests {
 
     async fn app() -> (TcpListener, AppLink) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (link, driver) = AppLink::new(listener.local_addr().unwrap(), Duration::from_secs(5));
+        let (link, driver) = AppLink::new(
+            listener.local_addr().unwrap(),
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        );
         tokio::spawn(driver.run());
         (listener, link)
     }
@@ -513,6 +542,31 @@ mod tests {
             "{request}"
         );
         assert!(request.ends_with("5\r\nhello\r\n5\r\n, app\r\n0\r\nx-sum: 9\r\n\r\n"));
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_does_not_come_in_time_is_a_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let timeout = Duration::from_millis(200);
+        let (link, driver) = AppLink::new(
+            listener.local_addr().unwrap(),
+            Duration::from_secs(5),
+            timeout,
+        );
+        tokio::spawn(driver.run());
+        let silent = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            read_until(&mut conn, b"\r\n\r\n").await;
+            // Holds the connection open and never answers.
+            let mut rest = Vec::new();
+            let _ = conn.read_to_end(&mut rest).await;
+        });
+        let started = std::time::Instant::now();
+        let failed = link.send(get(Method::GET)).await.map(|_| ()).unwrap_err();
+        assert!(matches!(failed, Error::Timeout), "{failed}");
+        assert!(started.elapsed() >= timeout);
+        // The connection was given up with the request.
+        silent.await.unwrap();
     }
 
     #[tokio::test]

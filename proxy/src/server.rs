@@ -95,7 +95,8 @@ pub async fn serve<H, F>(
         let handle = handle.clone();
         let (link, driver) = match app {
             Some(app) => {
-                let (link, driver) = AppLink::new(app, limits.connect_timeout);
+                let (link, driver) =
+                    AppLink::new(app, limits.connect_timeout, limits.request_timeout);
                 (Some(link), Some(driver))
             }
             None => (None, None),
