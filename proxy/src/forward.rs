@@ -154,7 +154,11 @@ impl Forwarder {
             parts.headers.insert(header::HOST, value);
         }
         hop::strip(&mut parts.headers, upgrade);
-        append_forwarded_for(&mut parts.headers, caller.peer.ip());
+        append_forwarded_for(
+            &mut parts.headers,
+            caller.peer.ip(),
+            caller.address.as_ref(),
+        );
         let path = parts
             .uri
             .path_and_query()
@@ -265,7 +269,13 @@ fn content_length(headers: &hyper::HeaderMap) -> Option<u64> {
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-fn append_forwarded_for(headers: &mut hyper::HeaderMap, client: IpAddr) {
+/// Appends `client` to `X-Forwarded-For`; `address` is `client` as a field value, when the
+/// caller has one ready.
+fn append_forwarded_for(
+    headers: &mut hyper::HeaderMap,
+    client: IpAddr,
+    address: Option<&HeaderValue>,
+) {
     // One lookup of the name, whether the field is there or not.
     match headers.entry(&X_FORWARDED_FOR) {
         header::Entry::Occupied(mut field) => {
@@ -279,7 +289,7 @@ fn append_forwarded_for(headers: &mut hyper::HeaderMap, client: IpAddr) {
             }
         }
         header::Entry::Vacant(field) => {
-            if let Ok(v) = address_value(client) {
+            if let Some(v) = address.cloned().or_else(|| address_value(client).ok()) {
                 field.insert(v);
             }
         }
@@ -288,7 +298,7 @@ fn append_forwarded_for(headers: &mut hyper::HeaderMap, client: IpAddr) {
 
 /// An address as a field value; IPv4 (nearly every hop) without the formatting machinery,
 /// which costs more than the rest of a forwarded request's header handling.
-fn address_value(ip: IpAddr) -> Result<HeaderValue, header::InvalidHeaderValue> {
+pub(crate) fn address_value(ip: IpAddr) -> Result<HeaderValue, header::InvalidHeaderValue> {
     let IpAddr::V4(v4) = ip else {
         return HeaderValue::from_str(&ip.to_string());
     };
@@ -347,9 +357,11 @@ mod tests {
     #[test]
     fn the_caller_is_appended_to_a_forwarded_for_list() {
         let mut headers = hyper::HeaderMap::new();
-        append_forwarded_for(&mut headers, "10.0.0.7".parse().unwrap());
+        let first: IpAddr = "10.0.0.7".parse().unwrap();
+        let ready = address_value(first).unwrap();
+        append_forwarded_for(&mut headers, first, Some(&ready));
         assert_eq!(headers["x-forwarded-for"], "10.0.0.7");
-        append_forwarded_for(&mut headers, "127.0.0.1".parse().unwrap());
+        append_forwarded_for(&mut headers, "127.0.0.1".parse().unwrap(), None);
         assert_eq!(headers["x-forwarded-for"], "10.0.0.7, 127.0.0.1");
     }
 }

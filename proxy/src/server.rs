@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -20,6 +21,7 @@ use tokio::sync::Semaphore;
 
 use crate::body::Body;
 use crate::config::Limits;
+use crate::forward;
 use crate::guard::Guarded;
 use crate::link::AppLink;
 use crate::metrics::Metrics;
@@ -32,6 +34,8 @@ const HYPER_MAX_HEADERS: usize = 100;
 #[derive(Clone)]
 pub struct Caller {
     pub peer: SocketAddr,
+    /// The peer's address as a field value (`X-Forwarded-For`), made once per connection.
+    pub address: Option<HeaderValue>,
     pub link: Option<AppLink>,
 }
 
@@ -101,10 +105,12 @@ pub async fn serve<H, F>(
             }
             None => (None, None),
         };
+        let address = forward::address_value(peer.ip()).ok();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let handle = handle.clone();
             let caller = Caller {
                 peer,
+                address: address.clone(),
                 link: link.clone(),
             };
             // Boxed: hyper stores the future it gets by value, and the handler's is kilobytes
