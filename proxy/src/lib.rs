@@ -18,6 +18,7 @@
 
 pub mod body;
 pub mod cache;
+pub mod chunked;
 pub mod config;
 pub mod control;
 pub mod deployments;

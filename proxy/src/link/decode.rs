@@ -9,13 +9,14 @@ use hyper::body::Frame;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode, Version};
 
+use crate::chunked::{self, Chunk};
 use crate::hop;
 
 /// An answer head longer than this is refused (nginx's default is 4 or 8 KiB).
 pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// At most this many fields in an answer head, as hyper's client takes.
 const MAX_FIELDS: usize = 100;
-/// Chunk extensions and trailer sections longer than this are refused.
+/// Trailer sections longer than this are refused.
 const MAX_CHUNK_LINE: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,32 +46,6 @@ pub(super) enum Framing {
     /// Until the app closes the connection.
     Close,
     Done,
-}
-
-/// Where a chunked body is, between reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Chunk {
-    Size {
-        value: u64,
-        digits: u8,
-    },
-    /// Whitespace after the size digits, which some servers send.
-    SizeSpace {
-        value: u64,
-    },
-    Extension {
-        value: u64,
-        len: usize,
-    },
-    SizeLf {
-        value: u64,
-    },
-    Data(u64),
-    DataCr,
-    DataLf,
-    Trailers,
-    /// After a trailer section: the body has ended.
-    End,
 }
 
 /// A parsed answer head.
@@ -290,8 +265,9 @@ impl Framing {
                 Ok(Step::Frame(Frame::data(buf.split().freeze())))
             }
             Framing::Chunked(chunk) => {
-                let step = chunk.step(buf)?;
-                if matches!(step, Step::End) {
+                let step = chunked(chunk, buf)?;
+                if matches!(step, Step::End) || matches!(&step, Step::Frame(f) if f.is_trailers()) {
+                    // Nothing follows the last chunk's trailer section.
                     *self = Framing::Done;
                 }
                 Ok(step)
@@ -326,79 +302,37 @@ impl Framing {
     }
 }
 
-impl Chunk {
-    fn step(&mut self, buf: &mut BytesMut) -> Result<Step, Error> {
-        loop {
-            if let Chunk::Data(left) = self {
+/// The next piece of a chunked body: data taken whole from `buf`, the framing between
+/// followed byte by byte.
+fn chunked(chunk: &mut Chunk, buf: &mut BytesMut) -> Result<Step, Error> {
+    loop {
+        match *chunk {
+            Chunk::Data(left) => {
                 if buf.is_empty() {
                     return Ok(Step::More);
                 }
-                let take = (*left).min(buf.len() as u64);
-                *left -= take;
-                if *left == 0 {
-                    *self = Chunk::DataCr;
-                }
+                let take = left.min(buf.len() as u64);
+                *chunk = if take == left {
+                    Chunk::DataCr
+                } else {
+                    Chunk::Data(left - take)
+                };
                 return Ok(Step::Frame(Frame::data(
                     buf.split_to(take as usize).freeze(),
                 )));
             }
-            match self {
-                Chunk::Trailers => {
-                    let step = trailers(buf)?;
-                    if matches!(step, Step::Frame(_)) {
-                        *self = Chunk::End;
-                    }
-                    return Ok(step);
+            // The trailer section is read whole, for its fields.
+            Chunk::TrailerStart => return trailers(buf),
+            state => {
+                let Some(&byte) = buf.first() else {
+                    return Ok(Step::More);
+                };
+                buf.advance(1);
+                match chunked::next(state, byte).map_err(Error::Chunk)? {
+                    Some(next) => *chunk = next,
+                    None => return Ok(Step::End),
                 }
-                Chunk::End => return Ok(Step::End),
-                _ => {}
             }
-            let Some(&byte) = buf.first() else {
-                return Ok(Step::More);
-            };
-            buf.advance(1);
-            *self = match (*self, byte) {
-                (Chunk::Size { value, digits }, b) if b.is_ascii_hexdigit() => {
-                    if digits >= 16 {
-                        return Err(Error::Chunk("chunk size too large"));
-                    }
-                    let digit = (b as char).to_digit(16).unwrap_or(0) as u64;
-                    Chunk::Size {
-                        value: value << 4 | digit,
-                        digits: digits + 1,
-                    }
-                }
-                (Chunk::Size { digits: 0, .. }, _) => {
-                    return Err(Error::Chunk("a chunk size must start with a hex digit"));
-                }
-                (Chunk::Size { value, .. } | Chunk::SizeSpace { value }, b' ' | b'\t') => {
-                    Chunk::SizeSpace { value }
-                }
-                (Chunk::Size { value, .. } | Chunk::SizeSpace { value }, b';') => {
-                    Chunk::Extension { value, len: 0 }
-                }
-                (Chunk::Size { value, .. } | Chunk::SizeSpace { value }, b'\r') => {
-                    Chunk::SizeLf { value }
-                }
-                (Chunk::Extension { value, .. }, b'\r') => Chunk::SizeLf { value },
-                (Chunk::Extension { value, len }, _) => {
-                    if len >= MAX_CHUNK_LINE {
-                        return Err(Error::Chunk("chunk extension too long"));
-                    }
-                    Chunk::Extension {
-                        value,
-                        len: len + 1,
-                    }
-                }
-                (Chunk::SizeLf { value: 0 }, b'\n') => Chunk::Trailers,
-                (Chunk::SizeLf { value }, b'\n') => Chunk::Data(value),
-                (Chunk::DataCr, b'\r') => Chunk::DataLf,
-                (Chunk::DataLf, b'\n') => Chunk::Size {
-                    value: 0,
-                    digits: 0,
-                },
-                _ => return Err(Error::Chunk("expected CRLF")),
-            };
         }
     }
 }
@@ -598,10 +532,7 @@ mod tests {
 
     #[test]
     fn chunks_extensions_and_trailers_decode_byte_by_byte() {
-        let chunked = Framing::Chunked(Chunk::Size {
-            value: 0,
-            digits: 0,
-        });
+        let chunked = Framing::Chunked(Chunk::START);
         let (data, trailers) = body(
             chunked,
             b"5;name=\"v\"\r\nhello\r\nA \r\n, world!!!\r\n0\r\nx-sum: 7\r\n\r\n",
