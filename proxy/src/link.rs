@@ -570,6 +570,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_close_delimited_answer_is_read_to_the_end_and_a_broken_head_is_an_error() {
+        let (listener, link) = app().await;
+        let serve = tokio::spawn(async move {
+            let (mut first, _) = listener.accept().await.unwrap();
+            read_until(&mut first, b"\r\n\r\n").await;
+            first
+                .write_all(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end")
+                .await
+                .unwrap();
+            drop(first);
+            // The connection ended with the answer: the next request needs a new one.
+            let (mut second, _) = listener.accept().await.unwrap();
+            read_until(&mut second, b"\r\n\r\n").await;
+            second
+                .write_all(b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n")
+                .await
+                .unwrap();
+            second
+        });
+        let answer = link.send(get(Method::GET)).await.unwrap();
+        assert_eq!(answer.version(), hyper::Version::HTTP_10);
+        assert_eq!(text(answer).await, "until the end");
+        let broken = link.send(get(Method::GET)).await.map(|_| ()).unwrap_err();
+        assert!(
+            matches!(broken, Error::Answer(decode::Error::Head(_))),
+            "{broken}"
+        );
+        serve.await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_body_that_breaks_its_content_length_fails_the_request() {
         let (listener, link) = app().await;
         tokio::spawn(async move {
