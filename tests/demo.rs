@@ -220,10 +220,14 @@ fn get_json(addr: &str, path: &str) -> Option<Value> {
 /// Whether process `pid` has ended (gone, or a zombie its parent has not reaped yet): then
 /// its files, and the locks on them, are released.
 fn ended(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status")).map_or(true, |s| {
+    let leader_gone = std::fs::read_to_string(format!("/proc/{pid}/status")).map_or(true, |s| {
         s.lines()
             .any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X')))
-    })
+    });
+    // A killed leader turns zombie while its other threads are still exiting, and the files
+    // they share (the redb lock) are closed only when the last one is gone.
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+    leader_gone && threads <= 1
 }
 
 /// Kills (SIGKILL) the process whose command line mentions `needle`, once; its pid.
@@ -348,11 +352,20 @@ fn the_order_sidecar_killed_during_orchestration_loses_and_repeats_no_order() {
     );
     let stderr = restarted.0.stderr.take().unwrap();
     let mut announced = BufReader::new(stderr).lines();
+    let mut said = Vec::new();
     let line = announced
         .by_ref()
         .map_while(Result::ok)
-        .find(|l| l.contains(", local API "))
-        .unwrap_or_else(|| panic!("the restarted sidecar did not start"));
+        .find(|l| {
+            said.push(l.clone());
+            l.contains(", local API ")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the restarted sidecar did not start; it said:\n{}",
+                said.join("\n")
+            )
+        });
     std::thread::spawn(move || for _ in announced {});
     let new_local = line
         .rsplit(", local API ")
