@@ -1,7 +1,7 @@
 //! Forwarding one request to an upstream over a pooled HTTP/1.1 client and streaming the answer
 //! back: hop-by-hop fields dropped, `X-Forwarded-For` appended, bodies never buffered, a size
 //! limit on request bodies, a deadline for the response head, and protocol upgrades
-//! (WebSocket) spliced through once the upstream agrees.
+//! (WebSocket) handed to the client's connection once the upstream agrees.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 
 use crate::body::{self, Body, BoxError};
 use crate::config::Limits;
@@ -45,6 +45,14 @@ fn failure_status(
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {
             return (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+        }
+        // The caller's body failed, not the upstream.
+        if let Some(failed) = s.downcast_ref::<crate::front::BodyError>() {
+            let error = match failed {
+                crate::front::BodyError::Malformed(_) => "body_malformed",
+                _ => "body_incomplete",
+            };
+            return (StatusCode::BAD_REQUEST, error);
         }
         source = s.source();
     }
@@ -125,7 +133,7 @@ impl Forwarder {
     /// 504 when it sends no response head in time.
     pub async fn forward(
         &self,
-        mut request: Request<Body>,
+        request: Request<Body>,
         upstream: &Authority,
         caller: Caller,
     ) -> Response<Body> {
@@ -143,7 +151,6 @@ impl Forwarder {
         }
         let version = request.version();
         let upgrade = version == Version::HTTP_11 && hop::wants_upgrade(request.headers());
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
 
         let (mut parts, incoming) = request.into_parts();
         // HTTP/2 carries the host in :authority; HTTP/1.1 upstreams want a Host field.
@@ -228,6 +235,7 @@ impl Forwarder {
                         "the request body is larger than {} bytes (limits.max_body_bytes)",
                         self.max_body_bytes
                     ),
+                    StatusCode::BAD_REQUEST => innermost(&e),
                     _ => format!("{upstream}: {}", innermost(&e)),
                 };
                 let mut answer = body::error(status, error, detail);
@@ -237,19 +245,10 @@ impl Forwarder {
                 return answer;
             }
         };
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(client_upgrade) = client_upgrade
-        {
-            let upstream_upgrade = hyper::upgrade::on(&mut response);
-            tokio::spawn(async move {
-                if let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) {
-                    let mut client = TokioIo::new(client);
-                    let mut upstream = TokioIo::new(upstream);
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                }
-            });
-            let (parts, _) = response.into_parts();
-            return Response::from_parts(parts, body::empty());
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // The app agreed to switch: the answer keeps the app connection's upgrade (an
+            // extension), which the client's connection takes once the answer is written.
+            return response;
         }
         // The caller's protocol, not the upstream's (an HTTP/1.0 app behind an HTTP/1.1 client).
         *response.version_mut() = version;

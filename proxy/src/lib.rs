@@ -7,10 +7,10 @@
 //!   [`registry`]: the live instances, followed from the control plane and cached in redb
 //!   ([`cache`]); [`registration`]: this sidecar's own entry; [`control`]: which node to ask.
 //! - [`server`]: serving a listener (HTTP/1.1 and HTTP/2, limits, graceful stop);
-//!   [`forward`]: sending a request upstream and streaming the answer back; [`hop`]:
-//!   hop-by-hop headers; [`link`]: an HTTP/1 client connection's own app connection;
-//!   [`body`]: the body type and JSON error answers; [`guard`]: refusing
-//!   ambiguous HTTP/1 framing before the parser sees it.
+//!   [`front`]: our own HTTP/1 server side, which refuses ambiguous framing and hostile heads
+//!   before anything reaches the app; [`forward`]: sending a request upstream and streaming
+//!   the answer back; [`hop`]: hop-by-hop headers; [`link`]: an HTTP/1 client connection's
+//!   own app connection; [`body`]: the body type and JSON error answers.
 //! - [`observe`]: the models' HTTP bindings, followed from the control plane, matched against
 //!   requests; [`telemetry`]: spans, trace stitching by business key, OTLP export.
 //! - [`local_api`]: health, readiness, metrics; [`metrics`]: Prometheus text.
@@ -23,14 +23,16 @@ pub mod config;
 pub mod control;
 pub mod deployments;
 pub mod engine_store;
+pub mod fields;
 pub mod forward;
-pub mod guard;
+pub mod front;
 pub mod hop;
 pub mod kafka;
 pub mod link;
 pub mod local_api;
 pub mod metrics;
 pub mod observe;
+pub mod prefixed;
 pub mod registration;
 pub mod registry;
 pub mod routing;

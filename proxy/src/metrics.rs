@@ -160,7 +160,7 @@ impl Metrics {
         );
         registry.register(
             "refused_requests",
-            "HTTP/1 requests refused for ambiguous framing before the parser saw them, by reason",
+            "HTTP/1 requests the sidecar refused itself before any of them reached an upstream (bad framing, hostile heads, slow heads), by reason",
             refused.clone(),
         );
         registry.register(

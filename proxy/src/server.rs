@@ -1,33 +1,38 @@
-//! Serving a listener: HTTP/1.1 and HTTP/2 (by the connection preface) with the configured
-//! limits, a cap on open connections, protocol upgrades, and a graceful stop that lets
-//! in-flight requests finish within the drain time.
+//! Serving a listener: HTTP/1.1 by our own server ([`front`]) and HTTP/2 by hyper's (told
+//! apart by the connection preface), with the configured limits, a cap on open connections,
+//! and a graceful stop that lets in-flight requests finish within the drain time.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
+use hyper::server::conn::http2;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
-use crate::body::Body;
+use crate::body::{Body, BoxError};
 use crate::config::Limits;
 use crate::forward;
-use crate::guard::Guarded;
+use crate::front::{self, Settings, head::HeadLimits};
 use crate::link::AppLink;
 use crate::metrics::Metrics;
+use crate::prefixed::Prefixed;
 
-/// The most header fields hyper's HTTP/1 parser takes when not told otherwise.
-const HYPER_MAX_HEADERS: usize = 100;
+/// What an HTTP/2 connection starts with (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Who sent a request: the peer, and on listeners that lead to the app over HTTP/1, the
 /// connection's own [`AppLink`] to it.
@@ -41,7 +46,7 @@ pub struct Caller {
 
 /// Serves `handle(request, caller)` on `listener` until `shutdown` resolves; then stops
 /// accepting and waits up to `limits.drain_timeout` for open requests. With `app`, each
-/// connection gets its own [`AppLink`] to it, driven in the connection's task.
+/// HTTP/1 connection gets its own [`AppLink`] to it, driven in the connection's task.
 pub async fn serve<H, F>(
     listener: TcpListener,
     direction: &'static str,
@@ -51,31 +56,27 @@ pub async fn serve<H, F>(
     handle: H,
     shutdown: impl Future<Output = ()>,
 ) where
-    H: Fn(Request<Incoming>, Caller) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Body>, Caller) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .keep_alive(true);
-    // The guard refuses heads over the limit, and hyper stays the backstop for heads the guard
-    // leaves to it (after an upgrade it did not watch). At the default limit hyper's own table
-    // is that limit; only another limit is set, since a configured table is zeroed per request.
-    if limits.max_header_count != HYPER_MAX_HEADERS {
-        builder.http1().max_headers(limits.max_header_count);
-    }
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(limits.idle_timeout / 2))
         .keep_alive_timeout(limits.idle_timeout / 2);
-    let builder = Arc::new(builder);
+    let h2 = Arc::new(h2);
+    let settings = Arc::new(Settings {
+        limits: HeadLimits {
+            max_bytes: limits.max_header_bytes,
+            max_fields: limits.max_header_count,
+        },
+        header_read_timeout: limits.header_read_timeout,
+        direction,
+        metrics: metrics.clone(),
+    });
     let graceful = GracefulShutdown::new();
+    let stop = CancellationToken::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
@@ -91,62 +92,93 @@ pub async fn serve<H, F>(
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(%direction, "accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        let handle = handle.clone();
-        let (link, driver) = match app {
-            Some(app) => {
-                let (link, driver) =
-                    AppLink::new(app, limits.connect_timeout, limits.request_timeout);
-                (Some(link), Some(driver))
-            }
-            None => (None, None),
+        let caller = Caller {
+            peer,
+            address: forward::address_value(peer.ip()).ok(),
+            link: None,
         };
-        let address = forward::address_value(peer.ip()).ok();
-        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let handle = handle.clone();
-            let caller = Caller {
-                peer,
-                address: address.clone(),
-                link: link.clone(),
-            };
-            // Boxed: hyper stores the future it gets by value, and the handler's is kilobytes
-            // (its telemetry and forwarding steps); a pointer is all that moves then.
-            let answer = Box::pin(handle(request, caller));
-            async move { Ok::<_, Infallible>(answer.await) }
-        });
-        let refused = metrics.clone();
-        let stream = Guarded::new(
-            stream,
-            limits.max_header_bytes.max(8192),
-            limits.max_header_count,
-            move |reason| {
-                tracing::info!(%direction, %peer, %reason, "refused a request");
-                refused.request_refused(direction, reason);
-            },
-        );
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
         let open = metrics.connection_opened(direction);
+        let (handle, settings, h2, stop) =
+            (handle.clone(), settings.clone(), h2.clone(), stop.clone());
+        let watcher = graceful.watcher();
+        let (connect_timeout, answer_timeout) = (limits.connect_timeout, limits.request_timeout);
         tokio::spawn(async move {
-            let connection = async {
-                let _ = connection.await;
+            let first = tokio::select! {
+                first = sniff(stream, settings.header_read_timeout) => first,
+                () = stop.cancelled() => None,
             };
-            match driver {
-                Some(driver) => until_first(connection, driver.run()).await,
-                None => connection.await,
+            let Some((stream, first)) = first else {
+                return;
+            };
+            if first.starts_with(PREFACE) {
+                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                    let request = request.map(incoming);
+                    // Boxed: hyper stores the future it gets by value, and the handler's is
+                    // kilobytes; a pointer is all that moves then.
+                    let answer = Box::pin(handle(request, caller.clone()));
+                    async move { Ok::<_, Infallible>(answer.await) }
+                });
+                let io = TokioIo::new(Prefixed::new(first.freeze(), stream));
+                let _ = watcher.watch(h2.serve_connection(io, service)).await;
+            } else {
+                match app {
+                    Some(app) => {
+                        let (link, driver) = AppLink::new(app, connect_timeout, answer_timeout);
+                        let caller = Caller {
+                            link: Some(link),
+                            ..caller
+                        };
+                        let connection =
+                            front::serve(stream, first, settings, caller, handle, stop);
+                        until_first(connection, driver.run()).await;
+                    }
+                    None => front::serve(stream, first, settings, caller, handle, stop).await,
+                }
             }
             drop(open);
             drop(permit);
         });
     }
     drop(listener);
-    let _ = tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await;
+    stop.cancel();
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let drained = async {
+        graceful.shutdown().await;
+        let _ = slots.acquire_many(all).await;
+    };
+    let _ = tokio::time::timeout(limits.drain_timeout, drained).await;
+}
+
+/// An HTTP/2 request's body as the handlers take it.
+fn incoming(body: Incoming) -> Body {
+    body.map_err(BoxError::from).boxed()
+}
+
+/// Reads a connection's first bytes: enough to tell the HTTP/2 preface from an HTTP/1 head.
+/// `None` when the client closes or sends nothing in time.
+async fn sniff(mut stream: TcpStream, timeout: Duration) -> Option<(TcpStream, BytesMut)> {
+    let mut first = BytesMut::with_capacity(front::READ_SIZE);
+    let read = async {
+        loop {
+            let n = tokio::io::AsyncReadExt::read_buf(&mut stream, &mut first)
+                .await
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            let seen = first.len().min(PREFACE.len());
+            if first.len() >= PREFACE.len() || first[..seen] != PREFACE[..seen] {
+                return Some(());
+            }
+        }
+    };
+    tokio::time::timeout(timeout, read).await.ok()??;
+    Some((stream, first))
 }
 
 /// Runs a client connection and its app link in one task until either ends, polling each only

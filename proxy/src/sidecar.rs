@@ -8,7 +8,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::body::Incoming;
 use hyper::http::uri::Authority;
 use hyper::{Request, Response};
 use tokio::net::TcpListener;
@@ -498,7 +497,7 @@ where
         app,
     } = plane;
     let counted = metrics.clone();
-    let handle = move |request: Request<Incoming>, caller| {
+    let handle = move |request: Request<Body>, caller| {
         let (handler, metrics, tracing) = (handler.clone(), counted.clone(), tracing.clone());
         async move {
             let started = Instant::now();

@@ -1,6 +1,7 @@
 //! The inbound proxy with a real app on 127.0.0.1: what reaches the app and what comes back
-//! (headers, bodies of 10 MiB both ways, statuses, HTTP/2 from the caller, upgrades), and the
-//! proxy's own answers when the app cannot be reached, answers too late, or a body is too big.
+//! (headers, bodies of 10 MiB both ways, statuses, HTTP/2 from the caller, upgrades), the
+//! proxy's own answers when the app cannot be reached, answers too late, or a body is too big,
+//! and HTTP/1 as clients speak it on the wire (pipelining, HEAD, `100 Continue`, HTTP/1.0).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -291,4 +292,231 @@ async fn the_proxy_answers_502_504_and_413_itself() {
         .unwrap();
     let response = client().request(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// Reads one answer whose body has a `Content-Length` (or none, for 1xx, 204 and HEAD).
+async fn answer(stream: &mut tokio::net::TcpStream, bodiless: bool) -> (String, Vec<u8>) {
+    let head = read_head(stream).await;
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; if bodiless { 0 } else { length }];
+    stream.read_exact(&mut body).await.unwrap();
+    (head, body)
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_and_unread_bodies_do_not_end_the_connection() {
+    let app = app::start().await;
+    let s = sidecar(app.addr, "").await;
+    let mut conn = tokio::net::TcpStream::connect(s.handle.inbound)
+        .await
+        .unwrap();
+    // Three requests in one write; the second's body the app never reads.
+    conn.write_all(
+        b"GET /status/201 HTTP/1.1\r\nHost: a\r\n\r\n\
+          POST /status/202 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello\
+          POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, body) = answer(&mut conn, false).await;
+    assert!(head.starts_with("HTTP/1.1 201 Created\r\n"), "{head}");
+    assert!(head.contains("x-app: yes"), "{head}");
+    assert_eq!(body, b"status 201");
+    let (head, _) = answer(&mut conn, false).await;
+    assert!(head.starts_with("HTTP/1.1 202 Accepted\r\n"), "{head}");
+    let (head, body) = answer(&mut conn, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["body_bytes"], 3);
+    // HEAD: the head only, and the connection goes on.
+    conn.write_all(
+        b"HEAD /status/200 HTTP/1.1\r\nHost: a\r\n\r\nGET /status/204 HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, body) = answer(&mut conn, true).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(body.is_empty());
+    let (head, _) = answer(&mut conn, true).await;
+    assert!(head.starts_with("HTTP/1.1 204 No Content\r\n"), "{head}");
+    assert_eq!(app.hits.load(std::sync::atomic::Ordering::Relaxed), 5);
+}
+
+#[tokio::test]
+async fn a_client_that_expects_100_continue_gets_it_before_it_sends_the_body() {
+    let app = app::start().await;
+    let s = sidecar(app.addr, "").await;
+    let mut conn = tokio::net::TcpStream::connect(s.handle.inbound)
+        .await
+        .unwrap();
+    conn.write_all(
+        b"PUT /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // Nothing of the body is sent until the go-ahead comes.
+    let go = tokio::time::timeout(Duration::from_secs(10), read_head(&mut conn))
+        .await
+        .expect("no 100 Continue came");
+    assert_eq!(go, "HTTP/1.1 100 Continue\r\n\r\n");
+    conn.write_all(b"abcdef").await.unwrap();
+    let (head, body) = answer(&mut conn, false).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echo["body_bytes"], 6);
+}
+
+#[tokio::test]
+async fn an_http_1_0_client_gets_an_answer_of_unknown_length_until_the_connection_closes() {
+    let app = app::start().await;
+    let s = sidecar(app.addr, "").await;
+    let mut conn = tokio::net::TcpStream::connect(s.handle.inbound)
+        .await
+        .unwrap();
+    conn.write_all(b"GET /download?bytes=200000 HTTP/1.0\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut conn).await;
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    assert!(head.contains("connection: close\r\n"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    let mut body = Vec::new();
+    conn.read_to_end(&mut body).await.unwrap();
+    assert_eq!(body.len(), 200_000);
+    assert!(
+        body.iter()
+            .enumerate()
+            .all(|(i, b)| *b == app::pattern(i as u64))
+    );
+    // The same from an HTTP/1.1 client comes in chunks on a connection that stays open.
+    let mut conn = tokio::net::TcpStream::connect(s.handle.inbound)
+        .await
+        .unwrap();
+    conn.write_all(b"GET /download?bytes=10 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut conn).await;
+    assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
+    assert!(head.contains("date: "), "{head}");
+}
+
+#[tokio::test]
+async fn a_chunk_that_breaks_after_the_head_went_on_fails_the_request_with_400() {
+    let app = app::start().await;
+    let s = sidecar(app.addr, "").await;
+    let mut conn = tokio::net::TcpStream::connect(s.handle.inbound)
+        .await
+        .unwrap();
+    conn.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+    )
+    .await
+    .unwrap();
+    // The head reached the app; then the framing breaks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.hits.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the head never reached the app"
+        );
+        tokio::task::yield_now().await;
+    }
+    conn.write_all(b"zz\r\n").await.unwrap();
+    let (head, body) = answer(&mut conn, false).await;
+    assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+    assert!(head.contains("connection: close\r\n"), "{head}");
+    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"], "body_malformed", "{error}");
+}
+
+#[tokio::test]
+async fn a_stop_closes_idle_connections_and_lets_a_request_under_way_finish() {
+    // An app that answers /slow only when told to, anything else at once.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_addr = listener.local_addr().unwrap();
+    let (release, released) = tokio::sync::watch::channel(false);
+    let (arrived, mut request_arrived) = tokio::sync::mpsc::unbounded_channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let (mut released, arrived) = (released.clone(), arrived.clone());
+            tokio::spawn(async move {
+                loop {
+                    let head = read_head(&mut conn).await;
+                    if head.starts_with("GET /slow ") {
+                        arrived.send(()).unwrap();
+                        released.wait_for(|r| *r).await.unwrap();
+                    }
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\ndone";
+                    if conn.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, mut stop, task) = harness::standalone(
+        "payment",
+        app_addr,
+        dir.path(),
+        "[limits]\ndrain_timeout = \"30s\"",
+    )
+    .await;
+    // Kept alive after one answer, then idle; and one that never sent a byte.
+    let mut idle = tokio::net::TcpStream::connect(handle.inbound)
+        .await
+        .unwrap();
+    idle.write_all(b"GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = answer(&mut idle, false).await;
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && body == b"done",
+        "{head}"
+    );
+    let mut fresh = tokio::net::TcpStream::connect(handle.inbound)
+        .await
+        .unwrap();
+    let mut busy = tokio::net::TcpStream::connect(handle.inbound)
+        .await
+        .unwrap();
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    request_arrived.recv().await.unwrap();
+
+    stop.stop();
+    // The idle connections end without waiting for their header-read timeout.
+    for conn in [&mut idle, &mut fresh] {
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest))
+            .await
+            .expect("an idle connection stayed open after the stop")
+            .unwrap();
+        assert!(rest.is_empty());
+    }
+    // The request under way is answered whole, and its connection ends after it.
+    release.send(true).unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), busy.read_to_end(&mut answer))
+        .await
+        .expect("the busy connection was not closed after its answer")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("connection: close\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\ndone"), "{answer}");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the sidecar did not stop once its connections ended")
+        .unwrap();
 }

@@ -10,6 +10,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode, Version};
 
 use crate::chunked::{self, Chunk};
+use crate::fields::FieldSpans;
 use crate::hop;
 
 /// An answer head longer than this is refused (nginx's default is 4 or 8 KiB).
@@ -39,7 +40,7 @@ pub enum Error {
 
 /// How an answer's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Framing {
+pub(crate) enum Framing {
     Empty,
     Length(u64),
     Chunked(Chunk),
@@ -61,10 +62,8 @@ pub(super) struct Head {
 pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Error> {
     loop {
         let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
-        // Where each field's name and value lie in `buf`, kept so that values can be shared
-        // slices of the head once it is split off, not copies.
-        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_FIELDS];
-        let (len, code, version, count) =
+        let mut spans = FieldSpans::new();
+        let (len, code, version) =
             {
                 let mut parsed = httparse::Response::new(&mut []);
                 let len = match httparse::ParserConfig::default()
@@ -84,23 +83,10 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
                     return Err(Error::HeadTooLarge);
                 }
                 let base = buf.as_ptr() as usize;
-                let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
-                for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
-                    let name = offset(field.name.as_bytes());
-                    let value = offset(field.value);
-                    *span = (
-                        name,
-                        name + field.name.len() as u32,
-                        value,
-                        value + field.value.len() as u32,
-                    );
+                for field in parsed.headers.iter() {
+                    spans.push(base, field.name.as_bytes(), field.value);
                 }
-                (
-                    len,
-                    parsed.code.unwrap_or(0),
-                    parsed.version.unwrap_or(1),
-                    parsed.headers.len(),
-                )
+                (len, parsed.code.unwrap_or(0), parsed.version.unwrap_or(1))
             };
         let head = buf.split_to(len).freeze();
         let status = StatusCode::from_u16(code).map_err(|_| Error::Status(code))?;
@@ -114,11 +100,8 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
         // The framing and the connection's fate first; then the map, without the hop-by-hop
         // fields (RFC 9110 §7.6.1): the client connection frames the answer anew.
         let mut seen = Seen::default();
-        for &(n0, n1, v0, v1) in &spans[..count] {
-            let (name, value) = (
-                &head[n0 as usize..n1 as usize],
-                &head[v0 as usize..v1 as usize],
-            );
+        for (name, value) in spans.iter() {
+            let (name, value) = (&head[name], &head[value]);
             if name.eq_ignore_ascii_case(b"content-length") {
                 seen.length(value)?;
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
@@ -128,16 +111,15 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
                 seen.connection(value);
             }
         }
-        let mut headers = HeaderMap::with_capacity(count);
-        for &(n0, n1, v0, v1) in &spans[..count] {
-            let (n0, n1, v0, v1) = (n0 as usize, n1 as usize, v0 as usize, v1 as usize);
-            let name = HeaderName::from_bytes(&head[n0..n1])
-                .map_err(|_| Error::Field(String::from_utf8_lossy(&head[n0..n1]).into_owned()))?;
+        let mut headers = HeaderMap::with_capacity(spans.len());
+        for (name, value) in spans.read(&head) {
+            let name = HeaderName::from_bytes(name)
+                .map_err(|_| Error::Field(String::from_utf8_lossy(name).into_owned()))?;
             // A field `Connection` names is hop-by-hop too; then `hop::strip` sorts them out.
             if !seen.names_fields && hop::always_hop(&name) {
                 continue;
             }
-            let value = HeaderValue::from_maybe_shared(head.slice(v0..v1))
+            let value = HeaderValue::from_maybe_shared(value)
                 .map_err(|_| Error::Field(name.to_string()))?;
             headers.append(name, value);
         }
@@ -231,7 +213,7 @@ impl Seen {
 
 /// What the body decoder made of the bytes at hand.
 #[derive(Debug)]
-pub(super) enum Step {
+pub(crate) enum Step {
     Frame(Frame<Bytes>),
     /// More bytes are needed.
     More,
@@ -240,7 +222,7 @@ pub(super) enum Step {
 
 impl Framing {
     /// The next piece of the body from `buf`.
-    pub(super) fn step(&mut self, buf: &mut BytesMut) -> Result<Step, Error> {
+    pub(crate) fn step(&mut self, buf: &mut BytesMut) -> Result<Step, Error> {
         match self {
             Framing::Empty | Framing::Done => {
                 *self = Framing::Done;
@@ -276,7 +258,7 @@ impl Framing {
     }
 
     /// The end of the connection: the end of a close-delimited body, else a truncated one.
-    pub(super) fn closed(&mut self) -> Result<Step, Error> {
+    pub(crate) fn closed(&mut self) -> Result<Step, Error> {
         match self {
             Framing::Close | Framing::Done | Framing::Empty => {
                 *self = Framing::Done;
@@ -288,12 +270,12 @@ impl Framing {
         }
     }
 
-    pub(super) fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         matches!(self, Framing::Empty | Framing::Done)
     }
 
     /// The length still to come, when the head declared one.
-    pub(super) fn remaining(&self) -> Option<u64> {
+    pub(crate) fn remaining(&self) -> Option<u64> {
         match self {
             Framing::Empty | Framing::Done => Some(0),
             Framing::Length(n) => Some(*n),

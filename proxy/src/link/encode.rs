@@ -17,7 +17,7 @@ use crate::vectored;
 pub enum Error {
     #[error("the request's Content-Length is not a length")]
     Length,
-    #[error("the request body is {0} than its Content-Length")]
+    #[error("the body is {0} than its Content-Length")]
     Mismatch(&'static str),
     #[error("the request body failed: {0}")]
     Body(#[source] BoxError),
@@ -25,12 +25,14 @@ pub enum Error {
     Write(#[source] std::io::Error),
 }
 
-/// How a request's body is delimited on the app connection.
+/// How a body is delimited on the connection it is written to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Framing {
+pub(crate) enum Framing {
     None,
     Length(u64),
     Chunked,
+    /// Until the connection closes (an answer of unknown length to an HTTP/1.0 client).
+    Close,
 }
 
 /// The framing for `headers` and `body`: the declared length, else none for an empty body,
@@ -76,7 +78,7 @@ pub(super) fn head(parts: &Parts, framing: Framing) -> Bytes {
     out.freeze()
 }
 
-fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+pub(crate) fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
@@ -84,8 +86,8 @@ fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
 }
 
 /// Writes `head` and then `body` by `framing`; the head goes out with the first piece of the
-/// body, in one write.
-pub(super) async fn send<W: AsyncWrite + Unpin>(
+/// body, in one write. Both directions use it: requests to the app, answers to clients.
+pub(crate) async fn send<W: AsyncWrite + Unpin>(
     to: &mut W,
     head: Bytes,
     mut body: Body,
@@ -127,6 +129,7 @@ pub(super) async fn send<W: AsyncWrite + Unpin>(
                         write(to, &[&pending, &data]).await?;
                     }
                     Framing::Chunked => write(to, &[&pending]).await?,
+                    Framing::Close => write(to, &[&pending, &data]).await?,
                 }
                 continue;
             }

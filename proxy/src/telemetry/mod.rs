@@ -14,11 +14,10 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::header;
 use hyper::{Request, Response, StatusCode, Version};
 
-use crate::body::{self, Body, BoxError};
+use crate::body::{self, Body};
 use crate::metrics::Metrics;
 use crate::observe::{Observation, RuleSet};
 use context::{SpanContext, TRACEPARENT, TRACESTATE};
@@ -58,8 +57,18 @@ impl InFlight {
     }
 }
 
-fn incoming_body(incoming: Incoming) -> Body {
-    incoming.map_err(BoxError::from).boxed()
+/// A body read whole, up to `max` bytes. Boxed with its type spelled out: left to inference,
+/// the future's `Send` proof trips over the boxed error's lifetime (a known rustc limit).
+fn collect(
+    body: Body,
+    max: usize,
+) -> std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<http_body_util::Collected<Bytes>, body::BoxError>>
+            + Send,
+    >,
+> {
+    Box::pin(Limited::new(body, max).collect())
 }
 
 fn version_text(v: Version) -> &'static str {
@@ -117,7 +126,7 @@ impl Telemetry {
         &self,
         direction: &'static str,
         service: &str,
-        request: Request<Incoming>,
+        request: Request<Body>,
     ) -> Result<(Request<Body>, InFlight), Response<Body>> {
         let inner = &self.inner;
         let rules = inner.rules.get();
@@ -127,7 +136,7 @@ impl Telemetry {
             rules.find(service, request.method().as_str(), request.uri().path())
         };
         if matched.is_none() && inner.exporter.is_none() {
-            return Ok((request.map(incoming_body), InFlight::none()));
+            return Ok((request, InFlight::none()));
         }
         let start = SystemTime::now();
         let (mut parts, incoming) = request.into_parts();
@@ -136,7 +145,7 @@ impl Telemetry {
         let mut json = None;
         let body = match &matched {
             Some(m) if m.binding.reads_body() => {
-                let collected = Limited::new(incoming, inner.max_buffered).collect().await;
+                let collected = collect(incoming, inner.max_buffered).await;
                 match collected {
                     Ok(c) => {
                         let bytes: Bytes = c.to_bytes();
@@ -166,7 +175,7 @@ impl Telemetry {
                     }
                 }
             }
-            _ => incoming_body(incoming),
+            _ => incoming,
         };
 
         let mut observation = match &matched {
