@@ -16,8 +16,11 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
+/// An empty body (a boxed zero-sized body: no allocation).
 pub fn empty() -> Body {
-    full(Bytes::new())
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// A refusal or failure of the proxy's own, as `{"error", "detail"}` (the sidecar's answers

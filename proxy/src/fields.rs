@@ -7,7 +7,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 /// Tables up to this many fields live on the stack.
-const STACK: usize = 128;
+const STACK: usize = 32;
 
 type Span = (u32, u32, u32, u32);
 

@@ -138,7 +138,9 @@ pub(crate) async fn serve<H, F>(
             let body = CallerBody::new(framing, reading, shared.clone(), expect_continue);
             (body.boxed(), None)
         };
-        let answer = handle(request.map(|()| body), caller.clone());
+        // Boxed: the handler's future is kilobytes, and held here by value it was copied
+        // into this future's state and again into the await.
+        let answer = Box::pin(handle(request.map(|()| body), caller.clone()));
         let response = if expect_continue && here.is_none() {
             match answer_with_continue(answer, &shared, &mut write).await {
                 Ok(r) => r,

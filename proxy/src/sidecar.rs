@@ -2,6 +2,7 @@
 //! file, binds every listener, so a taken port fails at once) → [`Sidecar::run`] until
 //! shutdown, with a cheap [`Handle`] for the bound addresses, the registry and the metrics.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -287,7 +288,8 @@ impl Sidecar {
             let _ = rx.wait_for(|s| *s).await;
         };
         let me = self.config.service.clone();
-        let to_app = Forwarder::new(&limits);
+        // Shared, not cloned per request: a clone of the pooled clients is a dozen `Arc`s.
+        let to_app = Arc::new(Forwarder::new(&limits));
 
         let mut background = Vec::new();
         let exporting = self.export.take().map(|sender| tokio::spawn(sender.run()));
@@ -361,7 +363,7 @@ impl Sidecar {
                     routing::unmark(request.headers_mut());
                     (
                         forwarder.forward(request, &app, caller).await,
-                        "other".to_owned(),
+                        Cow::Borrowed("other"),
                     )
                 }
             },
@@ -383,19 +385,19 @@ impl Sidecar {
                 let deliveries = deliveries.clone();
                 async move {
                     if let Some(refusal) = routing::mesh_refusal(&request, &me) {
-                        return (refusal, "other".to_owned());
+                        return (refusal, Cow::Borrowed("other"));
                     }
                     if request.uri().path() == runtime::deliver::PATH
                         && request.method() == hyper::Method::POST
                         && let Some(runtime) = &deliveries
                     {
                         let answer = runtime::deliver::receive(runtime, request).await;
-                        return (answer, runtime::deliver::PATH.to_owned());
+                        return (answer, Cow::Borrowed(runtime::deliver::PATH));
                     }
                     routing::unmark(request.headers_mut());
                     (
                         forwarder.forward(request, &app, caller).await,
-                        "other".to_owned(),
+                        Cow::Borrowed("other"),
                     )
                 }
             },
@@ -419,7 +421,7 @@ impl Sidecar {
                 let routes = outbound_routes.clone();
                 async move {
                     let (answer, _service) = routes.handle(request, caller).await;
-                    (answer, "other".to_owned())
+                    (answer, Cow::Borrowed("other"))
                 }
             },
             on_stop(stopped.clone()),
@@ -489,7 +491,7 @@ fn serve<H, F>(
 ) -> tokio::task::JoinHandle<()>
 where
     H: Fn(Request<Body>, Caller) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = (Response<Body>, String)> + Send + 'static,
+    F: Future<Output = (Response<Body>, Cow<'static, str>)> + Send + 'static,
 {
     let Plane {
         listener,
@@ -497,6 +499,8 @@ where
         app,
     } = plane;
     let counted = metrics.clone();
+    // One allocation shared by every request, not a copy of its name per request.
+    let tracing = Arc::new(tracing);
     let handle = move |request: Request<Body>, caller| {
         let (handler, metrics, tracing) = (handler.clone(), counted.clone(), tracing.clone());
         async move {
@@ -512,23 +516,27 @@ where
                 target = routing::target_service(&request).unwrap_or_default();
                 &target
             };
-            let (response, route) = match tracing.telemetry.begin(direction, service, request).await
-            {
-                Ok((request, flight)) => {
-                    if direction != "outbound"
-                        && let (Some(runtime), Some(o)) = (&tracing.runtime, &flight.observation)
-                    {
-                        runtime.observed(o);
+            let (response, route) = if tracing.telemetry.is_idle() {
+                // Nothing to match or export: the request goes straight to the handler.
+                Box::pin(handler(request, caller)).await
+            } else {
+                match tracing.telemetry.begin(direction, service, request).await {
+                    Ok((request, flight)) => {
+                        if direction != "outbound"
+                            && let (Some(runtime), Some(o)) =
+                                (&tracing.runtime, &flight.observation)
+                        {
+                            runtime.observed(o);
+                        }
+                        // Boxed: the handler's future is kilobytes (the forward and its
+                        // upstream send), and unboxed it made this one several times larger.
+                        let (response, named) = Box::pin(handler(request, caller)).await;
+                        let route = flight.route.clone().map_or(named, Cow::Owned);
+                        tracing.telemetry.end(flight, &response);
+                        (response, route)
                     }
-                    // Boxed: the handler's future is kilobytes (the forward and its upstream
-                    // send), and unboxed it made this one several times larger; hyper moves this
-                    // one by value, a copy of all of it each time.
-                    let (response, named) = Box::pin(handler(request, caller)).await;
-                    let route = flight.route.clone().unwrap_or(named);
-                    tracing.telemetry.end(flight, &response);
-                    (response, route)
+                    Err(refusal) => (refusal, Cow::Borrowed("other")),
                 }
-                Err(refusal) => (refusal, "other".to_owned()),
             };
             metrics.request(
                 direction,
