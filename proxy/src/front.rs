@@ -67,12 +67,13 @@ enum Wait {
     Refused(Refusal),
 }
 
-/// Serves HTTP/1 requests on `stream` (`first`: bytes already read from it) with `handle`
-/// until the client closes, a request ends the connection, or `stop` is cancelled (then after
-/// the answer under way).
+/// Serves HTTP/1 requests on `stream` (`first`: bytes already read from it; the first head is
+/// `due` then) with `handle` until the client closes, a request ends the connection, or `stop`
+/// is cancelled (then after the answer under way).
 pub(crate) async fn serve<H, F>(
     stream: TcpStream,
     first: BytesMut,
+    due: tokio::time::Instant,
     settings: Arc<Settings>,
     caller: Caller,
     handle: H,
@@ -85,7 +86,7 @@ pub(crate) async fn serve<H, F>(
     let mut reading = Reading { read, buf: first };
     let shared = Arc::new(Shared::default());
     // One timer for the connection's life, moved on after each answer.
-    let mut timer = Box::pin(tokio::time::sleep(settings.header_read_timeout));
+    let mut timer = Box::pin(tokio::time::sleep_until(due));
     let mut stopped = Box::pin(stop.clone().cancelled_owned());
     loop {
         let mut checked = None;

@@ -108,8 +108,10 @@ pub async fn serve<H, F>(
         let watcher = graceful.watcher();
         let (connect_timeout, answer_timeout) = (limits.connect_timeout, limits.request_timeout);
         tokio::spawn(async move {
+            // The first head is due within the header-read time of the connection's start.
+            let due = tokio::time::Instant::now() + settings.header_read_timeout;
             let first = tokio::select! {
-                first = sniff(stream, settings.header_read_timeout) => first,
+                first = sniff(stream, due) => first,
                 () = stop.cancelled() => None,
             };
             let Some((stream, first)) = first else {
@@ -134,10 +136,10 @@ pub async fn serve<H, F>(
                             ..caller
                         };
                         let connection =
-                            front::serve(stream, first, settings, caller, handle, stop);
+                            front::serve(stream, first, due, settings, caller, handle, stop);
                         until_first(connection, driver.run()).await;
                     }
-                    None => front::serve(stream, first, settings, caller, handle, stop).await,
+                    None => front::serve(stream, first, due, settings, caller, handle, stop).await,
                 }
             }
             drop(open);
@@ -161,7 +163,7 @@ fn incoming(body: Incoming) -> Body {
 
 /// Reads a connection's first bytes: enough to tell the HTTP/2 preface from an HTTP/1 head.
 /// `None` when the client closes or sends nothing in time.
-async fn sniff(mut stream: TcpStream, timeout: Duration) -> Option<(TcpStream, BytesMut)> {
+async fn sniff(mut stream: TcpStream, due: tokio::time::Instant) -> Option<(TcpStream, BytesMut)> {
     let mut first = BytesMut::with_capacity(front::READ_SIZE);
     let read = async {
         loop {
@@ -177,7 +179,7 @@ async fn sniff(mut stream: TcpStream, timeout: Duration) -> Option<(TcpStream, B
             }
         }
     };
-    tokio::time::timeout(timeout, read).await.ok()??;
+    tokio::time::timeout_at(due, read).await.ok()??;
     Some((stream, first))
 }
 
