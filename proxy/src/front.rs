@@ -38,8 +38,7 @@ use answer::Asked;
 use body::{CallerBody, Shared};
 use head::{Head, HeadLimits, Refusal};
 
-/// Bytes a read asks for at least.
-pub(crate) const READ_SIZE: usize = 8 * 1024;
+pub(crate) use crate::link::decode::READ_SIZE;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 

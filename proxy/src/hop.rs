@@ -24,6 +24,34 @@ pub(crate) fn always_hop(name: &HeaderName) -> bool {
     )
 }
 
+/// What the tokens of `Connection` fields say, read as the fields are parsed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ConnectionTokens {
+    pub close: bool,
+    pub keep_alive: bool,
+    pub upgrade: bool,
+    /// Other tokens: names of fields that are hop-by-hop on this message.
+    pub names_fields: bool,
+}
+
+impl ConnectionTokens {
+    /// Notes the tokens of one `Connection` field value.
+    pub(crate) fn read(&mut self, value: &[u8]) {
+        for token in value.split(|b| *b == b',') {
+            let token = token.trim_ascii();
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if token.eq_ignore_ascii_case(b"upgrade") {
+                self.upgrade = true;
+            } else if !token.is_empty() {
+                self.names_fields = true;
+            }
+        }
+    }
+}
+
 /// Whether the message asks to upgrade the connection (WebSocket and the like).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)

@@ -33,8 +33,7 @@ use crate::body::Body;
 
 type Drive = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Bytes a read asks for at least.
-const READ_SIZE: usize = 8 * 1024;
+use decode::READ_SIZE;
 
 /// The request side: cheap to clone, carried with the caller.
 #[derive(Clone)]

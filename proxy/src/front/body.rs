@@ -12,8 +12,8 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use hyper::body::{Frame, SizeHint};
 
-use super::{READ_SIZE, Reading};
-use crate::link::decode::{self, Framing, Step};
+use super::Reading;
+use crate::link::decode::{self, BodyFailure, Decoded, Framing, Step};
 
 /// Why a request body could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -111,45 +111,30 @@ impl hyper::body::Body for CallerBody {
             this.shared.continue_wanted.store(true, Ordering::Release);
             this.shared.waker.wake();
         }
-        loop {
-            let Some(reading) = &mut this.reading else {
-                return Poll::Ready(None);
-            };
-            let step = match this.framing.step(&mut reading.buf) {
-                Ok(step) => step,
-                Err(decode::Error::Chunk(why)) => {
-                    return Poll::Ready(Some(Err(BodyError::Malformed(why).into())));
-                }
-                Err(_) => {
-                    return Poll::Ready(Some(Err(BodyError::Malformed("bad trailer").into())));
-                }
-            };
-            match step {
-                Step::Frame(frame) => {
-                    if this.framing.is_done() {
-                        this.give_back();
-                    }
-                    return Poll::Ready(Some(Ok(frame)));
-                }
-                Step::End => {
+        let Some(reading) = &mut this.reading else {
+            return Poll::Ready(None);
+        };
+        let decoded = ready!(
+            this.framing
+                .poll_next(&mut reading.buf, &mut reading.read, cx)
+        );
+        let failed = match decoded {
+            Ok(Decoded::Frame(frame)) => {
+                if this.framing.is_done() {
                     this.give_back();
-                    return Poll::Ready(None);
                 }
-                Step::More => {}
+                return Poll::Ready(Some(Ok(frame)));
             }
-            if reading.buf.capacity() - reading.buf.len() < READ_SIZE / 2 {
-                reading.buf.reserve(READ_SIZE);
+            Ok(Decoded::End) => {
+                this.give_back();
+                return Poll::Ready(None);
             }
-            let n = ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut reading.read),
-                cx,
-                &mut reading.buf
-            ))
-            .map_err(BodyError::Read)?;
-            if n == 0 {
-                return Poll::Ready(Some(Err(BodyError::Cut.into())));
-            }
-        }
+            Ok(Decoded::Closed) => BodyError::Cut,
+            Err(BodyFailure::Framing(decode::Error::Chunk(why))) => BodyError::Malformed(why),
+            Err(BodyFailure::Framing(_)) => BodyError::Malformed("invalid_chunk_framing"),
+            Err(BodyFailure::Read(e)) => BodyError::Read(e),
+        };
+        Poll::Ready(Some(Err(failed.into())))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -12,6 +12,7 @@ use hyper::{Method, Request, StatusCode, Uri, Version};
 
 use crate::chunked::{self, Chunk};
 use crate::fields::FieldSpans;
+use crate::hop::ConnectionTokens;
 use crate::link::decode::Framing;
 
 /// Header tables up to this size live on the stack; a larger configured limit takes the heap.
@@ -158,7 +159,8 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Hea
         // Chunks that came with the head are checked before the head goes anywhere.
         check_chunks(buf).map_err(|reason| Refusal::bad(reason, chunk_detail(reason)))?;
     }
-    let keep_alive = !seen.close && (version == Version::HTTP_11 || seen.keep_alive);
+    let keep_alive =
+        !seen.connection.close && (version == Version::HTTP_11 || seen.connection.keep_alive);
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -169,7 +171,7 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Hea
         framing,
         keep_alive,
         expect_continue: seen.expect_continue && version == Version::HTTP_11,
-        upgrade: seen.upgrade_field && seen.upgrade_token && version == Version::HTTP_11,
+        upgrade: seen.upgrade_field && seen.connection.upgrade && version == Version::HTTP_11,
     }))
 }
 
@@ -194,9 +196,7 @@ fn check_target(target: &[u8], method: &Method) -> Result<(), Refusal> {
 struct Seen {
     length: Option<u64>,
     chunked: bool,
-    close: bool,
-    keep_alive: bool,
-    upgrade_token: bool,
+    connection: ConnectionTokens,
     upgrade_field: bool,
     expect_continue: bool,
     /// A `Transfer-Encoding` other than one `chunked`.
@@ -229,16 +229,7 @@ impl Seen {
             }
             self.chunked = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    self.close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    self.keep_alive = true;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    self.upgrade_token = true;
-                }
-            }
+            self.connection.read(value);
         } else if name.eq_ignore_ascii_case(b"upgrade") {
             self.upgrade_field = true;
         } else if name.eq_ignore_ascii_case(b"expect") {

@@ -13,9 +13,9 @@ use hyper::Response;
 use hyper::body::{Frame, SizeHint};
 use tokio::net::tcp::OwnedWriteHalf;
 
-use super::decode::{self, Framing, Step};
+use super::decode::{self, BodyFailure, Decoded, Framing};
 use super::encode;
-use super::{Inner, READ_SIZE, Reading};
+use super::{Inner, Reading};
 use crate::body::BoxError;
 
 /// Where the request's writing side is while its answer is read.
@@ -128,38 +128,33 @@ impl hyper::body::Body for AppBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        loop {
-            let Some((reading, _)) = &mut this.conn else {
-                return Poll::Ready(None);
-            };
-            match this.framing.step(&mut reading.buf)? {
-                Step::Frame(frame) => {
-                    if this.framing.is_done() {
-                        this.release();
-                    }
-                    return Poll::Ready(Some(Ok(frame)));
-                }
-                Step::End => {
+        let Some((reading, _)) = &mut this.conn else {
+            return Poll::Ready(None);
+        };
+        let decoded = ready!(
+            this.framing
+                .poll_next(&mut reading.buf, &mut reading.read, cx)
+        );
+        match decoded.map_err(|e| match e {
+            BodyFailure::Framing(e) => BoxError::from(e),
+            BodyFailure::Read(e) => BoxError::from(e),
+        })? {
+            Decoded::Frame(frame) => {
+                if this.framing.is_done() {
                     this.release();
-                    return Poll::Ready(None);
                 }
-                Step::More => {}
+                Poll::Ready(Some(Ok(frame)))
             }
-            if reading.buf.capacity() - reading.buf.len() < READ_SIZE / 2 {
-                reading.buf.reserve(READ_SIZE);
+            Decoded::End => {
+                this.release();
+                Poll::Ready(None)
             }
-            let n = ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut reading.read),
-                cx,
-                &mut reading.buf
-            ))?;
-            if n == 0 {
+            Decoded::Closed => {
                 // Close-delimited, or cut short: either way the connection is done.
                 this.keep_alive = false;
-                let step = this.framing.closed();
                 this.conn = None;
-                step?;
-                return Poll::Ready(None);
+                this.framing.closed()?;
+                Poll::Ready(None)
             }
         }
     }

@@ -3,15 +3,18 @@
 //! trailers, or everything until the app closes.
 
 use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::Frame;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode, Version};
+use tokio::io::AsyncRead;
 
 use crate::chunked::{self, Chunk};
 use crate::fields::FieldSpans;
-use crate::hop;
+use crate::hop::{self, ConnectionTokens};
 
 /// An answer head longer than this is refused (nginx's default is 4 or 8 KiB).
 pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -108,22 +111,25 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
                 let last = value.rsplit(|b| *b == b',').next().unwrap_or(b"");
                 seen.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             } else if name.eq_ignore_ascii_case(b"connection") {
-                seen.connection(value);
+                seen.connection.read(value);
             }
         }
+        // `Connection` names other fields (an `upgrade` token names `Upgrade`), which are then
+        // hop-by-hop too.
+        let names_fields = seen.connection.names_fields || seen.connection.upgrade;
         let mut headers = HeaderMap::with_capacity(spans.len());
         for (name, value) in spans.read(&head) {
             let name = HeaderName::from_bytes(name)
                 .map_err(|_| Error::Field(String::from_utf8_lossy(name).into_owned()))?;
             // A field `Connection` names is hop-by-hop too; then `hop::strip` sorts them out.
-            if !seen.names_fields && hop::always_hop(&name) {
+            if !names_fields && hop::always_hop(&name) {
                 continue;
             }
             let value = HeaderValue::from_maybe_shared(value)
                 .map_err(|_| Error::Field(name.to_string()))?;
             headers.append(name, value);
         }
-        if seen.names_fields {
+        if names_fields {
             hop::strip(&mut headers, false);
         }
         let version = if version == 0 {
@@ -133,8 +139,8 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
         };
         let framing = seen.framing(method, status);
         let keep_alive = framing != Framing::Close
-            && !seen.close
-            && (version == Version::HTTP_11 || seen.keep_alive);
+            && !seen.connection.close
+            && (version == Version::HTTP_11 || seen.connection.keep_alive);
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = version;
@@ -153,10 +159,7 @@ struct Seen {
     /// Whether the last transfer coding is `chunked`, when there is one.
     chunked: Option<bool>,
     length: Option<u64>,
-    close: bool,
-    keep_alive: bool,
-    /// `Connection` names other fields, which are then hop-by-hop.
-    names_fields: bool,
+    connection: ConnectionTokens,
 }
 
 impl Seen {
@@ -175,19 +178,6 @@ impl Seen {
             self.length = Some(n);
         }
         Ok(())
-    }
-
-    fn connection(&mut self, value: &[u8]) {
-        for token in value.split(|b| *b == b',') {
-            let token = token.trim_ascii();
-            if token.eq_ignore_ascii_case(b"close") {
-                self.close = true;
-            } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                self.keep_alive = true;
-            } else if !token.is_empty() {
-                self.names_fields = true;
-            }
-        }
     }
 
     /// RFC 9112 §6.3, for an answer.
@@ -210,6 +200,28 @@ impl Seen {
         }
     }
 }
+
+/// What reading a body from its connection came to.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    Frame(Frame<Bytes>),
+    /// The body ended by its framing.
+    End,
+    /// The connection ended first (the end of a close-delimited body, else a cut).
+    Closed,
+}
+
+/// Why reading a body from its connection failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyFailure {
+    #[error(transparent)]
+    Framing(#[from] Error),
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+}
+
+/// Bytes a read asks for at least.
+pub(crate) const READ_SIZE: usize = 8 * 1024;
 
 /// What the body decoder made of the bytes at hand.
 #[derive(Debug)]
@@ -253,6 +265,29 @@ impl Framing {
                     *self = Framing::Done;
                 }
                 Ok(step)
+            }
+        }
+    }
+
+    /// The next piece of the body: from `buf`, else read from `read` into `buf` (what is read
+    /// past the body stays there).
+    pub(crate) fn poll_next<R: AsyncRead + Unpin>(
+        &mut self,
+        buf: &mut BytesMut,
+        read: &mut R,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Decoded, BodyFailure>> {
+        loop {
+            match self.step(buf)? {
+                Step::Frame(frame) => return Poll::Ready(Ok(Decoded::Frame(frame))),
+                Step::End => return Poll::Ready(Ok(Decoded::End)),
+                Step::More => {}
+            }
+            if buf.capacity() - buf.len() < READ_SIZE / 2 {
+                buf.reserve(READ_SIZE);
+            }
+            if ready!(tokio_util::io::poll_read_buf(Pin::new(&mut *read), cx, buf))? == 0 {
+                return Poll::Ready(Ok(Decoded::Closed));
             }
         }
     }
