@@ -22,7 +22,7 @@ pub(crate) struct Target {
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
-fn client() -> HttpClient {
+pub(crate) fn client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     Client::builder(TokioExecutor::new())
@@ -54,12 +54,15 @@ async fn get(client: &HttpClient, target: &Target) -> bool {
 pub(crate) struct Latency {
     pub(crate) samples: Vec<Duration>,
     pub(crate) errors: u64,
+    /// Requests sent, the warm-up's included (for CPU per request).
+    pub(crate) sent: u64,
 }
 
 impl Latency {
     pub(crate) fn merge(&mut self, other: Latency) {
         self.samples.extend(other.samples);
         self.errors += other.errors;
+        self.sent += other.sent;
     }
 
     /// The `q` quantile in microseconds, to 0.1 µs.
@@ -77,10 +80,14 @@ impl Latency {
 /// `rate` requests per second for `duration`, after a one-second warm-up at the same rate.
 /// A thread of its own paces the requests (sleeping, then spinning the last 100 µs): tokio's
 /// timer has a 1 ms grain, which would add up to a millisecond of noise to every figure.
-pub(crate) async fn open_loop(target: &Target, rate: u32, duration: Duration) -> Latency {
-    let client = client();
+pub(crate) async fn open_loop(
+    target: &Target,
+    client: &HttpClient,
+    rate: u32,
+    warmup: Duration,
+    duration: Duration,
+) -> Latency {
     let interval = Duration::from_secs(1) / rate;
-    let warmup = Duration::from_secs(1);
     let total = ((warmup + duration).as_secs_f64() * f64::from(rate)) as u64;
     let counted_from = (warmup.as_secs_f64() * f64::from(rate)) as u64;
     let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
@@ -130,6 +137,7 @@ pub(crate) async fn open_loop(target: &Target, rate: u32, duration: Duration) ->
     Latency {
         samples: latencies,
         errors,
+        sent: total,
     }
 }
 

@@ -24,8 +24,9 @@ use procs::Children;
 
 const RATE: u32 = 1000;
 const CONNECTIONS: usize = 64;
-/// Open-loop rounds over all targets.
-const ROUNDS: u64 = 3;
+/// The length of one open-loop round: short, so that a slow spell of the machine (seconds,
+/// on a shared VM) falls on every target alike.
+const ROUND: Duration = Duration::from_millis(500);
 
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -61,7 +62,15 @@ fn cpu_seconds(pid: u32) -> f64 {
 async fn ready(name: &str, target: &Target) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        let probe = load::open_loop(target, 100, Duration::from_millis(50)).await;
+        let client = load::client();
+        let probe = load::open_loop(
+            target,
+            &client,
+            100,
+            Duration::ZERO,
+            Duration::from_millis(50),
+        )
+        .await;
         if probe.errors == 0 {
             return Ok(());
         }
@@ -137,15 +146,25 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
     json.insert("matcher_ns_per_request".into(), ns.into());
     json.insert("rate_per_s".into(), RATE.into());
     json.insert("seconds".into(), seconds.into());
-    // Rounds interleave the targets, so that a slow spell of the machine hits them all alike.
+    // Short rounds interleave the targets, the order turning each round, so that a slow spell
+    // of the machine hits them all alike. Each target keeps its client (and its pool of
+    // connections) across rounds: only its first round needs a long warm-up.
     let mut measured: Vec<load::Latency> =
         targets.iter().map(|_| load::Latency::default()).collect();
+    let clients: Vec<_> = targets.iter().map(|_| load::client()).collect();
     let mut cpu = [0.0f64; 5];
-    for _ in 0..ROUNDS {
-        for (i, ((_, target), all)) in targets.iter().zip(&mut measured).enumerate() {
-            let round = Duration::from_secs(seconds.div_ceil(ROUNDS));
+    let rounds = (seconds * 1000).div_ceil(ROUND.as_millis() as u64).max(1);
+    for r in 0..rounds {
+        for k in 0..targets.len() {
+            let i = (r as usize + k) % targets.len();
+            let warmup = if r == 0 {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_millis(50)
+            };
             let before: f64 = accounted[i].iter().map(|p| cpu_seconds(*p)).sum();
-            all.merge(load::open_loop(target, RATE, round).await);
+            let round = load::open_loop(&targets[i].1, &clients[i], RATE, warmup, ROUND).await;
+            measured[i].merge(round);
             let after: f64 = accounted[i].iter().map(|p| cpu_seconds(*p)).sum();
             cpu[i] += after - before;
         }
@@ -153,7 +172,7 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
     for (i, ((name, _), l)) in targets.iter().zip(&mut measured).enumerate() {
         if i > 0 {
             // CPU microseconds per request of the proxies in the path (10 ms clock ticks).
-            let per = cpu[i] * 1e6 / l.samples.len().max(1) as f64;
+            let per = cpu[i] * 1e6 / l.sent.max(1) as f64;
             let per = (per * 10.0).round() / 10.0;
             eprintln!("{name:>9} proxy CPU: {per} µs per request");
             json.insert(format!("{name}_cpu_us_per_request"), per.into());
