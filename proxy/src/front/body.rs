@@ -142,10 +142,7 @@ impl hyper::body::Body for CallerBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.framing.remaining() {
-            Some(n) => SizeHint::with_exact(n),
-            None => SizeHint::default(),
-        }
+        self.framing.size_hint()
     }
 }
 

@@ -164,9 +164,6 @@ impl hyper::body::Body for AppBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.framing.remaining() {
-            Some(n) => SizeHint::with_exact(n),
-            None => SizeHint::default(),
-        }
+        self.framing.size_hint()
     }
 }

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use hyper::body::Frame;
+use hyper::body::{Frame, SizeHint};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode, Version};
 use tokio::io::AsyncRead;
@@ -309,12 +309,12 @@ impl Framing {
         matches!(self, Framing::Empty | Framing::Done)
     }
 
-    /// The length still to come, when the head declared one.
-    pub(crate) fn remaining(&self) -> Option<u64> {
+    /// What is known of the length still to come: exact when the head declared one.
+    pub(crate) fn size_hint(&self) -> SizeHint {
         match self {
-            Framing::Empty | Framing::Done => Some(0),
-            Framing::Length(n) => Some(*n),
-            _ => None,
+            Framing::Empty | Framing::Done => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(*n),
+            _ => SizeHint::default(),
         }
     }
 }
