@@ -294,6 +294,15 @@ async fn the_proxy_answers_502_504_and_413_itself() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// A raw connection to the sidecar's inbound port with `bytes` already sent on it.
+async fn wire(s: &Running, bytes: &[u8]) -> tokio::net::TcpStream {
+    let mut conn = tokio::net::TcpStream::connect(s.handle.inbound)
+        .await
+        .unwrap();
+    conn.write_all(bytes).await.unwrap();
+    conn
+}
+
 /// Reads one answer whose body has a `Content-Length` (or none, for 1xx, 204 and HEAD).
 async fn answer(stream: &mut tokio::net::TcpStream, bodiless: bool) -> (String, Vec<u8>) {
     let head = read_head(stream).await;
@@ -354,14 +363,11 @@ async fn pipelined_requests_are_answered_in_order_and_unread_bodies_do_not_end_t
 async fn a_client_that_expects_100_continue_gets_it_before_it_sends_the_body() {
     let app = app::start().await;
     let s = sidecar(app.addr, "").await;
-    let mut conn = tokio::net::TcpStream::connect(s.handle.inbound)
-        .await
-        .unwrap();
-    conn.write_all(
+    let mut conn = wire(
+        &s,
         b"PUT /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n",
     )
-    .await
-    .unwrap();
+    .await;
     // Nothing of the body is sent until the go-ahead comes.
     let go = tokio::time::timeout(Duration::from_secs(10), read_head(&mut conn))
         .await
@@ -378,12 +384,11 @@ async fn a_client_that_expects_100_continue_gets_it_before_it_sends_the_body() {
 async fn an_http_1_0_client_gets_an_answer_of_unknown_length_until_the_connection_closes() {
     let app = app::start().await;
     let s = sidecar(app.addr, "").await;
-    let mut conn = tokio::net::TcpStream::connect(s.handle.inbound)
-        .await
-        .unwrap();
-    conn.write_all(b"GET /download?bytes=200000 HTTP/1.0\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
+    let mut conn = wire(
+        &s,
+        b"GET /download?bytes=200000 HTTP/1.0\r\nHost: a\r\n\r\n",
+    )
+    .await;
     let head = read_head(&mut conn).await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
     assert!(head.contains("connection: close\r\n"), "{head}");
@@ -397,12 +402,7 @@ async fn an_http_1_0_client_gets_an_answer_of_unknown_length_until_the_connectio
             .all(|(i, b)| *b == app::pattern(i as u64))
     );
     // The same from an HTTP/1.1 client comes in chunks on a connection that stays open.
-    let mut conn = tokio::net::TcpStream::connect(s.handle.inbound)
-        .await
-        .unwrap();
-    conn.write_all(b"GET /download?bytes=10 HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
+    let mut conn = wire(&s, b"GET /download?bytes=10 HTTP/1.1\r\nHost: a\r\n\r\n").await;
     let head = read_head(&mut conn).await;
     assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
     assert!(head.contains("date: "), "{head}");
@@ -412,14 +412,11 @@ async fn an_http_1_0_client_gets_an_answer_of_unknown_length_until_the_connectio
 async fn a_chunk_that_breaks_after_the_head_went_on_fails_the_request_with_400() {
     let app = app::start().await;
     let s = sidecar(app.addr, "").await;
-    let mut conn = tokio::net::TcpStream::connect(s.handle.inbound)
-        .await
-        .unwrap();
-    conn.write_all(
+    let mut conn = wire(
+        &s,
         b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
     )
-    .await
-    .unwrap();
+    .await;
     // The head reached the app; then the framing breaks.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while app.hits.load(std::sync::atomic::Ordering::Relaxed) == 0 {
