@@ -20,6 +20,8 @@ pub struct Stitch {
 struct Inner {
     memory: Mutex<HashMap<String, SpanContext>>,
     dirty: Mutex<Vec<(String, Vec<u8>)>>,
+    /// Woken when `dirty` gets its first entry, so an idle sidecar's writer sleeps.
+    wrote: tokio::sync::Notify,
     cache: Cache,
     ttl: Duration,
 }
@@ -37,6 +39,7 @@ impl Stitch {
             inner: Arc::new(Inner {
                 memory: Mutex::new(HashMap::new()),
                 dirty: Mutex::new(Vec::new()),
+                wrote: tokio::sync::Notify::new(),
                 cache,
                 ttl,
             }),
@@ -90,6 +93,9 @@ impl Stitch {
         let mut value = context.to_bytes().to_vec();
         value.extend_from_slice(&unix_now().to_be_bytes());
         if let Ok(mut dirty) = self.inner.dirty.lock() {
+            if dirty.is_empty() {
+                self.inner.wrote.notify_one();
+            }
             dirty.push((key.to_owned(), value));
         }
     }
@@ -108,17 +114,25 @@ impl Stitch {
         }
     }
 
-    /// Flushes every `every` until the task is dropped; a final flush happens on shutdown.
+    /// Flushes what was remembered at most `every` after it was, and prunes once an hour,
+    /// until the task is dropped; a final flush happens on shutdown. With nothing remembered it
+    /// sleeps: an idle sidecar wakes for nothing but the hourly prune.
     pub async fn write_behind(self, every: Duration) {
-        let mut tick = tokio::time::interval(every);
-        let mut pruned = std::time::Instant::now();
+        const PRUNE: Duration = Duration::from_secs(3600);
+        let mut prune_at = tokio::time::Instant::now() + PRUNE;
         loop {
-            tick.tick().await;
-            let me = self.clone();
-            let prune = pruned.elapsed() > Duration::from_secs(3600);
+            let prune = tokio::select! {
+                () = self.inner.wrote.notified() => {
+                    // Gathers what else comes within `every` into the same transaction.
+                    tokio::time::sleep(every).await;
+                    false
+                }
+                () = tokio::time::sleep_until(prune_at) => true,
+            };
             if prune {
-                pruned = std::time::Instant::now();
+                prune_at = tokio::time::Instant::now() + PRUNE;
             }
+            let me = self.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 me.flush();
                 if prune {
@@ -147,5 +161,25 @@ mod tests {
         let stitch = Stitch::new(Cache::open(dir.path()).unwrap(), Duration::from_secs(3600));
         assert_eq!(stitch.lookup("order-7"), Some(context));
         assert_eq!(stitch.lookup("order-8"), None);
+    }
+
+    #[tokio::test]
+    async fn the_writer_stores_what_is_remembered_after_an_idle_spell() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let stitch = Stitch::new(cache.clone(), Duration::from_secs(3600));
+        let writer = tokio::spawn(stitch.clone().write_behind(Duration::from_millis(5)));
+        for key in ["order-1", "order-2"] {
+            stitch.remember(key, SpanContext::root());
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while cache.load_trace(key).unwrap().is_none() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{key} was never written"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        writer.abort();
     }
 }
