@@ -9,19 +9,19 @@ use hyper::header::{self, HeaderName, HeaderValue};
 /// Whether a field is hop-by-hop by its name alone (RFC 9110 §7.6.1 and the fields older
 /// clients send); `Connection` names the others. `Connection` and `Upgrade` are among them:
 /// an upgrade puts them back.
-pub(crate) fn always_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "upgrade"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-    )
+pub(crate) fn always_hop(name: &[u8]) -> bool {
+    let is = |hop: &[u8]| name.eq_ignore_ascii_case(hop);
+    // By length first: most names are none of these and fail on it.
+    match name.len() {
+        2 => is(b"te"),
+        7 => is(b"upgrade") || is(b"trailer"),
+        10 => is(b"connection") || is(b"keep-alive"),
+        16 => is(b"proxy-connection"),
+        17 => is(b"transfer-encoding"),
+        18 => is(b"proxy-authenticate"),
+        19 => is(b"proxy-authorization"),
+        _ => false,
+    }
 }
 
 /// What the tokens of `Connection` fields say, read as the fields are parsed.
@@ -76,7 +76,10 @@ pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
     // change while its keys are read; there are at most as many as `always_hop` knows).
     let mut hop = [NO_FIELD; HOP_FIELDS];
     let mut n = 0;
-    for name in headers.keys().filter(|name| always_hop(name)) {
+    for name in headers
+        .keys()
+        .filter(|name| always_hop(name.as_str().as_bytes()))
+    {
         if n < HOP_FIELDS {
             hop[n] = Some(name.clone());
             n += 1;

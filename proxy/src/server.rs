@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::body::{Body, BoxError};
 use crate::config::Limits;
+use crate::fields;
 use crate::forward;
 use crate::front::{self, Settings, head::HeadLimits};
 use crate::link::AppLink;
@@ -123,7 +124,12 @@ pub async fn serve<H, F>(
                     // Boxed: hyper stores the future it gets by value, and the handler's is
                     // kilobytes; a pointer is all that moves then.
                     let answer = Box::pin(handle(request, caller.clone()));
-                    async move { Ok::<_, Infallible>(answer.await) }
+                    async move {
+                        let mut answer = answer.await;
+                        // hyper writes the header map only.
+                        fields::materialize(&mut answer);
+                        Ok::<_, Infallible>(answer)
+                    }
                 });
                 let io = TokioIo::new(Prefixed::new(first.freeze(), stream));
                 let _ = watcher.watch(h2.serve_connection(io, service)).await;

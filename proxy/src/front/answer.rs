@@ -12,6 +12,7 @@ use hyper::http::response::Parts;
 use hyper::{StatusCode, Version};
 
 use crate::body::Body;
+use crate::fields::Passed;
 use crate::link::encode::{self, Framing};
 
 /// What the request said that decides how its answer is written.
@@ -37,6 +38,8 @@ pub(super) struct Written {
 /// The head for `parts` and how its body goes out.
 pub(super) fn head(parts: &Parts, body: &Body, asked: Asked) -> Written {
     let status = parts.status;
+    // An app's answer as its link read it: its own fields are there, not in the map.
+    let passed = parts.extensions.get::<Passed>();
     let switching = asked.upgrade && status == StatusCode::SWITCHING_PROTOCOLS;
     let mut keep_alive = asked.keep_alive;
     let mut extra: [Option<(&'static [u8], Bytes)>; 2] = [None, None];
@@ -46,7 +49,7 @@ pub(super) fn head(parts: &Parts, body: &Body, asked: Asked) -> Written {
         || status == StatusCode::NOT_MODIFIED;
     let framing = if bodiless {
         None
-    } else if let Some(n) = length(parts) {
+    } else if let Some(n) = passed.and_then(|p| p.length).or_else(|| length(parts)) {
         Some(Framing::Length(n))
     } else if body.is_end_stream() {
         extra[0] = Some((b"content-length", Bytes::from_static(b"0")));
@@ -70,7 +73,7 @@ pub(super) fn head(parts: &Parts, body: &Body, asked: Asked) -> Written {
     }
 
     let reason = status.canonical_reason().unwrap_or("");
-    let mut size = 64 + reason.len();
+    let mut size = 64 + reason.len() + passed.map_or(0, Passed::wire_len);
     for (name, value) in &parts.headers {
         size += name.as_str().len() + value.len() + 4;
     }
@@ -84,10 +87,13 @@ pub(super) fn head(parts: &Parts, body: &Body, asked: Asked) -> Written {
     out.extend_from_slice(b" ");
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
+    if let Some(passed) = passed {
+        passed.write(&mut out);
+    }
     for (name, value) in &parts.headers {
         encode::field(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
-    if !parts.headers.contains_key(header::DATE) {
+    if !passed.is_some_and(|p| p.date) && !parts.headers.contains_key(header::DATE) {
         date(|value| encode::field(&mut out, b"date", value.as_bytes()));
     }
     for (name, value) in extra.iter().flatten() {

@@ -17,6 +17,8 @@ use crate::link::decode::Framing;
 
 /// Header tables up to this size live on the stack; a larger configured limit takes the heap.
 const STACK_FIELDS: usize = 128;
+/// Fields the proxy may add to a request before it goes on.
+const ADDED_FIELDS: usize = 4;
 
 /// What a head may be: the configured limits.
 #[derive(Debug, Clone, Copy)]
@@ -137,7 +139,9 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Hea
     })?;
 
     let mut seen = Seen::default();
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    // Room for what the proxy adds on the way (`Host`, `X-Forwarded-For`, trace context):
+    // growing the map re-hashes every field.
+    let mut headers = HeaderMap::with_capacity(fields.len() + ADDED_FIELDS);
     for (name, value) in fields.read(&head) {
         seen.field(name, &value)?;
         let name = HeaderName::from_bytes(name).map_err(|_| {

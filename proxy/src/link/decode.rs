@@ -13,7 +13,7 @@ use hyper::{Method, Response, StatusCode, Version};
 use tokio::io::AsyncRead;
 
 use crate::chunked::{self, Chunk};
-use crate::fields::FieldSpans;
+use crate::fields::{FieldSpans, Passed};
 use crate::hop::{self, ConnectionTokens};
 
 /// An answer head longer than this is refused (nginx's default is 4 or 8 KiB).
@@ -100,8 +100,8 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
             // 100 Continue and 103 Early Hints: the final answer follows.
             continue;
         }
-        // The framing and the connection's fate first; then the map, without the hop-by-hop
-        // fields (RFC 9110 §7.6.1): the client connection frames the answer anew.
+        // The framing and the connection's fate first; then the fields that go on, without
+        // the hop-by-hop ones (RFC 9110 §7.6.1): the client connection frames the answer anew.
         let mut seen = Seen::default();
         for (name, value) in spans.iter() {
             let (name, value) = (&head[name], &head[value]);
@@ -112,25 +112,42 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
                 seen.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             } else if name.eq_ignore_ascii_case(b"connection") {
                 seen.connection.read(value);
+            } else if name.eq_ignore_ascii_case(b"date") {
+                seen.date = true;
             }
         }
-        // `Connection` names other fields (an `upgrade` token names `Upgrade`), which are then
-        // hop-by-hop too.
-        let names_fields = seen.connection.names_fields || seen.connection.upgrade;
-        let mut headers = HeaderMap::with_capacity(spans.len());
-        for (name, value) in spans.read(&head) {
-            let name = HeaderName::from_bytes(name)
-                .map_err(|_| Error::Field(String::from_utf8_lossy(name).into_owned()))?;
-            // A field `Connection` names is hop-by-hop too; then `hop::strip` sorts them out.
-            if !names_fields && hop::always_hop(&name) {
-                continue;
+        let mut response = Response::new(());
+        // A `Content-Length` next to a transfer coding says nothing true (RFC 9112 §6.3).
+        let stale_length =
+            |name: &[u8]| seen.chunked.is_some() && name.eq_ignore_ascii_case(b"content-length");
+        if seen.connection.names_fields || seen.connection.upgrade {
+            // `Connection` names other fields (an `upgrade` token names `Upgrade`), which are
+            // then hop-by-hop too: the map and `hop::strip` sort them out.
+            let mut headers = HeaderMap::with_capacity(spans.len());
+            for (name, value) in spans.read(&head) {
+                if stale_length(name) {
+                    continue;
+                }
+                let name = HeaderName::from_bytes(name)
+                    .map_err(|_| Error::Field(String::from_utf8_lossy(name).into_owned()))?;
+                let value = HeaderValue::from_maybe_shared(value)
+                    .map_err(|_| Error::Field(name.to_string()))?;
+                headers.append(name, value);
             }
-            let value = HeaderValue::from_maybe_shared(value)
-                .map_err(|_| Error::Field(name.to_string()))?;
-            headers.append(name, value);
-        }
-        if names_fields {
             hop::strip(&mut headers, false);
+            *response.headers_mut() = headers;
+        } else {
+            // The common answer: its fields go to the client as they are, with no map.
+            let mut passed = Passed::new(head.clone());
+            for (name, value) in spans.iter() {
+                let field = &head[name.clone()];
+                if !hop::always_hop(field) && !stale_length(field) {
+                    passed.push(name, value);
+                }
+            }
+            passed.length = seen.length.filter(|_| seen.chunked.is_none());
+            passed.date = seen.date;
+            response.extensions_mut().insert(passed);
         }
         let version = if version == 0 {
             Version::HTTP_10
@@ -141,10 +158,8 @@ pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, 
         let keep_alive = framing != Framing::Close
             && !seen.connection.close
             && (version == Version::HTTP_11 || seen.connection.keep_alive);
-        let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = version;
-        *response.headers_mut() = headers;
         return Ok(Some(Head {
             response,
             framing,
@@ -160,6 +175,7 @@ struct Seen {
     chunked: Option<bool>,
     length: Option<u64>,
     connection: ConnectionTokens,
+    date: bool,
 }
 
 impl Seen {
@@ -392,6 +408,12 @@ fn trailers(buf: &mut BytesMut) -> Result<Step, Error> {
 mod tests {
     use super::*;
 
+    /// An answer's fields, wherever it keeps them.
+    fn fields(mut response: Response<()>) -> HeaderMap {
+        crate::fields::materialize(&mut response);
+        std::mem::take(response.headers_mut())
+    }
+
     fn parse(text: &str, method: Method) -> Result<Option<Head>, Error> {
         head(&mut BytesMut::from(text), &method)
     }
@@ -430,7 +452,11 @@ mod tests {
         let mut buf = BytesMut::from(text);
         let head = head(&mut buf, &Method::POST).unwrap().unwrap();
         assert_eq!(head.response.status(), StatusCode::CREATED);
-        let values: Vec<_> = head.response.headers().get_all("x-a").iter().collect();
+        let values: Vec<_> = fields(head.response)
+            .get_all("x-a")
+            .iter()
+            .cloned()
+            .collect();
         assert_eq!(values, ["1", "2"]);
         assert_eq!(head.framing, Framing::Length(3));
         assert!(head.keep_alive);
@@ -508,9 +534,7 @@ mod tests {
     fn hop_by_hop_fields_are_left_out_of_the_answer() {
         let names = |text: &str| {
             let head = parse(text, Method::GET).unwrap().unwrap();
-            let mut names: Vec<String> = head
-                .response
-                .headers()
+            let mut names: Vec<String> = fields(head.response)
                 .keys()
                 .map(|k| k.to_string())
                 .collect();
@@ -530,6 +554,21 @@ mod tests {
                  Content-Length: 0\r\n\r\n"
             ),
             ["content-length", "x-order"]
+        );
+        // A length next to a transfer coding is dropped, with or without a map.
+        assert_eq!(
+            names(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\
+                 X-Order: 1\r\n\r\n"
+            ),
+            ["x-order"]
+        );
+        assert_eq!(
+            names(
+                "HTTP/1.1 200 OK\r\nConnection: X-Hop\r\nX-Hop: 1\r\n\
+                 Transfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n"
+            ),
+            Vec::<String>::new()
         );
     }
 
