@@ -153,9 +153,15 @@ impl Forwarder {
         let upgrade = version == Version::HTTP_11 && hop::wants_upgrade(request.headers());
 
         let (mut parts, incoming) = request.into_parts();
-        // HTTP/2 carries the host in :authority; HTTP/1.1 upstreams want a Host field.
+        // An HTTP/1 caller's own connection to the app, when the listener gave it one.
+        let link = caller
+            .link
+            .filter(|_| !upgrade && version != Version::HTTP_2);
+        // HTTP/2 carries the host in :authority; HTTP/1.1 upstreams want a Host field. The
+        // link writes the target's path alone, so it names the app when nothing else does
+        // (an HTTP/1.0 caller may send no Host); hyper's client does that itself.
         if !parts.headers.contains_key(header::HOST)
-            && let Some(authority) = parts.uri.authority()
+            && let Some(authority) = parts.uri.authority().or(link.is_some().then_some(upstream))
             && let Ok(value) = HeaderValue::from_str(authority.as_str())
         {
             parts.headers.insert(header::HOST, value);
@@ -166,23 +172,28 @@ impl Forwarder {
             caller.peer.ip(),
             caller.address.as_ref(),
         );
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(upstream.clone())
-            .path_and_query(path);
-        parts.uri = match uri.build() {
-            Ok(u) => u,
-            Err(e) => {
-                return body::error(StatusCode::BAD_REQUEST, "bad_target", e.to_string());
-            }
-        };
+        if link.is_none() {
+            // hyper's client takes the upstream from an absolute target; the link writes the
+            // path alone.
+            let path = parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            let uri = Uri::builder()
+                .scheme(Scheme::HTTP)
+                .authority(upstream.clone())
+                .path_and_query(path);
+            parts.uri = match uri.build() {
+                Ok(u) => u,
+                Err(e) => {
+                    return body::error(StatusCode::BAD_REQUEST, "bad_target", e.to_string());
+                }
+            };
+        }
         parts.version = Version::HTTP_11;
-        let body: Body = if self.max_body_bytes > 0 {
+        let body: Body = if self.max_body_bytes > 0 && !hyper::body::Body::is_end_stream(&incoming)
+        {
             Limited::new(incoming, self.max_body_bytes as usize)
                 .map_err(BoxError::from)
                 .boxed()
@@ -193,13 +204,11 @@ impl Forwarder {
             Some(h2) if !upgrade => h2,
             _ => &self.http1,
         };
-        // An HTTP/1 caller's own connection to the app, when the listener gave it one.
-        let link = caller.link;
         let request = Request::from_parts(parts, body);
         let sent = match link {
             // The link bounds the wait for the answer's head with a timer of its own, and
             // leaves the answer's hop-by-hop fields out as it reads the head.
-            Some(link) if !upgrade && version != Version::HTTP_2 => link
+            Some(link) => link
                 .send(request)
                 .await
                 .map(|r| r.map(BodyExt::boxed))

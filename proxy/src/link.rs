@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::task::AtomicWaker;
 use hyper::{Method, Request, Response};
 use tokio::net::TcpStream;
@@ -236,7 +236,7 @@ impl AppLink {
     async fn exchange_with_body(
         &self,
         conn: Conn,
-        head: Bytes,
+        head: BytesMut,
         body: Body,
         framing: encode::Framing,
         method: Method,
@@ -381,6 +381,7 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use http_body_util::{BodyExt, StreamBody};
     use hyper::body::Frame;
     use hyper::header::HeaderMap;

@@ -406,6 +406,14 @@ async fn an_http_1_0_client_gets_an_answer_of_unknown_length_until_the_connectio
     let head = read_head(&mut conn).await;
     assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
     assert!(head.contains("date: "), "{head}");
+    // An HTTP/1.0 request may come without a Host; the app gets one that names it.
+    let mut conn = wire(&s, b"GET /orders/1 HTTP/1.0\r\n\r\n").await;
+    let head = read_head(&mut conn).await;
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    let mut body = Vec::new();
+    conn.read_to_end(&mut body).await.unwrap();
+    let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echo["headers"]["host"], app.addr.to_string());
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ pub(super) struct Asked {
 
 /// An answer head ready to write.
 pub(super) struct Written {
-    pub head: Bytes,
+    pub head: BytesMut,
     /// `None`: the answer has no body on the wire.
     pub framing: Option<Framing>,
     pub keep_alive: bool,
@@ -101,7 +101,7 @@ pub(super) fn head(parts: &Parts, body: &Body, asked: Asked) -> Written {
     }
     out.extend_from_slice(b"\r\n");
     Written {
-        head: out.freeze(),
+        head: out,
         framing,
         keep_alive,
         switching,
@@ -209,6 +209,29 @@ mod tests {
         let (text, _, keep) = written(Response::new(crate::body::full("abc")), old);
         assert!(text.contains("\r\nconnection: keep-alive\r\n"), "{text}");
         assert!(keep);
+    }
+
+    #[test]
+    fn an_apps_own_fields_go_first_as_spelled_and_frame_the_answer() {
+        let text = "Server: app\r\nDate: Thu, 01 Jan 1970 00:00:01 GMT\r\nContent-Length: 1\r\n";
+        let mut passed = Passed::new(Bytes::from_static(text.as_bytes()));
+        for line in text.split_terminator("\r\n") {
+            let at = text.find(line).unwrap();
+            let colon = at + line.find(':').unwrap();
+            passed.push(at..colon, colon + 2..at + line.len());
+        }
+        passed.length = Some(1);
+        passed.date = true;
+        let mut answer = Response::new(streamed());
+        answer.extensions_mut().insert(passed);
+        answer.headers_mut().insert("x-added", "1".parse().unwrap());
+        let (text, framing, keep) = written(answer, ASKED);
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nServer: app\r\nDate: Thu, 01 Jan 1970 00:00:01 GMT\r\n\
+             Content-Length: 1\r\nx-added: 1\r\n\r\n"
+        );
+        assert_eq!((framing, keep), (Some(Framing::Length(1)), true));
     }
 
     #[test]

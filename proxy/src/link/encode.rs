@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::header::{self, HeaderMap};
@@ -52,7 +52,7 @@ pub(super) fn framing(headers: &HeaderMap, body: &Body) -> Result<Framing, Error
 }
 
 /// The request head, `host` standing in for a missing `Host` field.
-pub(super) fn head(parts: &Parts, framing: Framing) -> Bytes {
+pub(super) fn head(parts: &Parts, framing: Framing) -> BytesMut {
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut size = parts.method.as_str().len() + target.len() + 16;
     for (name, value) in &parts.headers {
@@ -75,7 +75,7 @@ pub(super) fn head(parts: &Parts, framing: Framing) -> Bytes {
         field(&mut out, b"transfer-encoding", b"chunked");
     }
     out.extend_from_slice(b"\r\n");
-    out.freeze()
+    out
 }
 
 pub(crate) fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
@@ -86,10 +86,11 @@ pub(crate) fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
 }
 
 /// Writes `head` and then `body` by `framing`; the head goes out with the first piece of the
-/// body, in one write. Both directions use it: requests to the app, answers to clients.
+/// body, in one write. Both directions use it: requests to the app, answers to clients. (The
+/// head stays a `BytesMut`: freezing one whose capacity is not all used allocates.)
 pub(crate) async fn send<W: AsyncWrite + Unpin>(
     to: &mut W,
-    head: Bytes,
+    head: BytesMut,
     mut body: Body,
     framing: Framing,
 ) -> Result<(), Error> {
