@@ -479,6 +479,39 @@ struct Tracing {
     runtime: Option<runtime::Handle>,
 }
 
+impl Tracing {
+    /// A request with telemetry on: matched (an observation goes to the runtime), its span
+    /// begun, handled, its span ended.
+    async fn traced<H, F>(
+        &self,
+        direction: &'static str,
+        service: &str,
+        request: Request<Body>,
+        caller: Caller,
+        handler: &H,
+    ) -> (Response<Body>, Cow<'static, str>)
+    where
+        H: Fn(Request<Body>, Caller) -> F,
+        F: Future<Output = (Response<Body>, Cow<'static, str>)>,
+    {
+        match self.telemetry.begin(direction, service, request).await {
+            Ok((request, flight)) => {
+                if direction != "outbound"
+                    && let (Some(runtime), Some(o)) = (&self.runtime, &flight.observation)
+                {
+                    runtime.observed(o);
+                }
+                // Inline: this future is boxed whole.
+                let (response, named) = handler(request, caller).await;
+                let route = flight.route.clone().map_or(named, Cow::Owned);
+                self.telemetry.end(flight, &response);
+                (response, route)
+            }
+            Err(refusal) => (refusal, Cow::Borrowed("other")),
+        }
+    }
+}
+
 /// Serves one data-plane listener in its own task, counting each request under `direction`
 /// and its route (the binding's path template, else what the handler names).
 fn serve<H, F>(
@@ -518,25 +551,13 @@ where
             };
             let (response, route) = if tracing.telemetry.is_idle() {
                 // Nothing to match or export: the request goes straight to the handler.
+                // Boxed: the handler's future is kilobytes (the forward and its upstream
+                // send), and unboxed it made this one several times larger.
                 Box::pin(handler(request, caller)).await
             } else {
-                match tracing.telemetry.begin(direction, service, request).await {
-                    Ok((request, flight)) => {
-                        if direction != "outbound"
-                            && let (Some(runtime), Some(o)) =
-                                (&tracing.runtime, &flight.observation)
-                        {
-                            runtime.observed(o);
-                        }
-                        // Boxed: the handler's future is kilobytes (the forward and its
-                        // upstream send), and unboxed it made this one several times larger.
-                        let (response, named) = Box::pin(handler(request, caller)).await;
-                        let route = flight.route.clone().map_or(named, Cow::Owned);
-                        tracing.telemetry.end(flight, &response);
-                        (response, route)
-                    }
-                    Err(refusal) => (refusal, Cow::Borrowed("other")),
-                }
+                // Boxed too: what matching and the span hold would size the idle path's
+                // futures as well.
+                Box::pin(tracing.traced(direction, service, request, caller, &handler)).await
             };
             metrics.request(
                 direction,
