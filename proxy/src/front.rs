@@ -140,7 +140,7 @@ pub(crate) async fn serve<H, F>(
         };
         // Boxed: the handler's future is kilobytes, and held here by value it was copied
         // into this future's state and again into the await.
-        let answer = Box::pin(handle(request.map(|()| body), caller.clone()));
+        let answer = crate::boxed::pinned(|| handle(request.map(|()| body), caller.clone()));
         let response = if expect_continue && here.is_none() {
             match answer_with_continue(answer, &shared, &mut write).await {
                 Ok(r) => r,

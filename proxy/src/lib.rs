@@ -17,6 +17,7 @@
 //! - [`engine_store`]: engine state in a redb file, one fsynced transaction per batch.
 
 pub mod body;
+mod boxed;
 pub mod cache;
 pub mod chunked;
 pub mod config;

@@ -123,7 +123,7 @@ pub async fn serve<H, F>(
                     let request = request.map(incoming);
                     // Boxed: hyper stores the future it gets by value, and the handler's is
                     // kilobytes; a pointer is all that moves then.
-                    let answer = Box::pin(handle(request, caller.clone()));
+                    let answer = crate::boxed::pinned(|| handle(request, caller.clone()));
                     async move {
                         let mut answer = answer.await;
                         // hyper writes the header map only.

@@ -553,11 +553,14 @@ where
                 // Nothing to match or export: the request goes straight to the handler.
                 // Boxed: the handler's future is kilobytes (the forward and its upstream
                 // send), and unboxed it made this one several times larger.
-                Box::pin(handler(request, caller)).await
+                crate::boxed::pinned(|| handler(request, caller)).await
             } else {
                 // Boxed too: what matching and the span hold would size the idle path's
                 // futures as well.
-                Box::pin(tracing.traced(direction, service, request, caller, &handler)).await
+                crate::boxed::pinned(|| {
+                    tracing.traced(direction, service, request, caller, &handler)
+                })
+                .await
             };
             metrics.request(
                 direction,
