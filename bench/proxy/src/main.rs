@@ -23,6 +23,8 @@ use load::Target;
 use procs::Children;
 
 const RATE: u32 = 1000;
+/// The targets' names, in the order they are set up (and in the JSON line).
+const TARGETS: [&str; 5] = ["direct", "flowmesh", "nginx", "relay", "two_hops"];
 const CONNECTIONS: usize = 64;
 /// The length of one open-loop round: short, so that a slow spell of the machine (seconds,
 /// on a shared VM) falls on every target alike.
@@ -81,7 +83,7 @@ async fn ready(name: &str, target: &Target) -> Result<(), String> {
     ))
 }
 
-async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
+async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Value, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("no temp dir: {e}"))?;
     let mut children = Children::default();
     let app = nginx::app(dir.path(), &mut children)?;
@@ -91,35 +93,35 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
     let url = |port: u16| format!("http://127.0.0.1:{port}/");
     let targets = [
         (
-            "direct",
+            TARGETS[0],
             Target {
                 url: url(app),
                 host: None,
             },
         ),
         (
-            "flowmesh",
+            TARGETS[1],
             Target {
                 url: url(mesh.inbound),
                 host: None,
             },
         ),
         (
-            "nginx",
+            TARGETS[2],
             Target {
                 url: url(nginx),
                 host: None,
             },
         ),
         (
-            "relay",
+            TARGETS[3],
             Target {
                 url: url(relay),
                 host: None,
             },
         ),
         (
-            "two_hops",
+            TARGETS[4],
             Target {
                 url: url(mesh.outbound),
                 host: Some("app".to_owned()),
@@ -127,13 +129,28 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
         ),
     ];
     // The processes whose CPU time a target's requests cost, beyond the app's.
-    let accounted: [Vec<u32>; 5] = [
+    let accounted: [Vec<u32>; TARGETS.len()] = [
         vec![],
         vec![mesh.app_sidecar_pid],
         vec![nginx_pid],
         vec![relay_pid],
         vec![mesh.client_sidecar_pid, mesh.app_sidecar_pid],
     ];
+    // `--only` keeps the named targets (to profile one proxy under the benchmark's load).
+    let keep: Vec<bool> = targets
+        .iter()
+        .map(|(name, _)| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name)))
+        .collect();
+    let targets: Vec<_> = targets
+        .into_iter()
+        .zip(&keep)
+        .filter_map(|(t, k)| k.then_some(t))
+        .collect();
+    let accounted: Vec<Vec<u32>> = accounted
+        .into_iter()
+        .zip(&keep)
+        .filter_map(|(a, k)| k.then_some(a))
+        .collect();
     for (name, target) in &targets {
         ready(name, target).await?;
     }
@@ -152,7 +169,7 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
     let mut measured: Vec<load::Latency> =
         targets.iter().map(|_| load::Latency::default()).collect();
     let clients: Vec<_> = targets.iter().map(|_| load::client()).collect();
-    let mut cpu = [0.0f64; 5];
+    let mut cpu = vec![0.0f64; targets.len()];
     let rounds = (seconds * 1000).div_ceil(ROUND.as_millis() as u64).max(1);
     for r in 0..rounds {
         for k in 0..targets.len() {
@@ -170,7 +187,7 @@ async fn bench(seconds: u64) -> Result<serde_json::Value, String> {
         }
     }
     for (i, ((name, _), l)) in targets.iter().zip(&mut measured).enumerate() {
-        if i > 0 {
+        if !accounted[i].is_empty() {
             // CPU microseconds per request of the proxies in the path (10 ms clock ticks).
             let per = cpu[i] * 1e6 / l.sent.max(1) as f64;
             let per = (per * 10.0).round() / 10.0;
@@ -231,6 +248,34 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| match args.get(i + 1) {
+            Some(list) => Ok(list.split(',').map(str::to_owned).collect::<Vec<_>>()),
+            None => Err(()),
+        });
+    let only = match only.transpose() {
+        Ok(o) => o,
+        Err(()) => {
+            eprintln!(
+                "--only needs a comma-separated list of targets: {}",
+                TARGETS.join(",")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(unknown) = only
+        .iter()
+        .flatten()
+        .find(|n| !TARGETS.contains(&n.as_str()))
+    {
+        eprintln!(
+            "--only: no target named {unknown:?}; the targets are {}",
+            TARGETS.join(",")
+        );
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -238,7 +283,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(bench(seconds)) {
+    match runtime.block_on(bench(seconds, only)) {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS
