@@ -1,12 +1,12 @@
-//! A connection to the app that belongs to one HTTP/1 client connection and is driven in that
-//! connection's task. An HTTP/1 client sends one request at a time, so one upstream connection
-//! serves it, and the link speaks HTTP/1.1 on it itself: a request's head is written and its
-//! answer's head read in the request's own future, and the answer's body is read as the
-//! client's connection asks for it, so that a request crosses no channel, dispatcher or other
-//! task on its way (what a general client pays for is most of what a hop costs). A request
-//! body is written by the [`Driver`], next to the client connection, so that it flows whether
-//! or not the answer is being read. Opened on the first request, replaced when the app closes
-//! it, closed with the client's connection.
+//! A connection to the app that belongs to one HTTP/1 client connection. An HTTP/1 client
+//! sends one request at a time, so one upstream connection serves it, and the link speaks
+//! HTTP/1.1 on it itself: a request's head is written and its answer's head read in the
+//! request's own future, and the answer's body is read as the client's connection asks for it,
+//! so that a request crosses no channel, dispatcher or other task on its way (what a general
+//! client pays for is most of what a hop costs). A request body is written by the [`Driver`], a
+//! task next to the client connection's, so that it flows whether or not the answer is being
+//! read. Opened on the first request, replaced when the app closes it, closed with the client's
+//! connection.
 
 mod body;
 pub mod decode;

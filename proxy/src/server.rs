@@ -5,13 +5,10 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -47,7 +44,8 @@ pub struct Caller {
 
 /// Serves `handle(request, caller)` on `listener` until `shutdown` resolves; then stops
 /// accepting and waits up to `limits.drain_timeout` for open requests. With `app`, each
-/// HTTP/1 connection gets its own [`AppLink`] to it, driven in the connection's task.
+/// HTTP/1 connection gets its own [`AppLink`] to it, its body writer in a task next to the
+/// connection's.
 pub async fn serve<H, F>(
     listener: TcpListener,
     direction: &'static str,
@@ -137,13 +135,16 @@ pub async fn serve<H, F>(
                 match app {
                     Some(app) => {
                         let (link, driver) = AppLink::new(app, connect_timeout, answer_timeout);
+                        // The link's body writer is a task of its own: each of the two is then
+                        // polled only when woken, by tokio's own wakers (a join in this task
+                        // put a layer of wakers and queues under every read of the client and
+                        // the app). It ends when the link does, with this connection.
+                        tokio::spawn(driver.run());
                         let caller = Caller {
                             link: Some(link),
                             ..caller
                         };
-                        let connection =
-                            front::serve(stream, first, due, settings, caller, handle, stop);
-                        until_first(connection, driver.run()).await;
+                        front::serve(stream, first, due, settings, caller, handle, stop).await;
                     }
                     None => front::serve(stream, first, due, settings, caller, handle, stop).await,
                 }
@@ -187,16 +188,4 @@ async fn sniff(mut stream: TcpStream, due: tokio::time::Instant) -> Option<(TcpS
     };
     tokio::time::timeout_at(due, read).await.ok()??;
     Some((stream, first))
-}
-
-/// Runs a client connection and its app link in one task until either ends, polling each only
-/// when it was woken. A request passes back and forth between the two several times (the
-/// request, its answer's head, each piece of its body); polling both whenever either is woken,
-/// as `select!` does, would run the idle one's whole poll each time.
-async fn until_first(a: impl Future<Output = ()> + Send, b: impl Future<Output = ()> + Send) {
-    let mut both: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send + '_>>> =
-        FuturesUnordered::new();
-    both.push(Box::pin(a));
-    both.push(Box::pin(b));
-    both.next().await;
 }
