@@ -9,13 +9,14 @@ mod answer;
 mod body;
 pub mod head;
 
+use std::borrow::Cow;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http_body_util::BodyExt;
@@ -79,7 +80,7 @@ pub(crate) async fn serve<H, F>(
     stop: CancellationToken,
 ) where
     H: Fn(Request<Body>, Caller) -> F,
-    F: Future<Output = Response<Body>>,
+    F: Future<Output = (Response<Body>, Cow<'static, str>)>,
 {
     let (read, mut write) = stream.into_split();
     let mut reading = Reading { read, buf: first };
@@ -140,8 +141,9 @@ pub(crate) async fn serve<H, F>(
         };
         // Boxed: the handler's future is kilobytes, and held here by value it was copied
         // into this future's state and again into the await.
+        let started = Instant::now();
         let answer = crate::boxed::pinned(|| handle(request.map(|()| body), caller.clone()));
-        let response = if expect_continue && here.is_none() {
+        let (response, route) = if expect_continue && here.is_none() {
             match answer_with_continue(answer, &shared, &mut write).await {
                 Ok(r) => r,
                 Err(_) => return,
@@ -149,6 +151,7 @@ pub(crate) async fn serve<H, F>(
         } else {
             answer.await
         };
+        let took = started.elapsed();
 
         // A body that already ended or was dropped settles now, so that the answer can say
         // whether the connection goes on.
@@ -163,6 +166,7 @@ pub(crate) async fn serve<H, F>(
             ..asked
         };
         let (mut parts, body) = response.into_parts();
+        let status = parts.status.as_u16();
         let written = answer::head(&parts, &body, asked);
         let sent = match written.framing {
             Some(framing) => encode::send(&mut write, written.head, body, framing)
@@ -175,6 +179,10 @@ pub(crate) async fn serve<H, F>(
                     .is_ok()
             }
         };
+        // Counted once the answer is on its way, so that the bookkeeping is not in its path.
+        settings
+            .metrics
+            .request(settings.direction, &route, status, took);
         if !sent {
             return;
         }
@@ -299,11 +307,11 @@ fn ends_head(bytes: &[u8]) -> bool {
 
 /// Awaits the answer, writing `100 Continue` when the request's body is first asked for
 /// (RFC 9110 §10.1.1): the client holds the body back until then.
-async fn answer_with_continue(
-    answer: impl Future<Output = Response<Body>>,
+async fn answer_with_continue<T>(
+    answer: impl Future<Output = T>,
     shared: &Shared,
     write: &mut OwnedWriteHalf,
-) -> io::Result<Response<Body>> {
+) -> io::Result<T> {
     let mut answer = pin!(answer);
     let (mut sending, mut sent) = (false, 0);
     poll_fn(|cx| {

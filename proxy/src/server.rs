@@ -2,11 +2,12 @@
 //! apart by the connection preface), with the configured limits, a cap on open connections,
 //! and a graceful stop that lets in-flight requests finish within the drain time.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http_body_util::BodyExt;
@@ -42,7 +43,8 @@ pub struct Caller {
     pub link: Option<AppLink>,
 }
 
-/// Serves `handle(request, caller)` on `listener` until `shutdown` resolves; then stops
+/// Serves `handle(request, caller)` on `listener`, counting each answer in `metrics` under the
+/// route the handler names, until `shutdown` resolves; then stops
 /// accepting and waits up to `limits.drain_timeout` for open requests. With `app`, each
 /// HTTP/1 connection gets its own [`AppLink`] to it, its body writer in a task next to the
 /// connection's.
@@ -56,7 +58,7 @@ pub async fn serve<H, F>(
     shutdown: impl Future<Output = ()>,
 ) where
     H: Fn(Request<Body>, Caller) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Body>> + Send + 'static,
+    F: Future<Output = (Response<Body>, Cow<'static, str>)> + Send + 'static,
 {
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new())
@@ -119,11 +121,19 @@ pub async fn serve<H, F>(
             if first.starts_with(PREFACE) {
                 let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                     let request = request.map(incoming);
+                    let started = Instant::now();
                     // Boxed: hyper stores the future it gets by value, and the handler's is
                     // kilobytes; a pointer is all that moves then.
                     let answer = crate::boxed::pinned(|| handle(request, caller.clone()));
+                    let metrics = settings.metrics.clone();
                     async move {
-                        let mut answer = answer.await;
+                        let (mut answer, route) = answer.await;
+                        metrics.request(
+                            direction,
+                            &route,
+                            answer.status().as_u16(),
+                            started.elapsed(),
+                        );
                         // hyper writes the header map only.
                         fields::materialize(&mut answer);
                         Ok::<_, Infallible>(answer)

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
 
+use futures_util::future::Either;
 use hyper::http::uri::Authority;
 use hyper::{Request, Response};
 use tokio::net::TcpListener;
@@ -512,8 +512,8 @@ impl Tracing {
     }
 }
 
-/// Serves one data-plane listener in its own task, counting each request under `direction`
-/// and its route (the binding's path template, else what the handler names).
+/// Serves one data-plane listener in its own task; the server counts each answer under
+/// `direction` and its route (the binding's path template, else what the handler names).
 fn serve<H, F>(
     plane: Plane,
     limits: &Arc<Limits>,
@@ -531,45 +531,30 @@ where
         direction,
         app,
     } = plane;
-    let counted = metrics.clone();
     // One allocation shared by every request, not a copy of its name per request.
     let tracing = Arc::new(tracing);
     let handle = move |request: Request<Body>, caller| {
-        let (handler, metrics, tracing) = (handler.clone(), counted.clone(), tracing.clone());
-        async move {
-            let started = Instant::now();
+        if tracing.telemetry.is_idle() {
+            // Nothing to match or export: the request goes straight to the handler, whose
+            // future the server boxes as it is (no layer of ours to poll through).
+            return Either::Left(handler(request, caller));
+        }
+        let (handler, tracing) = (handler.clone(), tracing.clone());
+        // Boxed: what matching and the span hold would size the idle path's future as well.
+        Either::Right(crate::boxed::pinned(|| async move {
             // The service the request is for: only bindings and spans need it (the outbound
             // handler finds its target itself).
             let target;
             let service: &str = if direction != "outbound" {
                 &tracing.me
-            } else if tracing.telemetry.is_idle() {
-                ""
             } else {
                 target = routing::target_service(&request).unwrap_or_default();
                 &target
             };
-            let (response, route) = if tracing.telemetry.is_idle() {
-                // Nothing to match or export: the request goes straight to the handler.
-                // Boxed: the handler's future is kilobytes (the forward and its upstream
-                // send), and unboxed it made this one several times larger.
-                crate::boxed::pinned(|| handler(request, caller)).await
-            } else {
-                // Boxed too: what matching and the span hold would size the idle path's
-                // futures as well.
-                crate::boxed::pinned(|| {
-                    tracing.traced(direction, service, request, caller, &handler)
-                })
+            tracing
+                .traced(direction, service, request, caller, &handler)
                 .await
-            };
-            metrics.request(
-                direction,
-                &route,
-                response.status().as_u16(),
-                started.elapsed(),
-            );
-            response
-        }
+        }))
     };
     tokio::spawn(server::serve(
         listener,
