@@ -204,16 +204,16 @@ impl Forwarder {
             Some(h2) if !upgrade => h2,
             _ => &self.http1,
         };
-        let request = Request::from_parts(parts, body);
         let sent = match link {
             // The link bounds the wait for the answer's head with a timer of its own, and
             // leaves the answer's hop-by-hop fields out as it reads the head.
-            Some(link) => link
-                .send(request)
-                .await
-                .map(|r| r.map(BodyExt::boxed))
-                .map_err(SendError::from),
-            _ => match tokio::time::timeout(self.request_timeout, client.request(request)).await {
+            Some(link) => link.send_parts(parts, body).await.map_err(SendError::from),
+            _ => match tokio::time::timeout(
+                self.request_timeout,
+                client.request(Request::from_parts(parts, body)),
+            )
+            .await
+            {
                 Ok(sent) => sent
                     .map(|mut r| {
                         if r.status() != StatusCode::SWITCHING_PROTOCOLS {

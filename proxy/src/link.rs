@@ -176,8 +176,21 @@ impl AppLink {
     /// Sends `request` (its URI absolute or origin-form) over this client connection's app
     /// connection, opening one when there is none or the app closed it. A request without a
     /// body that a kept connection closed under is sent once more on a fresh one.
-    pub async fn send(&self, request: Request<Body>) -> Result<Response<AppBody>, Error> {
+    pub fn send(
+        &self,
+        request: Request<Body>,
+    ) -> impl Future<Output = Result<Response<Body>, Error>> + Send + '_ {
         let (parts, body) = request.into_parts();
+        self.send_parts(parts, body)
+    }
+
+    /// [`AppLink::send`] for a request in parts, as the forwarder has it: putting a request
+    /// together and taking it apart again moves all of it twice.
+    pub async fn send_parts(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: Body,
+    ) -> Result<Response<Body>, Error> {
         let framing = encode::framing(&parts.headers, &body)?;
         let head = encode::head(&parts, framing);
         let method = parts.method;
@@ -217,7 +230,7 @@ impl AppLink {
         mut conn: Conn,
         head: &[u8],
         method: &Method,
-    ) -> Result<Response<AppBody>, Error> {
+    ) -> Result<Response<Body>, Error> {
         conn.reading.start(self.inner.answer_timeout);
         crate::vectored::write_all(&mut conn.write, &[head])
             .await
@@ -240,7 +253,7 @@ impl AppLink {
         body: Body,
         framing: encode::Framing,
         method: Method,
-    ) -> Result<Response<AppBody>, Error> {
+    ) -> Result<Response<Body>, Error> {
         let Conn {
             mut reading,
             mut write,
@@ -419,7 +432,7 @@ mod tests {
         seen
     }
 
-    async fn text(response: Response<AppBody>) -> String {
+    async fn text(response: Response<Body>) -> String {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         String::from_utf8(bytes.to_vec()).unwrap()
     }

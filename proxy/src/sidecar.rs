@@ -535,9 +535,10 @@ where
     let tracing = Arc::new(tracing);
     let handle = move |request: Request<Body>, caller| {
         if tracing.telemetry.is_idle() {
-            // Nothing to match or export: the request goes straight to the handler, whose
-            // future the server boxes as it is (no layer of ours to poll through).
-            return Either::Left(handler(request, caller));
+            // Nothing to match or export: the request goes straight to the handler (no layer
+            // of ours to poll through). Boxed here, in one place: built in either arm of a
+            // branch, it was built on the stack and then copied, kilobytes of it.
+            return Either::Left(crate::boxed::pinned(|| handler(request, caller)));
         }
         let (handler, tracing) = (handler.clone(), tracing.clone());
         // Boxed: what matching and the span hold would size the idle path's future as well.

@@ -9,6 +9,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
+use http_body_util::BodyExt;
 use hyper::Response;
 use hyper::body::{Frame, SizeHint};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -16,7 +17,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use super::decode::{self, BodyFailure, Decoded, Framing};
 use super::encode;
 use super::{Inner, Reading};
-use crate::body::BoxError;
+use crate::body::{Body, BoxError};
 
 /// Where the request's writing side is while its answer is read.
 pub(super) enum Writer {
@@ -86,7 +87,7 @@ impl AppBody {
         reading: Reading,
         writer: Writer,
         link: Arc<Inner>,
-    ) -> Response<AppBody> {
+    ) -> Response<Body> {
         let mut body = AppBody {
             framing: head.framing,
             conn: Some((reading, writer)),
@@ -97,7 +98,8 @@ impl AppBody {
         if body.framing.is_done() {
             body.release();
         }
-        head.response.map(|()| body)
+        // Boxed here, as the handlers take it: each mapping of a response moves all of it.
+        head.response.map(|()| body.boxed())
     }
 
     /// The answer ended: the connection goes back to the link when nothing of this exchange
