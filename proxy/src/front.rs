@@ -139,10 +139,9 @@ pub(crate) async fn serve<H, F>(
             let body = CallerBody::new(framing, reading, shared.clone(), expect_continue);
             (body.boxed(), None)
         };
-        // Boxed: the handler's future is kilobytes, and held here by value it was copied
-        // into this future's state and again into the await.
+        // Held here by value: the handler boxes what is large in its future (server::serve).
         let started = Instant::now();
-        let answer = crate::boxed::pinned(|| handle(request.map(|()| body), caller.clone()));
+        let answer = handle(request.map(|()| body), caller.clone());
         let (response, route) = if expect_continue && here.is_none() {
             match answer_with_continue(answer, &shared, &mut write).await {
                 Ok(r) => r,

@@ -44,10 +44,11 @@ pub struct Caller {
 }
 
 /// Serves `handle(request, caller)` on `listener`, counting each answer in `metrics` under the
-/// route the handler names, until `shutdown` resolves; then stops
-/// accepting and waits up to `limits.drain_timeout` for open requests. With `app`, each
-/// HTTP/1 connection gets its own [`AppLink`] to it, its body writer in a task next to the
-/// connection's.
+/// route the handler names, until `shutdown` resolves; then stops accepting and waits up to
+/// `limits.drain_timeout` for open requests. With `app`, each HTTP/1 connection gets its own
+/// [`AppLink`] to it, its body writer in a task next to the connection's. The future `handle`
+/// returns is held by value in the connection's: a handler boxes what is large in it
+/// (`boxed::pinned`), once, where it is built.
 pub async fn serve<H, F>(
     listener: TcpListener,
     direction: &'static str,
@@ -122,9 +123,7 @@ pub async fn serve<H, F>(
                 let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                     let request = request.map(incoming);
                     let started = Instant::now();
-                    // Boxed: hyper stores the future it gets by value, and the handler's is
-                    // kilobytes; a pointer is all that moves then.
-                    let answer = crate::boxed::pinned(|| handle(request, caller.clone()));
+                    let answer = handle(request, caller.clone());
                     let metrics = settings.metrics.clone();
                     async move {
                         let (mut answer, route) = answer.await;
