@@ -104,7 +104,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     }
     options.monitor.trace_url = args.trace_url;
     options.monitor.sidecar_timeout = Duration::from_millis(args.sidecar_timeout_ms.max(1));
-    service::block_on("control-plane", 0, async move {
+    service::block_on("control-plane", 0, service::Timers::Runtime, async move {
         let node = ControlPlane::build(options).await?;
         let handle = node.handle();
         eprintln!(

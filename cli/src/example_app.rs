@@ -44,6 +44,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     service::block_on(
         "example-app",
         1,
+        service::Timers::Runtime,
         example::run(options, bound, service::shutdown_signal()),
     )
 }

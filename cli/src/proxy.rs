@@ -29,7 +29,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     let service = config.service.clone();
     let app = config.app.address;
     let threads = config.threads;
-    service::block_on("proxy", threads, async move {
+    service::block_on("proxy", threads, service::Timers::Thread, async move {
         let sidecar = Sidecar::build(config).await?;
         let handle = sidecar.handle();
         let kafka = handle

@@ -11,10 +11,20 @@ pub(crate) fn init_logging(default_filter: &str) {
         .try_init();
 }
 
+/// Where a runtime's timers tick.
+#[derive(Clone, Copy)]
+pub(crate) enum Timers {
+    /// In the runtime's own time driver.
+    Runtime,
+    /// On the sidecar's timer thread (`flowmesh_proxy::timer`): the runtime has no time
+    /// driver, so waking up for a socket costs no timer bookkeeping.
+    Thread,
+}
+
 /// A runtime with `threads` workers: 1 is a current-thread runtime (no wake-ups between
 /// workers, which cost a sidecar more latency than a second core gives it), 0 one worker per
 /// core.
-pub(crate) fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime(threads: usize, timers: Timers) -> Result<tokio::runtime::Runtime, String> {
     let mut builder = match threads {
         1 => tokio::runtime::Builder::new_current_thread(),
         0 => tokio::runtime::Builder::new_multi_thread(),
@@ -24,10 +34,16 @@ pub(crate) fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, String>
             b
         }
     };
-    builder
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+    match timers {
+        Timers::Runtime => builder.enable_all(),
+        Timers::Thread => {
+            flowmesh_proxy::timer::start()
+                .map_err(|e| format!("cannot start the timer thread: {e}"))?;
+            builder.enable_io()
+        }
+    }
+    .build()
+    .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -51,9 +67,10 @@ pub(crate) async fn shutdown_signal() {
 pub(crate) fn block_on<E: std::fmt::Display>(
     name: &str,
     threads: usize,
+    timers: Timers,
     component: impl std::future::Future<Output = Result<(), E>>,
 ) -> std::process::ExitCode {
-    let result = match runtime(threads) {
+    let result = match runtime(threads, timers) {
         Ok(r) => r.block_on(component).map_err(|e| e.to_string()),
         Err(e) => Err(e),
     };

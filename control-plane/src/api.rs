@@ -664,7 +664,7 @@ async fn watch_changes(
         let mut stopping = app.stopping.clone();
         // Quiet: the timeout passed, or the node is stopping; either way, answer "no change".
         let changed = tokio::select! {
-            changed = tokio::time::timeout_at(deadline, revisions.changed()) => changed.ok(),
+            changed = crate::timer::timeout_at(deadline, revisions.changed()) => changed.ok(),
             _ = stopping.wait_for(|s| *s) => None,
         };
         match changed {
@@ -789,7 +789,7 @@ where
                     openraft::error::ChangeMembershipError::InProgress(_),
                 ),
             )) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                crate::timer::sleep(Duration::from_millis(50)).await;
             }
             other => return other,
         }

@@ -94,7 +94,7 @@ impl Client {
                         && error == "no_leader"
                         && left > ELECTION_RETRY =>
                 {
-                    tokio::time::sleep(ELECTION_RETRY).await;
+                    crate::timer::sleep(ELECTION_RETRY).await;
                 }
                 other => return other,
             }

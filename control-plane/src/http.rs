@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use crate::timer::Connector;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub struct Reply {
 
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<Connector, Full<Bytes>>,
 }
 
 impl Default for HttpClient {
@@ -39,9 +39,7 @@ impl Default for HttpClient {
 
 impl HttpClient {
     pub fn new() -> HttpClient {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let connector = Connector::new(Duration::from_secs(2));
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(128)
@@ -87,7 +85,7 @@ impl HttpClient {
                 body,
             })
         };
-        match tokio::time::timeout(timeout, exchange).await {
+        match crate::timer::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout {
                 url: url.to_owned(),

@@ -29,6 +29,7 @@ pub mod node;
 pub mod proposer;
 pub mod state;
 pub mod storage;
+pub mod timer;
 pub mod types;
 
 pub use monitor::MonitorOptions;

@@ -229,7 +229,7 @@ impl ControlPlane {
 
 /// On the leader: proposes dropping registrations whose lease ended.
 async fn expire_leases(app: Arc<App>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut tick = crate::timer::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
         if app.raft.metrics().borrow().current_leader != Some(app.id) {

@@ -1,6 +1,8 @@
 //! The HTTP API's contracts, against in-process nodes on 127.0.0.1 with real redb files: what
 //! each endpoint answers, what it refuses and why, and that a refused request changes nothing.
 
+// Tests run on tokio's test runtimes, which have a time driver of their own.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;

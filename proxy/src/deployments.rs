@@ -168,7 +168,7 @@ impl Follower {
                 Err(e) => {
                     tracing::debug!("following the models: {e}");
                     control.failed();
-                    tokio::time::sleep(backoff).await;
+                    crate::timer::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }

@@ -6,12 +6,12 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::timer::Connector;
 use http_body_util::{BodyExt, Limited};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::body::{self, Body, BoxError};
@@ -23,10 +23,10 @@ use crate::server::Caller;
 /// A cheap handle to the pooled upstream clients.
 #[derive(Clone)]
 pub struct Forwarder {
-    http1: Client<HttpConnector, Body>,
+    http1: Client<Connector, Body>,
     /// Between sidecars: HTTP/2 (prior knowledge), many requests on one connection. Upgrades
     /// still go over HTTP/1.1, where they exist.
-    http2: Option<Client<HttpConnector, Body>>,
+    http2: Option<Client<Connector, Body>>,
     request_timeout: Duration,
     max_body_bytes: u64,
 }
@@ -91,11 +91,8 @@ impl SendError {
     }
 }
 
-fn connector(limits: &Limits) -> HttpConnector {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(limits.connect_timeout));
-    connector
+fn connector(limits: &Limits) -> Connector {
+    Connector::new(limits.connect_timeout)
 }
 
 impl Forwarder {
@@ -117,7 +114,7 @@ impl Forwarder {
     pub fn mesh(limits: &Limits) -> Forwarder {
         let http2 = Client::builder(TokioExecutor::new())
             .http2_only(true)
-            .timer(hyper_util::rt::TokioTimer::new())
+            .timer(crate::timer::HyperTimer::new())
             .http2_keep_alive_interval(Some(limits.idle_timeout / 2))
             .http2_keep_alive_timeout(limits.idle_timeout / 2)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -208,7 +205,7 @@ impl Forwarder {
             // The link bounds the wait for the answer's head with a timer of its own, and
             // leaves the answer's hop-by-hop fields out as it reads the head.
             Some(link) => link.send_parts(parts, body).await.map_err(SendError::from),
-            _ => match tokio::time::timeout(
+            _ => match crate::timer::timeout(
                 self.request_timeout,
                 client.request(Request::from_parts(parts, body)),
             )

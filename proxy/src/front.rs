@@ -86,7 +86,7 @@ pub(crate) async fn serve<H, F>(
     let mut reading = Reading { read, buf: first };
     let shared = Arc::new(Shared::default());
     // One timer for the connection's life, moved on after each answer.
-    let mut timer = Box::pin(tokio::time::sleep_until(due));
+    let mut timer = Box::pin(crate::timer::sleep_until(due));
     let mut stopped = Box::pin(stop.clone().cancelled_owned());
     loop {
         let mut checked = None;

@@ -41,6 +41,7 @@ pub mod runtime;
 pub mod server;
 pub mod sidecar;
 pub mod telemetry;
+pub mod timer;
 pub mod vectored;
 
 pub use sidecar::{Handle, Sidecar};

@@ -157,7 +157,7 @@ impl AppLink {
 
     async fn connect(&self) -> Result<Conn, Error> {
         let app = self.inner.app;
-        let stream = tokio::time::timeout(self.inner.connect_timeout, TcpStream::connect(app))
+        let stream = crate::timer::timeout(self.inner.connect_timeout, TcpStream::connect(app))
             .await
             .map_err(|_| Error::ConnectTimeout(app))?
             .map_err(|source| Error::Connect { app, source })?;
@@ -167,7 +167,7 @@ impl AppLink {
             reading: Reading {
                 read,
                 buf: BytesMut::new(),
-                deadline: Box::pin(tokio::time::sleep(self.inner.answer_timeout)),
+                deadline: Box::pin(crate::timer::sleep(self.inner.answer_timeout)),
             },
             write,
         })

@@ -13,6 +13,25 @@ use axum::routing::get;
 use crate::metrics::Metrics;
 use crate::runtime;
 
+/// The local API's listener for `axum::serve`: axum's own waits out a failed accept with a
+/// `tokio::time` timer, which would panic on the sidecar's runtime.
+pub struct Listener(pub tokio::net::TcpListener);
+
+impl axum::serve::Listener for Listener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    fn accept(
+        &mut self,
+    ) -> impl std::future::Future<Output = (tokio::net::TcpStream, SocketAddr)> + Send {
+        crate::server::accept(&self.0, "local API")
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
 #[derive(Clone)]
 struct Local {
     metrics: Metrics,
@@ -36,7 +55,7 @@ pub fn router(metrics: Metrics, app: SocketAddr, runtime: Option<runtime::Handle
 /// Ready when the app accepts connections: before that, traffic sent here would only fail.
 async fn readyz(State(local): State<Local>) -> Response {
     let connect = tokio::net::TcpStream::connect(local.app);
-    match tokio::time::timeout(Duration::from_millis(500), connect).await {
+    match crate::timer::timeout(Duration::from_millis(500), connect).await {
         Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
         Ok(Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,

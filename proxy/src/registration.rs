@@ -40,13 +40,13 @@ pub async fn keep(
                     registered = true;
                 }
                 retry = Duration::from_millis(100);
-                tokio::time::sleep(LEASE / 3).await;
+                crate::timer::sleep(LEASE / 3).await;
             }
             Err(e) => {
                 tracing::warn!(%service, %instance, "cannot register or renew: {e}");
                 registered = false;
                 control.failed();
-                tokio::time::sleep(retry).await;
+                crate::timer::sleep(retry).await;
                 retry = (retry * 2).min(LEASE / 3);
             }
         }
@@ -56,7 +56,7 @@ pub async fn keep(
 /// Best effort, bounded: the lease would end on its own anyway.
 pub async fn leave(control: &ControlPlanes, service: &str, instance: &str) {
     let goodbye = control.current().deregister(service, instance);
-    match tokio::time::timeout(Duration::from_secs(2), goodbye).await {
+    match crate::timer::timeout(Duration::from_secs(2), goodbye).await {
         Ok(Ok(_)) => tracing::info!(%service, %instance, "deregistered"),
         Ok(Err(e)) => tracing::warn!(%service, %instance, "cannot deregister: {e}"),
         Err(_) => tracing::warn!(%service, %instance, "deregistration timed out"),

@@ -207,7 +207,7 @@ impl Registry {
                     );
                     synced = false;
                     control.failed();
-                    tokio::time::sleep(backoff).await;
+                    crate::timer::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::server::conn::http2;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -62,7 +62,7 @@ pub async fn serve<H, F>(
     F: Future<Output = (Response<Body>, Cow<'static, str>)> + Send + 'static,
 {
     let mut h2 = http2::Builder::new(TokioExecutor::new());
-    h2.timer(TokioTimer::new())
+    h2.timer(crate::timer::HyperTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(limits.idle_timeout / 2))
@@ -85,18 +85,9 @@ pub async fn serve<H, F>(
         let Ok(permit) = slots.clone().acquire_owned().await else {
             break;
         };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (stream, peer) = tokio::select! {
+            accepted = accept(&listener, direction) => accepted,
             () = &mut shutdown => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(%direction, "accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
         };
         let _ = stream.set_nodelay(true);
         let caller = Caller {
@@ -169,12 +160,30 @@ pub async fn serve<H, F>(
         graceful.shutdown().await;
         let _ = slots.acquire_many(all).await;
     };
-    let _ = tokio::time::timeout(limits.drain_timeout, drained).await;
+    let _ = crate::timer::timeout(limits.drain_timeout, drained).await;
 }
 
 /// An HTTP/2 request's body as the handlers take it.
 fn incoming(body: Incoming) -> Body {
     body.map_err(BoxError::from).boxed()
+}
+
+/// The next connection on `listener`. A failed accept (out of file descriptors and the like) is
+/// logged and retried after a pause instead of in a spin; the pause is made with
+/// [`crate::timer`] (axum's own would panic on the sidecar's runtime).
+pub(crate) async fn accept(
+    listener: &TcpListener,
+    what: impl std::fmt::Display,
+) -> (TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!("{what}: accept failed: {e}");
+                crate::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Reads a connection's first bytes: enough to tell the HTTP/2 preface from an HTTP/1 head.
@@ -195,6 +204,6 @@ async fn sniff(mut stream: TcpStream, due: tokio::time::Instant) -> Option<(TcpS
             }
         }
     };
-    tokio::time::timeout_at(due, read).await.ok()??;
+    crate::timer::timeout_at(due, read).await.ok()??;
     Some((stream, first))
 }

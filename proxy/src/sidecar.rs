@@ -427,7 +427,7 @@ impl Sidecar {
             on_stop(stopped.clone()),
         );
         let local = axum::serve(
-            self.listeners.local,
+            local_api::Listener(self.listeners.local),
             local_api::router(self.metrics.clone(), self.config.app.address, runtime_api),
         )
         .with_graceful_shutdown(on_stop(stopped.clone()));
@@ -452,7 +452,7 @@ impl Sidecar {
         drop(self.telemetry);
         let _ = tokio::task::spawn_blocking(move || stitch.flush()).await;
         if let Some(exporting) = exporting {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), exporting).await;
+            let _ = crate::timer::timeout(std::time::Duration::from_secs(3), exporting).await;
         }
         match local.await {
             Ok(Err(e)) => Err(Error::Local(e)),

@@ -3,6 +3,8 @@
 //! proxy's own answers when the app cannot be reached, answers too late, or a body is too big,
 //! and HTTP/1 as clients speak it on the wire (pipelining, HEAD, `100 Continue`, HTTP/1.0).
 
+// Tests run on tokio's test runtimes, which have a time driver of their own.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/app.rs"]

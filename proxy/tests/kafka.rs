@@ -5,6 +5,8 @@
 //! rebalancing consumer group work; malformed frames close only their own connection; and a
 //! choreography of Kafka apps is tracked by its model, each order one trace.
 
+// Tests run on tokio's test runtimes, which have a time driver of their own.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/mesh.rs"]

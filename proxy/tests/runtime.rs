@@ -4,6 +4,8 @@
 //! subscriptions within their TTL, rollouts split by business key, and bad input to the local
 //! API changes nothing.
 
+// Tests run on tokio's test runtimes, which have a time driver of their own.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/mesh.rs"]

@@ -3,6 +3,8 @@
 //! carry the same order id is one trace; an app's own `traceparent` wins; a collector that is
 //! down or answers 503 costs traffic nothing and raises the drop counter.
 
+// Tests run on tokio's test runtimes, which have a time driver of their own.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/app.rs"]

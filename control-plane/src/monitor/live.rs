@@ -27,7 +27,7 @@ fn changes(
         move |(monitor, mut last, view)| async move {
             loop {
                 if last.is_some() {
-                    tokio::time::sleep(monitor.options.live_interval).await;
+                    crate::timer::sleep(monitor.options.live_interval).await;
                 }
                 let now = view(monitor.clone()).await;
                 if last.as_ref() != Some(&now) {

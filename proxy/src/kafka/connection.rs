@@ -102,7 +102,8 @@ async fn connect(shared: &Shared, target: &Target) -> Result<TcpStream, Error> {
     };
     let mut last = String::from("no bootstrap broker is configured");
     for addr in &candidates {
-        match tokio::time::timeout(shared.options.connect_timeout, TcpStream::connect(addr)).await {
+        match crate::timer::timeout(shared.options.connect_timeout, TcpStream::connect(addr)).await
+        {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return Ok(s);

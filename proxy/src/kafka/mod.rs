@@ -199,7 +199,7 @@ async fn accept(
                 }
                 Err(e) => {
                     tracing::warn!("kafka: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    crate::timer::sleep(Duration::from_millis(50)).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

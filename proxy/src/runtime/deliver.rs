@@ -134,7 +134,7 @@ pub(crate) async fn send(handle: Handle, registry: Registry, ready: Arc<Notify>)
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!("cannot read the outbox: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                crate::timer::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
@@ -170,7 +170,7 @@ pub(crate) async fn send(handle: Handle, registry: Registry, ready: Arc<Notify>)
         let wait = earliest.map_or(Duration::from_secs(30), |t| {
             t.saturating_duration_since(Instant::now())
         });
-        let _ = tokio::time::timeout(wait, ready.notified()).await;
+        let _ = crate::timer::timeout(wait, ready.notified()).await;
     }
 }
 
@@ -215,7 +215,7 @@ async fn deliver(
         .header(SERVICE_HEADER, service)
         .body(Full::new(Bytes::from(bytes)))
         .map_err(|e| e.to_string())?;
-    let answer = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+    let answer = crate::timer::timeout(Duration::from_secs(10), client.request(request))
         .await
         .map_err(|_| format!("{} did not answer in 10 s", peer.mesh))?
         .map_err(|e| {

@@ -162,7 +162,7 @@ pub(crate) async fn deliver(
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!("cannot read the inbox: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                crate::timer::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
@@ -193,7 +193,7 @@ pub(crate) async fn deliver(
             let wait = next_try.map_or(Duration::from_secs(30), |t| {
                 t.saturating_duration_since(Instant::now())
             });
-            let _ = tokio::time::timeout(wait, ready.notified()).await;
+            let _ = crate::timer::timeout(wait, ready.notified()).await;
             continue;
         }
         let calls = due.iter().map(|(seq, entry)| {
@@ -266,7 +266,7 @@ pub(crate) async fn deliver(
             && let Err(e) = handle.run(work).await
         {
             tracing::warn!("cannot record event deliveries: {e}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            crate::timer::sleep(Duration::from_millis(200)).await;
         }
     }
 }
@@ -308,7 +308,7 @@ async fn post(
         Ok(r) => r,
         Err(e) => return Attempt::Failed(format!("cannot build the request: {e}")),
     };
-    match tokio::time::timeout(Duration::from_secs(30), client.request(request)).await {
+    match crate::timer::timeout(Duration::from_secs(30), client.request(request)).await {
         Ok(Ok(r)) if r.status().is_success() => Attempt::Delivered,
         Ok(Ok(r)) => Attempt::Failed(format!("the app answered {} with {}", sub.path, r.status())),
         Ok(Err(e)) => Attempt::Failed(format!("the app at {app} cannot be reached: {e}")),

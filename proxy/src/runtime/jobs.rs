@@ -123,7 +123,7 @@ impl Worker {
         let outcome = match (&spec.http, &spec.publish) {
             (Some(target), _) => {
                 let call = self.call(job, &target.method, &target.path, trace);
-                match tokio::time::timeout(spec.timeout, call).await {
+                match crate::timer::timeout(spec.timeout, call).await {
                     Ok(outcome) => outcome,
                     Err(_) => Outcome::Fail(format!(
                         "the app did not answer {} {} within {:?} (jobs.\"{}\".timeout)",
@@ -133,7 +133,7 @@ impl Worker {
             }
             (None, Some(p)) => {
                 let publish = self.publish(job, &p.topic, &p.event_type, place);
-                match tokio::time::timeout(spec.timeout, publish).await {
+                match crate::timer::timeout(spec.timeout, publish).await {
                     Ok(outcome) => outcome,
                     Err(_) => Outcome::Fail(format!(
                         "publishing to topic '{}' took longer than {:?} (jobs.\"{}\".timeout)",
@@ -278,7 +278,7 @@ impl Worker {
                     return;
                 }
                 Err((super::Error::Busy, Some(back))) => {
-                    tokio::time::sleep(wait).await;
+                    crate::timer::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(1));
                     work = back;
                 }

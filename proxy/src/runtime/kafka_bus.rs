@@ -17,9 +17,19 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
+
+use crate::timer::KafkaRuntime;
+
+/// librdkafka's producer, its futures' timers on the sidecar's timer thread.
+pub type FutureProducer =
+    rdkafka::producer::FutureProducer<rdkafka::client::DefaultClientContext, KafkaRuntime>;
+
+/// librdkafka's consumer, its keep-alive's timer on the sidecar's timer thread.
+type StreamConsumer =
+    rdkafka::consumer::StreamConsumer<rdkafka::consumer::DefaultConsumerContext, KafkaRuntime>;
 
 use super::bus::{Bus, CloudEvent};
 use super::outbox::EventDelivery;
@@ -129,7 +139,7 @@ pub(crate) async fn consume(
             Ok(m) => taken.push(m),
             Err(e) => {
                 tracing::warn!("the Kafka bus consumer: {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                crate::timer::sleep(Duration::from_millis(500)).await;
                 continue;
             }
         }
@@ -167,7 +177,7 @@ pub(crate) async fn consume(
                 Err(Error::Stopped) => return,
                 Err(e) => {
                     tracing::warn!("cannot take events from Kafka into the inbox: {e}");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    crate::timer::sleep(Duration::from_millis(500)).await;
                 }
             }
         }

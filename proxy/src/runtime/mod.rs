@@ -134,7 +134,7 @@ struct Shared {
     registry: Registry,
     own_topics: Vec<String>,
     /// The Kafka bus's producer (absent: the mesh bus).
-    kafka: Option<rdkafka::producer::FutureProducer>,
+    kafka: Option<kafka_bus::FutureProducer>,
     spans: mpsc::UnboundedSender<Span>,
     /// Until the runtime stops (it must not keep the sidecar's file open after that).
     stitch: std::sync::Mutex<Option<Stitch>>,
@@ -497,7 +497,7 @@ impl Handle {
             match self.inner.queue.run_or_keep(work).await {
                 Ok(_) => return,
                 Err((Error::Busy, Some(back))) => {
-                    tokio::time::sleep(wait).await;
+                    crate::timer::sleep(wait).await;
                     wait = (wait * 2).min(std::time::Duration::from_secs(1));
                     work = back;
                 }
@@ -512,15 +512,11 @@ impl Handle {
 
 /// The HTTP/1.1 client the runtime's tasks use towards the app and peer sidecars: pooled
 /// keep-alive connections, no Nagle delay, a bounded connect.
-pub(crate) type HttpClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<bytes::Bytes>,
->;
+pub(crate) type HttpClient =
+    hyper_util::client::legacy::Client<crate::timer::Connector, http_body_util::Full<bytes::Bytes>>;
 
 pub(crate) fn http_client() -> HttpClient {
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
+    let connector = crate::timer::Connector::new(std::time::Duration::from_secs(2));
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_idle_timeout(std::time::Duration::from_secs(30))
         .build(connector)
@@ -580,7 +576,7 @@ async fn deploy_owned(
             }
         }
         if retry {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            crate::timer::sleep(std::time::Duration::from_millis(500)).await;
             continue;
         }
         if deployments.changed().await.is_err() {

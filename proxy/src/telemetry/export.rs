@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use crate::timer::Connector;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
@@ -79,7 +79,7 @@ pub struct Sender {
     uri: Uri,
     queue: mpsc::Receiver<Span>,
     metrics: Metrics,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
 }
 
 pub fn build(options: Options, metrics: Metrics) -> Result<(Exporter, Sender), Error> {
@@ -95,9 +95,7 @@ pub fn build(options: Options, metrics: Metrics) -> Result<(Exporter, Sender), E
         .filter(|u: &Uri| u.scheme_str() == Some("http") && u.authority().is_some())
         .ok_or_else(|| Error::Endpoint(options.endpoint.clone()))?;
     let (tx, rx) = mpsc::channel(options.queue.max(1));
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    let connector = Connector::new(Duration::from_secs(2));
     Ok((
         Exporter {
             queue: tx,
@@ -128,7 +126,7 @@ impl Sender {
             batch.push(first);
             let deadline = tokio::time::Instant::now() + self.options.interval;
             while batch.len() < self.options.batch {
-                match tokio::time::timeout_at(deadline, self.queue.recv()).await {
+                match crate::timer::timeout_at(deadline, self.queue.recv()).await {
                     Ok(Some(span)) => batch.push(span),
                     Ok(None) | Err(_) => break,
                 }
@@ -175,7 +173,7 @@ impl Sender {
                 .header("content-type", "application/x-protobuf")
                 .body(Full::new(body.clone()));
             let Ok(request) = request else { break };
-            let sent = tokio::time::timeout(self.options.timeout, async {
+            let sent = crate::timer::timeout(self.options.timeout, async {
                 let response = self.client.request(request).await?;
                 let status = response.status();
                 // Read the answer so that the connection can be reused.
@@ -198,7 +196,7 @@ impl Sender {
             if !retry || attempt == self.options.attempts {
                 break;
             }
-            tokio::time::sleep(backoff).await;
+            crate::timer::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
         tracing::warn!(

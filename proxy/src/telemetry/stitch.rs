@@ -124,10 +124,10 @@ impl Stitch {
             let prune = tokio::select! {
                 () = self.inner.wrote.notified() => {
                     // Gathers what else comes within `every` into the same transaction.
-                    tokio::time::sleep(every).await;
+                    crate::timer::sleep(every).await;
                     false
                 }
-                () = tokio::time::sleep_until(prune_at) => true,
+                () = crate::timer::sleep_until(prune_at) => true,
             };
             if prune {
                 prune_at = tokio::time::Instant::now() + PRUNE;
@@ -177,7 +177,7 @@ mod tests {
                     std::time::Instant::now() < deadline,
                     "{key} was never written"
                 );
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                crate::timer::sleep(Duration::from_millis(1)).await;
             }
         }
         writer.abort();

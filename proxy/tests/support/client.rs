@@ -1,5 +1,7 @@
 //! The test side of HTTP: clients, bodies, and reading answers.
 
+// Tests run on tokio's test runtimes, which have a time driver of their own.
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::convert::Infallible;

@@ -1,6 +1,8 @@
 //! A control plane and sidecars in this process, on 127.0.0.1 with free ports and real redb
 //! files, for the proxy's multi-sidecar tests.
 
+// Tests run on tokio's test runtimes, which have a time driver of their own.
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;

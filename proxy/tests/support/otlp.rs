@@ -1,6 +1,8 @@
 //! An OTLP/HTTP receiver for tests: decodes the official protobuf messages
 //! (`opentelemetry-proto`), keeps the spans, answers 200 or 503 as told.
 
+// Tests run on tokio's test runtimes, which have a time driver of their own.
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
