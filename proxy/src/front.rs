@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::timer::Deadline;
 use bytes::BytesMut;
 use http_body_util::BodyExt;
 use hyper::{Method, Request, Response, StatusCode, Version};
@@ -25,7 +26,6 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 pub use body::BodyError;
@@ -33,7 +33,7 @@ pub use body::BodyError;
 use crate::body::{self as bodies, Body};
 use crate::link::decode::Framing;
 use crate::link::encode;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Recorder};
 use crate::server::Caller;
 use answer::Asked;
 use body::{CallerBody, Shared};
@@ -86,8 +86,9 @@ pub(crate) async fn serve<H, F>(
     let mut reading = Reading { read, buf: first };
     let shared = Arc::new(Shared::default());
     // One timer for the connection's life, moved on after each answer.
-    let mut timer = Box::pin(crate::timer::sleep_until(due));
+    let mut timer = Deadline::new(due);
     let mut stopped = Box::pin(stop.clone().cancelled_owned());
+    let mut counted = Recorder::new(settings.metrics.clone(), settings.direction);
     loop {
         let mut checked = None;
         let waited = poll_fn(|cx| {
@@ -179,9 +180,7 @@ pub(crate) async fn serve<H, F>(
             }
         };
         // Counted once the answer is on its way, so that the bookkeeping is not in its path.
-        settings
-            .metrics
-            .request(settings.direction, &route, status, took);
+        counted.request(route, status, took);
         if !sent {
             return;
         }
@@ -195,14 +194,12 @@ pub(crate) async fn serve<H, F>(
         }
         if let Back::Lent = back {
             // The body is still being read (or held): the next request waits for its end.
-            timer
-                .as_mut()
-                .reset(tokio::time::Instant::now() + settings.header_read_timeout);
+            timer.set(tokio::time::Instant::now() + settings.header_read_timeout);
             let returned = poll_fn(|cx| {
                 if let Poll::Ready(returned) = shared.poll_back(cx) {
                     return Poll::Ready(Some(returned));
                 }
-                timer.as_mut().poll(cx).map(|()| None)
+                timer.poll(cx).map(|()| None)
             })
             .await;
             match returned {
@@ -221,9 +218,7 @@ pub(crate) async fn serve<H, F>(
             let _ = write.shutdown().await;
             return;
         }
-        timer
-            .as_mut()
-            .reset(tokio::time::Instant::now() + settings.header_read_timeout);
+        timer.set(tokio::time::Instant::now() + settings.header_read_timeout);
     }
 }
 
@@ -251,7 +246,7 @@ fn poll_head(
     cx: &mut Context<'_>,
     reading: &mut Reading,
     checked: &mut Option<usize>,
-    timer: &mut Pin<Box<Sleep>>,
+    timer: &mut Deadline,
     stopped: &mut Pin<Box<WaitForCancellationFutureOwned>>,
     limits: HeadLimits,
 ) -> Poll<Result<Head, Wait>> {
@@ -279,7 +274,7 @@ fn poll_head(
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Err(Wait::Closed)),
             Poll::Ready(Ok(_)) => {}
             Poll::Pending => {
-                if timer.as_mut().poll(cx).is_ready() {
+                if timer.poll(cx).is_ready() {
                     return Poll::Ready(Err(Wait::Late));
                 }
                 if reading.buf.is_empty() && stopped.as_mut().poll(cx).is_ready() {

@@ -30,6 +30,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 pub use body::AppBody;
 
 use crate::body::Body;
+use crate::timer::Deadline;
 
 type Drive = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -167,7 +168,7 @@ impl AppLink {
             reading: Reading {
                 read,
                 buf: BytesMut::new(),
-                deadline: Box::pin(crate::timer::sleep(self.inner.answer_timeout)),
+                deadline: Deadline::new(tokio::time::Instant::now() + self.inner.answer_timeout),
             },
             write,
         })
@@ -289,17 +290,15 @@ impl Inner {
 struct Reading {
     read: OwnedReadHalf,
     buf: BytesMut,
-    /// One timer per connection, moved on for each request: cheaper than a timer made and
-    /// dropped per request (a later deadline is only noted until the earlier one comes up).
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// One per connection, moved on for each request: cheaper than a timer made and dropped
+    /// per request.
+    deadline: Deadline,
 }
 
 impl Reading {
     /// A request goes out: its answer is due within `timeout`.
     fn start(&mut self, timeout: Duration) {
-        self.deadline
-            .as_mut()
-            .reset(tokio::time::Instant::now() + timeout);
+        self.deadline.set(tokio::time::Instant::now() + timeout);
     }
 
     /// The answer's head; or the request body's failure, when it fails first.
@@ -321,7 +320,7 @@ impl Reading {
             }
             let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.read), cx, &mut self.buf);
             let Poll::Ready(read) = read else {
-                if self.deadline.as_mut().poll(cx).is_ready() {
+                if self.deadline.poll(cx).is_ready() {
                     return Poll::Ready(Err(Error::Timeout));
                 }
                 return Poll::Pending;

@@ -1,6 +1,7 @@
 //! The sidecar's metrics, in Prometheus text on the local API's `/metrics`: requests and their
 //! latency by direction, route and status, open connections, and dropped spans.
 
+use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -78,6 +79,46 @@ fn latency_histogram() -> Histogram {
 struct RequestSeries {
     requests: Counter,
     latency: Histogram,
+}
+
+impl RequestSeries {
+    fn count(&self, took: Duration) {
+        self.requests.inc();
+        self.latency.observe(took.as_secs_f64());
+    }
+}
+
+/// One connection's counting of its requests. It keeps the series its last answer went to:
+/// a keep-alive client mostly repeats its route and status, and is then counted without the
+/// cache's lock and lookups.
+pub struct Recorder {
+    metrics: Metrics,
+    direction: &'static str,
+    last: Option<(u16, Cow<'static, str>, RequestSeries)>,
+}
+
+impl Recorder {
+    pub fn new(metrics: Metrics, direction: &'static str) -> Recorder {
+        Recorder {
+            metrics,
+            direction,
+            last: None,
+        }
+    }
+
+    /// Counts one answer, as [`Metrics::request`] does.
+    pub fn request(&mut self, route: Cow<'static, str>, status: u16, took: Duration) {
+        if let Some((last_status, last_route, series)) = &self.last
+            && *last_status == status
+            && *last_route == route
+        {
+            series.count(took);
+            return;
+        }
+        let series = self.metrics.series(self.direction, &route, status);
+        series.count(took);
+        self.last = Some((status, route, series));
+    }
 }
 
 /// Series by direction and status, then route: found with a short hash of borrowed labels,
@@ -279,19 +320,19 @@ impl Metrics {
     }
 
     pub fn request(&self, direction: &'static str, route: &str, status: u16, took: Duration) {
-        let seconds = took.as_secs_f64();
+        self.series(direction, route, status).count(took);
+    }
+
+    /// The series of a label set, made the first time it is seen.
+    fn series(&self, direction: &'static str, route: &str, status: u16) -> RequestSeries {
         if let Ok(cache) = self.inner.series.read()
             && let Some(series) = cache
                 .get(&(direction, status))
                 .and_then(|routes| routes.get(route))
         {
-            series.requests.inc();
-            series.latency.observe(seconds);
-            return;
+            return series.clone();
         }
-        let series = self.new_series(direction, route, status);
-        series.requests.inc();
-        series.latency.observe(seconds);
+        self.new_series(direction, route, status)
     }
 
     /// Creates the series of a label set seen for the first time (a bounded set: routes are
@@ -498,5 +539,29 @@ mod tests {
             m.render()
                 .contains(r#"flowmesh_open_connections{direction="inbound"} 0"#)
         );
+    }
+
+    #[test]
+    fn a_connections_recorder_counts_each_answer_in_its_own_series() {
+        let m = Metrics::new();
+        let mut counted = Recorder::new(m.clone(), "inbound");
+        let mut other = Recorder::new(m.clone(), "inbound");
+        let ms = Duration::from_millis(1);
+        counted.request(Cow::Borrowed("other"), 200, ms);
+        counted.request(Cow::Borrowed("other"), 200, ms);
+        counted.request(Cow::Owned("/orders/{id}".to_owned()), 200, ms);
+        counted.request(Cow::Borrowed("other"), 503, ms);
+        counted.request(Cow::Borrowed("other"), 200, ms);
+        other.request(Cow::Borrowed("other"), 200, ms);
+        m.request("inbound", "other", 200, ms);
+        let text = m.render();
+        for series in [
+            r#"flowmesh_requests_total{direction="inbound",route="other",status="200"} 5"#,
+            r#"flowmesh_requests_total{direction="inbound",route="/orders/{id}",status="200"} 1"#,
+            r#"flowmesh_requests_total{direction="inbound",route="other",status="503"} 1"#,
+            r#"flowmesh_request_duration_seconds_count{direction="inbound",route="other",status="200"} 5"#,
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
     }
 }

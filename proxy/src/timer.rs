@@ -1,11 +1,52 @@
 //! The sidecar's timers: [`flowmesh_control_plane::timer`], which the control-plane client the
-//! sidecar uses shares, and librdkafka's runtime on the same thread.
+//! sidecar uses shares; deadlines moved on per request; and librdkafka's runtime on the same
+//! thread.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 pub use flowmesh_control_plane::timer::*;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
+
+/// A deadline moved on often (for each request on a kept connection), kept by one timer that is
+/// re-armed only when it comes up before the deadline: moving the deadline later is a store,
+/// where moving the timer converts the instant to the timer wheel's ticks each time.
+#[derive(Debug)]
+pub struct Deadline {
+    timer: Pin<Box<Sleep>>,
+    due: Instant,
+}
+
+impl Deadline {
+    pub fn new(due: Instant) -> Deadline {
+        Deadline {
+            timer: Box::pin(sleep_until(due)),
+            due,
+        }
+    }
+
+    /// Moves the deadline to `due`, earlier or later.
+    pub fn set(&mut self, due: Instant) {
+        if due < self.timer.deadline() {
+            self.timer.as_mut().reset(due);
+        }
+        self.due = due;
+    }
+
+    /// Ready once the deadline has passed; until then, wakes `cx` when it passes.
+    pub fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            ready!(self.timer.as_mut().poll(cx));
+            if self.timer.deadline() >= self.due {
+                return Poll::Ready(());
+            }
+            let due = self.due;
+            self.timer.as_mut().reset(due);
+        }
+    }
+}
 
 /// librdkafka's runtime for its futures' own timers (the producer's retry when its queue is
 /// full, the consumer's keep-alive), ticking on the timer thread once it is started.
@@ -29,6 +70,30 @@ impl rdkafka::util::AsyncRuntime for KafkaRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_deadline_passes_when_set_not_when_first_armed() {
+        let begun = Instant::now();
+        let mut deadline = Deadline::new(begun + Duration::from_millis(5));
+        deadline.set(begun + Duration::from_millis(40));
+        std::future::poll_fn(|cx| deadline.poll(cx)).await;
+        assert!(begun.elapsed() >= Duration::from_millis(40));
+
+        // Earlier than the timer is armed for: the timer moves back.
+        let begun = Instant::now();
+        let mut deadline = Deadline::new(begun + Duration::from_secs(3600));
+        deadline.set(begun + Duration::from_millis(5));
+        std::future::poll_fn(|cx| deadline.poll(cx)).await;
+        assert!(begun.elapsed() < Duration::from_secs(60));
+
+        // Passed deadlines stay passed until moved on.
+        let mut passed = Deadline::new(Instant::now());
+        std::future::poll_fn(|cx| passed.poll(cx)).await;
+        std::future::poll_fn(|cx| passed.poll(cx)).await;
+        passed.set(Instant::now() + Duration::from_secs(3600));
+        let waker = std::task::Waker::noop();
+        assert!(passed.poll(&mut Context::from_waker(waker)).is_pending());
+    }
 
     #[test]
     fn librdkafka_timers_tick_on_a_runtime_without_a_time_driver() {

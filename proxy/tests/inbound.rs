@@ -361,6 +361,46 @@ async fn pipelined_requests_are_answered_in_order_and_unread_bodies_do_not_end_t
     assert_eq!(app.hits.load(std::sync::atomic::Ordering::Relaxed), 5);
 }
 
+/// The header-read timeout counts from each answer: a kept connection whose client pauses
+/// for less than it between requests stays open past the first deadline, and one that goes
+/// quiet is closed that long after its last answer.
+#[tokio::test]
+async fn a_kept_connection_closes_a_header_read_timeout_after_its_last_answer() {
+    let app = app::start().await;
+    let s = sidecar(app.addr, "header_read_timeout = \"1s\"").await;
+    let mut conn = tokio::net::TcpStream::connect(s.handle.inbound)
+        .await
+        .unwrap();
+    let opened = std::time::Instant::now();
+    let mut last_answer = opened;
+    // The client's pauses: 600 ms each, three of them, well past the first second.
+    for i in 0..4 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+        conn.write_all(b"GET /status/200 HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, _) = answer(&mut conn, false).await;
+        assert!(
+            head.starts_with("HTTP/1.1 200 OK\r\n"),
+            "request {i}: {head}"
+        );
+        last_answer = std::time::Instant::now();
+    }
+    assert!(opened.elapsed() > Duration::from_millis(1800));
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut rest))
+        .await
+        .expect("the sidecar closes the quiet connection");
+    assert_eq!(read.unwrap(), 0, "nothing is sent on an idle connection");
+    let quiet = last_answer.elapsed();
+    assert!(
+        quiet >= Duration::from_millis(900),
+        "closed after {quiet:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_client_that_expects_100_continue_gets_it_before_it_sends_the_body() {
     let app = app::start().await;
