@@ -24,7 +24,14 @@ use procs::Children;
 
 const RATE: u32 = 1000;
 /// The targets' names, in the order they are set up (and in the JSON line).
-const TARGETS: [&str; 5] = ["direct", "flowmesh", "nginx", "relay", "two_hops"];
+const TARGETS: [&str; 6] = [
+    "direct",
+    "flowmesh",
+    "nginx",
+    "relay",
+    "two_hops",
+    "nginx_twin",
+];
 const CONNECTIONS: usize = 64;
 /// The length of one open-loop round: short, so that a slow spell of the machine (seconds,
 /// on a shared VM) falls on every target alike.
@@ -87,7 +94,10 @@ async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Va
     let dir = tempfile::tempdir().map_err(|e| format!("no temp dir: {e}"))?;
     let mut children = Children::default();
     let app = nginx::app(dir.path(), &mut children)?;
-    let (nginx, nginx_pid) = nginx::proxy(dir.path(), app, &mut children)?;
+    let (nginx, nginx_pid) = nginx::proxy(dir.path(), "proxy", app, &mut children)?;
+    // The same nginx again: how far two identical proxies land apart in a run is the noise
+    // any comparison between proxies in that run has to clear.
+    let (twin, twin_pid) = nginx::proxy(dir.path(), "proxy_twin", app, &mut children)?;
     let (relay, relay_pid) = relay::start(dir.path(), app, &mut children)?;
     let mesh = flowmesh::start(dir.path(), app, &mut children)?;
     let url = |port: u16| format!("http://127.0.0.1:{port}/");
@@ -127,6 +137,13 @@ async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Va
                 host: Some("app".to_owned()),
             },
         ),
+        (
+            TARGETS[5],
+            Target {
+                url: url(twin),
+                host: None,
+            },
+        ),
     ];
     // The processes whose CPU time a target's requests cost, beyond the app's.
     let accounted: [Vec<u32>; TARGETS.len()] = [
@@ -135,6 +152,7 @@ async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Va
         vec![nginx_pid],
         vec![relay_pid],
         vec![mesh.client_sidecar_pid, mesh.app_sidecar_pid],
+        vec![twin_pid],
     ];
     // `--only` keeps the named targets (to profile one proxy under the benchmark's load).
     let keep: Vec<bool> = targets

@@ -1,6 +1,6 @@
-//! nginx from Debian, twice: as the app (a fixed 1 KiB answer) and as the peer proxy (a plain
-//! reverse proxy, one worker, keep-alive to the app), each from its own config in the run's
-//! temp dir. Installed with apt-get when missing.
+//! nginx from Debian: as the app (a fixed 1 KiB answer) and as the peer proxy (a plain reverse
+//! proxy, one worker, keep-alive to the app; twice, the second as the run's noise control),
+//! each from its own config in the run's temp dir. Installed with apt-get when missing.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -80,16 +80,18 @@ pub(crate) fn app(dir: &Path, children: &mut Children) -> Result<u16, String> {
     Ok(port)
 }
 
-/// The peer: a reverse proxy to the app with upstream keep-alive. Returns its port and pid.
+/// The peer: a reverse proxy to the app with upstream keep-alive, its files under `name`.
+/// Returns its port and pid.
 pub(crate) fn proxy(
     dir: &Path,
+    name: &str,
     app_port: u16,
     children: &mut Children,
 ) -> Result<(u16, u32), String> {
     let port = free_port()?;
     let pid = start(
         dir,
-        "proxy",
+        name,
         &format!(
             "  upstream app {{ server 127.0.0.1:{app_port}; keepalive 256; }}\n\
              server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}"
