@@ -58,6 +58,9 @@ impl Refusal {
 }
 
 /// Takes one complete request head off the front of `buf`; `None` while it is incomplete.
+// Out of line: its field table would otherwise widen the frame of the poll function that
+// calls it, which every wake-up of the connection enters (and probes page by page).
+#[inline(never)]
 pub(crate) fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Head>, Refusal> {
     let too_large = || Refusal {
         status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -62,6 +62,9 @@ pub(super) struct Head {
 
 /// Takes one complete answer head off the front of `buf`, skipping informational answers;
 /// `None` while it is incomplete. `method` is the request's (an answer to HEAD has no body).
+// Out of line: its field table would otherwise widen the frame of the poll function that
+// calls it, which every wake-up of the connection enters (and probes page by page).
+#[inline(never)]
 pub(super) fn head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Error> {
     loop {
         let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
