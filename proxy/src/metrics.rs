@@ -525,15 +525,15 @@ mod tests {
         m.request("inbound", "/orders/{id}", 200, Duration::from_millis(1));
         m.request("inbound", "other", 503, Duration::from_millis(1));
         m.request("mesh", "other", 200, Duration::from_millis(1));
-        let text = m.render();
-        for series in [
-            r#"flowmesh_requests_total{direction="inbound",route="other",status="200"} 2"#,
-            r#"flowmesh_requests_total{direction="inbound",route="/orders/{id}",status="200"} 1"#,
-            r#"flowmesh_requests_total{direction="inbound",route="other",status="503"} 1"#,
-            r#"flowmesh_requests_total{direction="mesh",route="other",status="200"} 1"#,
-        ] {
-            assert!(text.contains(series), "{series} in {text}");
-        }
+        shows(
+            &m,
+            &[
+                r#"flowmesh_requests_total{direction="inbound",route="other",status="200"} 2"#,
+                r#"flowmesh_requests_total{direction="inbound",route="/orders/{id}",status="200"} 1"#,
+                r#"flowmesh_requests_total{direction="inbound",route="other",status="503"} 1"#,
+                r#"flowmesh_requests_total{direction="mesh",route="other",status="200"} 1"#,
+            ],
+        );
         drop(open);
         assert!(
             m.render()
@@ -554,14 +554,22 @@ mod tests {
         counted.request(Cow::Borrowed("other"), 200, ms);
         other.request(Cow::Borrowed("other"), 200, ms);
         m.request("inbound", "other", 200, ms);
+        shows(
+            &m,
+            &[
+                r#"flowmesh_requests_total{direction="inbound",route="other",status="200"} 5"#,
+                r#"flowmesh_requests_total{direction="inbound",route="/orders/{id}",status="200"} 1"#,
+                r#"flowmesh_requests_total{direction="inbound",route="other",status="503"} 1"#,
+                r#"flowmesh_request_duration_seconds_count{direction="inbound",route="other",status="200"} 5"#,
+            ],
+        );
+    }
+
+    /// Asserts that the rendered text has each of `lines`.
+    fn shows(m: &Metrics, lines: &[&str]) {
         let text = m.render();
-        for series in [
-            r#"flowmesh_requests_total{direction="inbound",route="other",status="200"} 5"#,
-            r#"flowmesh_requests_total{direction="inbound",route="/orders/{id}",status="200"} 1"#,
-            r#"flowmesh_requests_total{direction="inbound",route="other",status="503"} 1"#,
-            r#"flowmesh_request_duration_seconds_count{direction="inbound",route="other",status="200"} 5"#,
-        ] {
-            assert!(text.contains(series), "{series} in {text}");
+        for line in lines {
+            assert!(text.contains(line), "{line} in {text}");
         }
     }
 }
