@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::timer::Deadline;
 use bytes::BytesMut;
 use http_body_util::BodyExt;
 use hyper::{Method, Request, Response, StatusCode, Version};
@@ -35,6 +34,7 @@ use crate::link::decode::Framing;
 use crate::link::encode;
 use crate::metrics::{Metrics, Recorder};
 use crate::server::Caller;
+use crate::timer::Deadline;
 use answer::Asked;
 use body::{CallerBody, Shared};
 use head::{Head, HeadLimits, Refusal};
