@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use crate::timer::Connector;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+use crate::timer::Connector;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

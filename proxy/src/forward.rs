@@ -6,7 +6,6 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::timer::Connector;
 use http_body_util::{BodyExt, Limited};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
@@ -19,6 +18,7 @@ use crate::config::Limits;
 use crate::hop;
 use crate::link;
 use crate::server::Caller;
+use crate::timer::Connector;
 
 /// A cheap handle to the pooled upstream clients.
 #[derive(Clone)]

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use crate::timer::Connector;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode, Uri};
@@ -20,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::span::{Attr, Span, key_value};
 use crate::metrics::Metrics;
+use crate::timer::Connector;
 
 /// How the exporter batches and retries.
 #[derive(Clone, Debug)]
