@@ -15,7 +15,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -87,7 +87,7 @@ pub(crate) async fn serve<H, F>(
     let shared = Arc::new(Shared::default());
     // One timer for the connection's life, moved on after each answer.
     let mut timer = Deadline::new(due);
-    let mut stopped = Box::pin(stop.clone().cancelled_owned());
+    let mut stopped = Stop::new(stop.clone());
     let mut counted = Recorder::new(settings.metrics.clone(), settings.direction);
     loop {
         let mut checked = None;
@@ -222,6 +222,38 @@ pub(crate) async fn serve<H, F>(
     }
 }
 
+/// The server's stop, as an idle connection waits for it. Polled again by the task it already
+/// wakes, before the stop, it only reads the token: the wait for the stop holds that task's
+/// waker, and polling it again would register the waker anew with the token's waiters.
+struct Stop {
+    token: CancellationToken,
+    stopped: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The waker the wait for the stop holds.
+    wakes: Option<Waker>,
+}
+
+impl Stop {
+    fn new(token: CancellationToken) -> Stop {
+        Stop {
+            stopped: Box::pin(token.clone().cancelled_owned()),
+            token,
+            wakes: None,
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(wakes) = &self.wakes
+            && wakes.will_wake(cx.waker())
+            && !self.token.is_cancelled()
+        {
+            return Poll::Pending;
+        }
+        let polled = self.stopped.as_mut().poll(cx);
+        self.wakes = polled.is_pending().then(|| cx.waker().clone());
+        polled
+    }
+}
+
 /// Where the reading side is once an answer is due.
 enum Back {
     /// Here, the request's body read to its end.
@@ -247,7 +279,7 @@ fn poll_head(
     reading: &mut Reading,
     checked: &mut Option<usize>,
     timer: &mut Deadline,
-    stopped: &mut Pin<Box<WaitForCancellationFutureOwned>>,
+    stopped: &mut Stop,
     limits: HeadLimits,
 ) -> Poll<Result<Head, Wait>> {
     loop {
@@ -277,7 +309,7 @@ fn poll_head(
                 if timer.poll(cx).is_ready() {
                     return Poll::Ready(Err(Wait::Late));
                 }
-                if reading.buf.is_empty() && stopped.as_mut().poll(cx).is_ready() {
+                if reading.buf.is_empty() && stopped.poll(cx).is_ready() {
                     return Poll::Ready(Err(Wait::Closed));
                 }
                 return Poll::Pending;

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 pub use flowmesh_control_plane::timer::*;
@@ -12,11 +12,15 @@ use tokio::time::{Instant, Sleep};
 
 /// A deadline moved on often (for each request on a kept connection), kept by one timer that is
 /// re-armed only when it comes up before the deadline: moving the deadline later is a store,
-/// where moving the timer converts the instant to the timer wheel's ticks each time.
+/// where moving the timer converts the instant to the timer wheel's ticks each time. Polled
+/// again by the task it already wakes, while its timer is armed, it answers at once: the timer
+/// holds that task's waker until it fires.
 #[derive(Debug)]
 pub struct Deadline {
     timer: Pin<Box<Sleep>>,
     due: Instant,
+    /// The waker the armed timer holds.
+    wakes: Option<Waker>,
 }
 
 impl Deadline {
@@ -24,6 +28,7 @@ impl Deadline {
         Deadline {
             timer: Box::pin(sleep_until(due)),
             due,
+            wakes: None,
         }
     }
 
@@ -31,14 +36,25 @@ impl Deadline {
     pub fn set(&mut self, due: Instant) {
         if due < self.timer.deadline() {
             self.timer.as_mut().reset(due);
+            self.wakes = None;
         }
         self.due = due;
     }
 
     /// Ready once the deadline has passed; until then, wakes `cx` when it passes.
     pub fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(wakes) = &self.wakes
+            && wakes.will_wake(cx.waker())
+            && !self.timer.is_elapsed()
+        {
+            return Poll::Pending;
+        }
         loop {
-            ready!(self.timer.as_mut().poll(cx));
+            if self.timer.as_mut().poll(cx).is_pending() {
+                self.wakes = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            self.wakes = None;
             if self.timer.deadline() >= self.due {
                 return Poll::Ready(());
             }
@@ -85,6 +101,28 @@ mod tests {
         deadline.set(begun + Duration::from_millis(5));
         std::future::poll_fn(|cx| deadline.poll(cx)).await;
         assert!(begun.elapsed() < Duration::from_secs(60));
+
+        // Polled by another task, the deadline wakes that one.
+        struct Flag(std::sync::atomic::AtomicBool);
+        impl futures_util::task::ArcWake for Flag {
+            fn wake_by_ref(flag: &std::sync::Arc<Self>) {
+                flag.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let (first, second) = (
+            std::sync::Arc::new(Flag(false.into())),
+            std::sync::Arc::new(Flag(false.into())),
+        );
+        let mut deadline = Deadline::new(Instant::now() + Duration::from_millis(5));
+        for flag in [&first, &second] {
+            let waker = futures_util::task::waker(flag.clone());
+            assert!(deadline.poll(&mut Context::from_waker(&waker)).is_pending());
+        }
+        let woken = Instant::now() + Duration::from_secs(10);
+        while !second.0.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(Instant::now() < woken, "the second poller is woken");
+            sleep(Duration::from_millis(1)).await;
+        }
 
         // Passed deadlines stay passed until moved on.
         let mut passed = Deadline::new(Instant::now());
