@@ -46,8 +46,6 @@ pub enum Error {
     Token { path: String, message: String },
     #[error(transparent)]
     Cache(#[from] cache::Error),
-    #[error("the local API stopped: {0}")]
-    Local(std::io::Error),
     #[error(transparent)]
     Export(#[from] export::Error),
     #[error(transparent)]
@@ -426,12 +424,13 @@ impl Sidecar {
             },
             on_stop(stopped.clone()),
         );
-        let local = axum::serve(
-            local_api::Listener(self.listeners.local),
-            local_api::router(self.metrics.clone(), self.config.app.address, runtime_api),
-        )
-        .with_graceful_shutdown(on_stop(stopped.clone()));
-        let local = tokio::spawn(async move { local.await });
+        let local = tokio::spawn(local_api::serve(
+            self.listeners.local,
+            limits.clone(),
+            metrics.clone(),
+            local_api::router(metrics.clone(), self.config.app.address, runtime_api),
+            on_stop(stopped.clone()),
+        ));
 
         shutdown.await;
         for task in &background {
@@ -441,7 +440,7 @@ impl Sidecar {
             registration::leave(control, &me, &self.instance).await;
         }
         let _ = stop.send(true);
-        let _ = tokio::join!(inbound, mesh, outbound);
+        let _ = tokio::join!(inbound, mesh, outbound, local);
         if let Some(kafka) = kafka {
             let _ = kafka.await;
         }
@@ -454,10 +453,7 @@ impl Sidecar {
         if let Some(exporting) = exporting {
             let _ = crate::timer::timeout(std::time::Duration::from_secs(3), exporting).await;
         }
-        match local.await {
-            Ok(Err(e)) => Err(Error::Local(e)),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 }
 

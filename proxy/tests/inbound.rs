@@ -401,6 +401,47 @@ async fn a_kept_connection_closes_a_header_read_timeout_after_its_last_answer() 
     );
 }
 
+/// The local API is served with the data plane's limits: a client that starts a head and never
+/// finishes it gets 408 and a closed connection after the header-read time (it is bound beyond
+/// loopback where Prometheus scrapes the pod), and its requests are counted by route template.
+#[tokio::test]
+async fn the_local_api_closes_an_unfinished_head_and_counts_its_requests() {
+    let app = app::start().await;
+    let s = sidecar(app.addr, "header_read_timeout = \"1s\"").await;
+    let mut slow = tokio::net::TcpStream::connect(s.handle.local)
+        .await
+        .unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest))
+        .await
+        .expect("the local API closes a connection whose head never ends")
+        .unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.starts_with("HTTP/1.1 408 "), "{rest}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    assert_eq!(
+        reqwest_text(&format!("http://{}/healthz", s.handle.local)).await,
+        "ok\n"
+    );
+    let request = Request::builder()
+        .uri(format!("http://{}/no/such/page", s.handle.local))
+        .body(empty())
+        .unwrap();
+    assert_eq!(client().request(request).await.unwrap().status(), 404);
+    let metrics = reqwest_text(&format!("http://{}/metrics", s.handle.local)).await;
+    for series in [
+        r#"flowmesh_requests_total{direction="local",route="/healthz",status="200"} 1"#,
+        r#"flowmesh_requests_total{direction="local",route="unmatched",status="404"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+}
+
 #[tokio::test]
 async fn a_client_that_expects_100_continue_gets_it_before_it_sends_the_body() {
     let app = app::start().await;
