@@ -16,6 +16,7 @@
 //! - [`state`]: the replicated state and the commands that change it.
 //! - [`storage`]: the Raft log and the state machine in one redb file.
 //! - [`network`]: Raft RPC over HTTP; [`proposer`]: batching writes into entries.
+//! - [`server`]: serving the API with a header-read timeout, a connection cap and a drain.
 //! - `monitor` (private): the monitor's pages and JSON, gathered from the sidecars.
 
 mod api;
@@ -27,6 +28,7 @@ mod monitor;
 pub mod network;
 pub mod node;
 pub mod proposer;
+pub mod server;
 pub mod state;
 pub mod storage;
 pub mod timer;

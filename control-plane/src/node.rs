@@ -18,6 +18,7 @@ use crate::http::HttpClient;
 use crate::monitor::{Monitor, MonitorOptions};
 use crate::network::Network;
 use crate::proposer::Proposer;
+use crate::server;
 use crate::state::Command;
 use crate::storage;
 use crate::types::{Node, NodeId, Raft};
@@ -78,8 +79,6 @@ pub enum Error {
     Options(String),
     #[error("raft failed to start: {0}")]
     Raft(String),
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// A node that has opened its storage and bound its listener, ready to run.
@@ -215,15 +214,14 @@ impl ControlPlane {
         let router =
             crate::monitor::router(self.monitor.clone()).merge(api::router(self.app.clone()));
         let stopping = self.stopping;
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stopping.send(true);
-            })
-            .await;
+        let stop = async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        };
+        server::serve(self.listener, router, server::Limits::default(), stop).await;
         leases.abort();
         let _ = self.app.raft.shutdown().await;
-        served.map_err(Error::Serve)
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use http_body_util::BodyExt;
@@ -168,23 +168,8 @@ fn incoming(body: Incoming) -> Body {
     body.map_err(BoxError::from).boxed()
 }
 
-/// The next connection on `listener`. A failed accept (out of file descriptors and the like) is
-/// logged and retried after a pause instead of in a spin; the pause is made with
-/// [`crate::timer`] (axum's own would panic on the sidecar's runtime).
-pub(crate) async fn accept(
-    listener: &TcpListener,
-    what: impl std::fmt::Display,
-) -> (TcpStream, std::net::SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok(accepted) => return accepted,
-            Err(e) => {
-                tracing::warn!("{what}: accept failed: {e}");
-                crate::timer::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
+/// The next connection, a failed accept waited out (the control plane's listeners share it).
+pub(crate) use flowmesh_control_plane::server::accept;
 
 /// Reads a connection's first bytes: enough to tell the HTTP/2 preface from an HTTP/1 head.
 /// `None` when the client closes or sends nothing in time.

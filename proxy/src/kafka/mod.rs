@@ -193,15 +193,9 @@ async fn accept(
     loop {
         tokio::select! {
             () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok((client, _)) => {
-                    connections.spawn(connection::serve(shared.clone(), client, target.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!("kafka: accept failed: {e}");
-                    crate::timer::sleep(Duration::from_millis(50)).await;
-                }
-            },
+            (client, _) = crate::server::accept(&listener, "kafka") => {
+                connections.spawn(connection::serve(shared.clone(), client, target.clone()));
+            }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
