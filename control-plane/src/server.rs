@@ -1,7 +1,8 @@
-//! Serving a node's HTTP API (an axum router) on its listener: HTTP/1.1 and HTTP/2, a request
-//! head's first byte due within a set time of the connection's start, and the whole head within
-//! that time of its first byte (else the connection is closed), a cap on open connections, an accept that waits out failures instead of
-//! spinning, and a stop that lets requests under way finish within a drain time.
+//! Serving a node's HTTP API (an axum router) on its listener: HTTP/1.1 and HTTP/2; a new
+//! connection's first byte due within a set time, and the rest of the head within that time of
+//! it (else the connection is closed); a cap on open connections; an accept that waits out
+//! failures instead of spinning; and a stop that lets requests under way finish within a drain
+//! time.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,9 +76,8 @@ pub async fn serve(
         let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             // hyper's header-read timer starts at a head's first byte: a connection that sends
-            // nothing would be held for good.
-            // (A peek, not `readable`: a fresh socket's readiness may be reported before any
-            // byte came.)
+            // nothing would be held for good. A peek, not `readable`: a fresh socket can be
+            // reported readable before any byte came.
             let mut first = [0u8; 1];
             let peeked = timer::timeout(header_read_timeout, stream.peek(&mut first)).await;
             if !matches!(peeked, Ok(Ok(1))) {
