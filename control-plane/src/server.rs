@@ -2,7 +2,7 @@
 //! connection's first byte due within a set time, and the rest of the head within that time of
 //! it (else the connection is closed); a cap on open connections; an accept that waits out
 //! failures instead of spinning; and a stop that lets requests under way finish within a drain
-//! time.
+//! time and drops connections that have sent nothing yet.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -57,6 +57,8 @@ pub async fn serve(
     builder.http2().timer(HyperTimer::new());
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    // Connections still waiting for their first byte when the stop comes are dropped.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let what = listener
         .local_addr()
@@ -73,13 +75,16 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (builder, watcher) = (builder.clone(), graceful.watcher());
         let service = TowerToHyperService::new(router.clone());
-        let header_read_timeout = limits.header_read_timeout;
+        let (header_read_timeout, mut stopped) = (limits.header_read_timeout, stopped.clone());
         tokio::spawn(async move {
             // hyper's header-read timer starts at a head's first byte: a connection that sends
             // nothing would be held for good. A peek, not `readable`: a fresh socket can be
             // reported readable before any byte came.
             let mut first = [0u8; 1];
-            let peeked = timer::timeout(header_read_timeout, stream.peek(&mut first)).await;
+            let peeked = tokio::select! {
+                peeked = timer::timeout(header_read_timeout, stream.peek(&mut first)) => peeked,
+                _ = stopped.wait_for(|s| *s) => return,
+            };
             if !matches!(peeked, Ok(Ok(1))) {
                 return;
             }
@@ -89,6 +94,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    let _ = stopping.send(true);
     let _ = timer::timeout(limits.drain_timeout, graceful.shutdown()).await;
 }
 
@@ -217,5 +223,24 @@ mod tests {
         assert!(took >= Duration::from_millis(450), "{took:?}");
         // No new connection is taken once stopped.
         assert!(TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_stop_closes_a_connection_that_has_sent_nothing_yet() {
+        let (addr, stop, served) = start(axum::Router::new(), Limits::default()).await;
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        // The server has taken it once a request on another connection is answered.
+        let mut other = TcpStream::connect(addr).await.unwrap();
+        other
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(rest(&mut other).await.starts_with("HTTP/1.1 404 "));
+        let stopped = Instant::now();
+        stop.send(()).unwrap();
+        served.await.unwrap();
+        assert_eq!(rest(&mut silent).await, "");
+        // Well before the 10 s first-byte time.
+        assert!(stopped.elapsed() < Duration::from_secs(5));
     }
 }
