@@ -1,52 +1,104 @@
-//! The load generator every target gets: HTTP/1.1 with keep-alive from one pooled client.
-//! Open loop: requests leave at a fixed rate whatever the answers do, and each latency counts
-//! from the moment its request was due (so a stall shows in every request it delays).
-//! Closed loop: `connections` workers send back to back, for the saturation throughput.
+//! The load generator every target gets: HTTP/1.1 `GET /` with keep-alive, written by hand so
+//! that the generator's own work (and its wake-ups, which cost tens of microseconds on a VM)
+//! stays small next to what it measures.
+//!
+//! Open loop: a pacing thread writes each request itself, on an idle connection of the target's
+//! pool (a new one when all are busy), the moment it is due, whatever the answers do; one task
+//! per connection on the benchmark's single-threaded runtime reads the answers. Each latency
+//! counts from the moment its request was due, so a stall shows in every request it delays.
+//! Closed loop: `connections` tasks send back to back, for the saturation throughput.
 
-use std::sync::Arc;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::Request;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Where requests go: a URL, and the `Host` to send (the two-hop path names the service).
+/// The body every target answers with.
+const BODY_LEN: usize = 1024;
+/// How long before a request is due the pacer stops sleeping and spins: a sleep on this VM
+/// ends about 100 µs late (timer slack and the wake-up), a longer spin takes a core's worth
+/// of time from what is measured and does not make the late tail shorter.
+const SPIN: Duration = Duration::from_micros(100);
+/// How long a round waits for its last answers before it counts them as errors.
+const STRAGGLERS: Duration = Duration::from_secs(10);
+
+/// Where requests go, and the `Host` they name (the two-hop path names the service).
 #[derive(Clone)]
 pub(crate) struct Target {
-    pub(crate) url: String,
-    pub(crate) host: Option<String>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) host: String,
 }
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
-
-pub(crate) fn client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(1024)
-        .build(connector)
-}
-
-/// One GET with its whole body read; `true` when it answered 200 with 1 KiB.
-async fn get(client: &HttpClient, target: &Target) -> bool {
-    let mut request = Request::get(&target.url);
-    if let Some(host) = &target.host {
-        request = request.header("host", host);
+impl Target {
+    pub(crate) fn new(port: u16, host: Option<&str>) -> Target {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        Target {
+            addr,
+            host: host.map_or_else(|| addr.to_string(), str::to_owned),
+        }
     }
-    let Ok(request) = request.body(Empty::new()) else {
+
+    fn request(&self) -> Vec<u8> {
+        format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", self.host).into_bytes()
+    }
+}
+
+/// Reads one answer from `stream` into `buf` (emptied first); `Ok(true)` when it is a 200 with
+/// a 1 KiB body framed by `Content-Length`.
+async fn read_answer(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    buf.clear();
+    loop {
+        if stream.read_buf(buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let mut fields = [httparse::EMPTY_HEADER; 32];
+        let mut head = httparse::Response::new(&mut fields);
+        let head_len = match head.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => continue,
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        };
+        let length = head
+            .headers
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case("content-length"))
+            .and_then(|f| {
+                std::str::from_utf8(f.value)
+                    .ok()?
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            });
+        let Some(length) = length else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "an answer without Content-Length",
+            ));
+        };
+        let ok = head.code == Some(200) && length == BODY_LEN;
+        while buf.len() < head_len + length {
+            if stream.read_buf(buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        return Ok(ok && buf.len() == head_len + length);
+    }
+}
+
+/// One GET on a fresh connection: `true` when it answered 200 with 1 KiB.
+pub(crate) async fn probe(target: &Target) -> bool {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(target.addr).await else {
         return false;
     };
-    match client.request(request).await {
-        Ok(response) if response.status().is_success() => response
-            .into_body()
-            .collect()
-            .await
-            .is_ok_and(|b| b.to_bytes().len() == 1024),
-        _ => false,
-    }
+    let mut buf = Vec::with_capacity(4096);
+    stream.write_all(&target.request()).await.is_ok()
+        && matches!(read_answer(&mut stream, &mut buf).await, Ok(true))
 }
 
 /// Latencies of successful requests, and how many failed.
@@ -56,6 +108,9 @@ pub(crate) struct Latency {
     pub(crate) errors: u64,
     /// Requests sent, the warm-up's included (for CPU per request).
     pub(crate) sent: u64,
+    /// How late the generator itself began to send each counted request: its own noise,
+    /// which every target's figures carry alike.
+    pub(crate) send_lag: Vec<Duration>,
 }
 
 impl Latency {
@@ -63,101 +118,305 @@ impl Latency {
         self.samples.extend(other.samples);
         self.errors += other.errors;
         self.sent += other.sent;
+        self.send_lag.extend(other.send_lag);
     }
 
-    /// The `q` quantile in microseconds, to 0.1 µs.
+    /// The `q` quantile of the latencies in microseconds, to 0.1 µs.
     pub(crate) fn us(&mut self, q: f64) -> f64 {
-        if self.samples.is_empty() {
-            return 0.0;
-        }
-        self.samples.sort_unstable();
-        let n = self.samples.len();
-        let i = ((n as f64 * q).ceil() as usize).clamp(1, n) - 1;
-        (self.samples[i].as_secs_f64() * 1e7).round() / 10.0
+        quantile_us(&mut self.samples, q)
     }
 }
 
-/// `rate` requests per second for `duration`, after a one-second warm-up at the same rate.
-/// A thread of its own paces the requests (sleeping, then spinning the last 100 µs): tokio's
-/// timer has a 1 ms grain, which would add up to a millisecond of noise to every figure.
+/// The `q` quantile of `samples` in microseconds, to 0.1 µs (0 when there are none).
+pub(crate) fn quantile_us(samples: &mut [Duration], q: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.sort_unstable();
+    let n = samples.len();
+    let i = ((n as f64 * q).ceil() as usize).clamp(1, n) - 1;
+    (samples[i].as_secs_f64() * 1e7).round() / 10.0
+}
+
+/// A request on its way: the round it belongs to, whether it is counted (not warm-up), and
+/// when it was due.
+#[derive(Clone, Copy)]
+struct Due {
+    round: u64,
+    counted: bool,
+    at: Instant,
+}
+
+/// One keep-alive connection of a pool: the pacer writes on `writer`, the connection's task
+/// reads the answers from a duplicate of the same socket.
+struct Conn {
+    writer: std::net::TcpStream,
+    state: Mutex<ConnState>,
+}
+
+#[derive(Default)]
+struct ConnState {
+    /// The request written and not yet answered.
+    due: Option<Due>,
+    /// The reader has stopped: nothing written here would be read.
+    closed: bool,
+}
+
+/// What a round's answers leave behind.
+#[derive(Default)]
+struct Tally {
+    samples: Vec<Duration>,
+    errors: u64,
+    answered: u64,
+}
+
+/// A target's keep-alive connections, kept across rounds, and the round under way.
+pub(crate) struct Pool {
+    target: Target,
+    request: Vec<u8>,
+    runtime: tokio::runtime::Handle,
+    idle: Mutex<Vec<Arc<Conn>>>,
+    round: AtomicU64,
+    tally: Mutex<Tally>,
+    answered: tokio::sync::Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Pool {
+    /// A pool for `target`, its connections read on the current runtime.
+    pub(crate) fn new(target: &Target) -> Arc<Pool> {
+        Arc::new(Pool {
+            target: target.clone(),
+            request: target.request(),
+            runtime: tokio::runtime::Handle::current(),
+            idle: Mutex::new(Vec::new()),
+            round: AtomicU64::new(0),
+            tally: Mutex::new(Tally::default()),
+            answered: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Records the end of the request that was due on `conn`, if it belongs to this round.
+    fn answered(&self, conn: &Conn, ok: bool, closed: bool) {
+        let due = {
+            let mut state = lock(&conn.state);
+            state.closed |= closed;
+            state.due.take()
+        };
+        let Some(due) = due else {
+            return;
+        };
+        let took = due.at.elapsed();
+        if due.round != self.round.load(Ordering::Acquire) {
+            return;
+        }
+        let mut tally = lock(&self.tally);
+        tally.answered += 1;
+        if due.counted {
+            if ok {
+                tally.samples.push(took);
+            } else {
+                tally.errors += 1;
+            }
+        }
+        drop(tally);
+        self.answered.notify_one();
+    }
+
+    /// Reads `conn`'s answers until it fails or closes; after each it is idle again.
+    async fn read(self: Arc<Pool>, conn: Arc<Conn>, reader: std::net::TcpStream) {
+        let Ok(mut stream) = tokio::net::TcpStream::from_std(reader) else {
+            self.answered(&conn, false, true);
+            return;
+        };
+        let mut buf = Vec::with_capacity(4096);
+        loop {
+            match read_answer(&mut stream, &mut buf).await {
+                Ok(ok) => {
+                    self.answered(&conn, ok, false);
+                    lock(&self.idle).push(conn.clone());
+                }
+                Err(_) => {
+                    self.answered(&conn, false, true);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Opens a connection, its reader task started on the runtime.
+    fn connect(self: &Arc<Pool>) -> std::io::Result<Arc<Conn>> {
+        let stream = std::net::TcpStream::connect(self.target.addr)?;
+        stream.set_nodelay(true)?;
+        // Both handles share one open file: the pacer's writes do not block either, and a
+        // request never finds a full send buffer on an idle connection.
+        stream.set_nonblocking(true)?;
+        let reader = stream.try_clone()?;
+        let conn = Arc::new(Conn {
+            writer: stream,
+            state: Mutex::new(ConnState::default()),
+        });
+        self.runtime.spawn(self.clone().read(conn.clone(), reader));
+        Ok(conn)
+    }
+
+    /// Writes one request due `due` on an idle connection (a new one when none is idle).
+    fn send(self: &Arc<Pool>, due: Due) -> bool {
+        let conn = loop {
+            let idle = lock(&self.idle).pop();
+            let conn = match idle {
+                Some(c) => c,
+                None => match self.connect() {
+                    Ok(c) => c,
+                    Err(_) => return false,
+                },
+            };
+            // A connection the server closed while it was idle is left behind.
+            let mut state = lock(&conn.state);
+            if !state.closed {
+                state.due = Some(due);
+                drop(state);
+                break conn;
+            }
+        };
+        if matches!((&conn.writer).write(&self.request), Ok(n) if n == self.request.len()) {
+            return true;
+        }
+        // Its reader sees the connection fail and stops; this request is not answered.
+        lock(&conn.state).due = None;
+        let _ = conn.writer.shutdown(std::net::Shutdown::Both);
+        false
+    }
+}
+
+/// `rate` requests per second for `warmup` (not counted) and then `duration`.
+/// A thread of its own paces and writes the requests (sleeping, then spinning the last
+/// 100 µs): tokio's timer has a 1 ms grain, which would add up to a millisecond of noise to
+/// every figure, and handing each request to another thread would add a wake-up to each.
 pub(crate) async fn open_loop(
-    target: &Target,
-    client: &HttpClient,
+    pool: &Arc<Pool>,
     rate: u32,
     warmup: Duration,
     duration: Duration,
 ) -> Latency {
+    let round = pool.round.fetch_add(1, Ordering::AcqRel) + 1;
+    *lock(&pool.tally) = Tally::default();
     let interval = Duration::from_secs(1) / rate;
     let total = ((warmup + duration).as_secs_f64() * f64::from(rate)) as u64;
     let counted_from = (warmup.as_secs_f64() * f64::from(rate)) as u64;
-    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    let pacer_pool = pool.clone();
     let pacer = std::thread::spawn(move || {
         let start = Instant::now() + Duration::from_millis(20);
+        // Requests that could not be written: all of them, and those counted.
+        let mut unsent = (0u64, 0u64);
+        let mut lag = Vec::with_capacity((total - counted_from) as usize);
         for i in 0..total {
-            let due = start + interval * u32::try_from(i).unwrap_or(u32::MAX);
+            let at = start + interval * u32::try_from(i).unwrap_or(u32::MAX);
             loop {
                 let now = Instant::now();
-                if now >= due {
+                if now >= at {
                     break;
                 }
-                let left = due - now;
-                if left > Duration::from_micros(100) {
-                    std::thread::sleep(left - Duration::from_micros(100));
+                let left = at - now;
+                if left > SPIN {
+                    std::thread::sleep(left - SPIN);
                 } else {
                     std::hint::spin_loop();
                 }
             }
-            if due_tx.send((i, due)).is_err() {
-                return;
+            let due = Due {
+                round,
+                counted: i >= counted_from,
+                at,
+            };
+            if due.counted {
+                lag.push(at.elapsed());
+            }
+            if !pacer_pool.send(due) {
+                unsent.0 += 1;
+                unsent.1 += u64::from(due.counted);
             }
         }
+        pacer_pool.answered.notify_one();
+        (unsent, lag)
     });
-    let mut tasks = Vec::with_capacity(total as usize);
-    while let Some((i, due)) = due_rx.recv().await {
-        let (client, target) = (client.clone(), target.clone());
-        tasks.push(tokio::spawn(async move {
-            let ok = get(&client, &target).await;
-            (i, ok, due.elapsed())
-        }));
-    }
-    let _ = pacer.join();
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        if let Ok((i, ok, took)) = task.await
-            && i >= counted_from
+    // Every request sent is answered, fails with its connection, or is given up on here.
+    let deadline = tokio::time::Instant::now() + warmup + duration + STRAGGLERS;
+    let mut pacer = Some(pacer);
+    let mut unsent = None;
+    loop {
+        let waiting = pool.answered.notified();
+        if pacer
+            .as_ref()
+            .is_some_and(std::thread::JoinHandle::is_finished)
         {
-            if ok {
-                latencies.push(took);
-            } else {
-                errors += 1;
-            }
+            unsent = pacer
+                .take()
+                .map(|p| p.join().unwrap_or(((total, total), Vec::new())));
         }
+        if let Some(((all, _), _)) = unsent
+            && lock(&pool.tally).answered + all >= total
+        {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        let _ = tokio::time::timeout_at(deadline, waiting).await;
     }
+    let ((_, unsent), send_lag) = match (unsent, pacer) {
+        (Some(paced), _) => paced,
+        (None, Some(p)) => p.join().unwrap_or(((total, total), Vec::new())),
+        (None, None) => ((total, total), Vec::new()),
+    };
+    // Answers still missing are errors; a late one is not counted in the next round.
+    pool.round.fetch_add(1, Ordering::AcqRel);
+    let tally = std::mem::take(&mut *lock(&pool.tally));
+    let counted = total - counted_from;
+    let missing = counted.saturating_sub(tally.samples.len() as u64 + tally.errors + unsent);
     Latency {
-        samples: latencies,
-        errors,
+        samples: tally.samples,
+        errors: tally.errors + unsent + missing,
         sent: total,
+        send_lag,
     }
 }
 
-/// Requests per second with `connections` workers back to back for `duration`.
+/// Requests per second with `connections` connections back to back for `duration`, after a
+/// one-second warm-up.
 pub(crate) async fn saturate(target: &Target, connections: usize, duration: Duration) -> f64 {
-    let client = client();
     let warm_until = Instant::now() + Duration::from_secs(1);
     let end = warm_until + duration;
-    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let request: Arc<[u8]> = target.request().into();
     let mut workers = Vec::new();
     for _ in 0..connections {
-        let (client, target, done) = (client.clone(), target.clone(), done.clone());
+        let (addr, request, done) = (target.addr, request.clone(), done.clone());
         workers.push(tokio::spawn(async move {
-            loop {
-                let now = Instant::now();
-                if now >= end {
-                    break;
-                }
-                if get(&client, &target).await && now >= warm_until {
-                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut buf = Vec::with_capacity(4096);
+            'connection: while Instant::now() < end {
+                let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                loop {
+                    let now = Instant::now();
+                    if now >= end {
+                        break 'connection;
+                    }
+                    if stream.write_all(&request).await.is_err() {
+                        continue 'connection;
+                    }
+                    match read_answer(&mut stream, &mut buf).await {
+                        Ok(true) if now >= warm_until => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(_) => {}
+                        Err(_) => continue 'connection,
+                    }
                 }
             }
         }));
@@ -165,5 +424,136 @@ pub(crate) async fn saturate(target: &Target, connections: usize, duration: Dura
     for w in workers {
         let _ = w.await;
     }
-    done.load(std::sync::atomic::Ordering::Relaxed) as f64 / duration.as_secs_f64()
+    done.load(Ordering::Relaxed) as f64 / duration.as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server on 127.0.0.1 that answers every request head with `answer`, and closes each
+    /// connection after its first answer when `once`.
+    async fn server(answer: String, once: bool) -> Target {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            if matches!(stream.read_buf(&mut buf).await, Ok(0) | Err(_)) {
+                                return;
+                            }
+                        }
+                        buf.clear();
+                        if stream.write_all(answer.as_bytes()).await.is_err() || once {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Target::new(port, None)
+    }
+
+    fn answer(status: u16, body_len: usize) -> String {
+        format!(
+            "HTTP/1.1 {status} X\r\ncontent-length: {body_len}\r\n\r\n{}",
+            "x".repeat(body_len)
+        )
+    }
+
+    #[tokio::test]
+    async fn every_request_of_a_round_is_timed_on_kept_alive_connections() {
+        let target = server(answer(200, BODY_LEN), false).await;
+        let pool = Pool::new(&target);
+        let mut round = open_loop(
+            &pool,
+            1000,
+            Duration::from_millis(20),
+            Duration::from_millis(100),
+        )
+        .await;
+        assert_eq!(
+            (round.samples.len(), round.errors, round.sent),
+            (100, 0, 120)
+        );
+        assert_eq!(round.send_lag.len(), 100);
+        assert!(round.us(0.5) > 0.0);
+        // The next round reuses the connections the first one opened.
+        let open = lock(&pool.idle).len();
+        assert!(open >= 1);
+        let again = open_loop(&pool, 1000, Duration::ZERO, Duration::from_millis(50)).await;
+        assert_eq!((again.samples.len(), again.errors), (50, 0));
+        assert!(probe(&target).await);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_status_or_body_length_is_an_error() {
+        for wrong in [answer(503, BODY_LEN), answer(200, 10)] {
+            let target = server(wrong, false).await;
+            let round = open_loop(
+                &Pool::new(&target),
+                1000,
+                Duration::ZERO,
+                Duration::from_millis(30),
+            )
+            .await;
+            assert_eq!((round.samples.len(), round.errors), (0, 30));
+            assert!(!probe(&target).await);
+            assert_eq!(saturate(&target, 2, Duration::from_millis(50)).await, 0.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_while_idle_is_not_written_to_again() {
+        // Each connection serves one request: without leaving closed ones behind, requests
+        // written to them would never be answered and the round would wait out STRAGGLERS.
+        let target = server(answer(200, BODY_LEN), true).await;
+        let pool = Pool::new(&target);
+        let started = Instant::now();
+        let round = open_loop(&pool, 200, Duration::ZERO, Duration::from_millis(200)).await;
+        assert!(
+            started.elapsed() < STRAGGLERS / 2,
+            "took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(round.samples.len() as u64 + round.errors, 40);
+        assert!(
+            round.samples.len() >= 38,
+            "{} answered",
+            round.samples.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_target_that_is_not_there_fails_every_request_at_once() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let target = Target::new(port, Some("app"));
+        assert_eq!(target.request(), b"GET / HTTP/1.1\r\nHost: app\r\n\r\n");
+        let started = Instant::now();
+        let round = open_loop(
+            &Pool::new(&target),
+            1000,
+            Duration::ZERO,
+            Duration::from_millis(20),
+        )
+        .await;
+        assert_eq!((round.samples.len(), round.errors), (0, 20));
+        assert!(started.elapsed() < STRAGGLERS / 2);
+    }
+
+    #[test]
+    fn quantiles_take_the_sample_at_or_above_the_rank() {
+        let mut samples: Vec<Duration> = (1..=100).rev().map(Duration::from_micros).collect();
+        assert_eq!(quantile_us(&mut samples, 0.5), 50.0);
+        assert_eq!(quantile_us(&mut samples, 0.99), 99.0);
+        assert_eq!(quantile_us(&mut samples, 1.0), 100.0);
+        assert_eq!(quantile_us(&mut [], 0.5), 0.0);
+    }
 }

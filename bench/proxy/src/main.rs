@@ -67,20 +67,25 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The machine's CPU time so far, in clock ticks: all of it, and what the hypervisor took
+/// away from this VM's CPUs (`steal`), from `/proc/stat`.
+fn machine_cpu() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user already)
+    Some((ticks.iter().take(8).sum(), *ticks.get(7)?))
+}
+
 /// Waits until `target` answers 200 with 1 KiB.
 async fn ready(name: &str, target: &Target) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        let client = load::client();
-        let probe = load::open_loop(
-            target,
-            &client,
-            100,
-            Duration::ZERO,
-            Duration::from_millis(50),
-        )
-        .await;
-        if probe.errors == 0 {
+        if load::probe(target).await {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -100,50 +105,13 @@ async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Va
     let (twin, twin_pid) = nginx::proxy(dir.path(), "proxy_twin", app, &mut children)?;
     let (relay, relay_pid) = relay::start(dir.path(), app, &mut children)?;
     let mesh = flowmesh::start(dir.path(), app, &mut children)?;
-    let url = |port: u16| format!("http://127.0.0.1:{port}/");
     let targets = [
-        (
-            TARGETS[0],
-            Target {
-                url: url(app),
-                host: None,
-            },
-        ),
-        (
-            TARGETS[1],
-            Target {
-                url: url(mesh.inbound),
-                host: None,
-            },
-        ),
-        (
-            TARGETS[2],
-            Target {
-                url: url(nginx),
-                host: None,
-            },
-        ),
-        (
-            TARGETS[3],
-            Target {
-                url: url(relay),
-                host: None,
-            },
-        ),
-        (
-            TARGETS[4],
-            Target {
-                url: url(mesh.outbound),
-                host: Some("app".to_owned()),
-            },
-        ),
-        (
-            TARGETS[5],
-            Target {
-                url: url(twin),
-                host: None,
-            },
-        ),
+        (TARGETS[0], Target::new(app, None)),
+        (TARGETS[1], Target::new(mesh.inbound, None)),
+        (TARGETS[2], Target::new(nginx, None)),
+        (TARGETS[3], Target::new(relay, None)),
+        (TARGETS[4], Target::new(mesh.outbound, Some("app"))),
+        (TARGETS[5], Target::new(twin, None)),
     ];
     // The processes whose CPU time a target's requests cost, beyond the app's.
     let accounted: [Vec<u32>; TARGETS.len()] = [
@@ -186,9 +154,10 @@ async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Va
     // connections) across rounds: only its first round needs a long warm-up.
     let mut measured: Vec<load::Latency> =
         targets.iter().map(|_| load::Latency::default()).collect();
-    let clients: Vec<_> = targets.iter().map(|_| load::client()).collect();
+    let pools: Vec<_> = targets.iter().map(|(_, t)| load::Pool::new(t)).collect();
     let mut cpu = vec![0.0f64; targets.len()];
     let rounds = (seconds * 1000).div_ceil(ROUND.as_millis() as u64).max(1);
+    let machine_before = machine_cpu();
     for r in 0..rounds {
         for k in 0..targets.len() {
             let i = (r as usize + k) % targets.len();
@@ -198,7 +167,7 @@ async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Va
                 Duration::from_millis(50)
             };
             let before: f64 = accounted[i].iter().map(|p| cpu_seconds(*p)).sum();
-            let round = load::open_loop(&targets[i].1, &clients[i], RATE, warmup, ROUND).await;
+            let round = load::open_loop(&pools[i], RATE, warmup, ROUND).await;
             measured[i].merge(round);
             let after: f64 = accounted[i].iter().map(|p| cpu_seconds(*p)).sum();
             cpu[i] += after - before;
@@ -221,6 +190,26 @@ async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Va
         json.insert(format!("{name}_p99_us"), p99.into());
         json.insert(format!("{name}_p999_us"), p999.into());
         json.insert(format!("{name}_errors"), l.errors.into());
+    }
+    let machine_after = machine_cpu();
+    let mut send_lag: Vec<Duration> = measured
+        .iter_mut()
+        .flat_map(|l| l.send_lag.drain(..))
+        .collect();
+    let (lag50, lag99) = (
+        load::quantile_us(&mut send_lag, 0.50),
+        load::quantile_us(&mut send_lag, 0.99),
+    );
+    eprintln!("load generator sent late by: p50 {lag50:>7.1} µs, p99 {lag99:>7.1} µs");
+    json.insert("send_lag_p50_us".into(), lag50.into());
+    json.insert("send_lag_p99_us".into(), lag99.into());
+    // A VM's CPUs taken away by the host stall every process at once, for milliseconds: the
+    // share of time they were gone during the open loop says how far its tails are the host's.
+    if let (Some((t0, s0)), Some((t1, s1))) = (machine_before, machine_after) {
+        let pct = (s1 - s0) as f64 * 100.0 / (t1 - t0).max(1) as f64;
+        let pct = (pct * 10.0).round() / 10.0;
+        eprintln!("CPU time stolen by the host during the open loop: {pct} %");
+        json.insert("steal_pct".into(), pct.into());
     }
     let mut rss_load: f64 = 0.0;
     for (name, target) in &targets {
@@ -294,7 +283,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread reads every answer (and runs the saturation's connections), and one paces
+    // and writes the open loop's requests: the load generator's share of the two cores stays
+    // small and the same for every target.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
