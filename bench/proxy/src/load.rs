@@ -162,6 +162,10 @@ struct ConnState {
     closed: bool,
 }
 
+/// What a round's pacer leaves behind: the requests it could not write (all of them, and
+/// those counted), and how late it began to send each counted one.
+type Paced = ((u64, u64), Vec<Duration>);
+
 /// What a round's answers leave behind.
 #[derive(Default)]
 struct Tally {
@@ -308,6 +312,9 @@ pub(crate) async fn open_loop(
     let total = ((warmup + duration).as_secs_f64() * f64::from(rate)) as u64;
     let counted_from = (warmup.as_secs_f64() * f64::from(rate)) as u64;
     let pacer_pool = pool.clone();
+    // The pacer's count of requests it could not write (all, and those counted) and its lag,
+    // sent when it is done: a signal that cannot race the thread's exit.
+    let (paced_tx, mut paced_rx) = tokio::sync::oneshot::channel::<Paced>();
     let pacer = std::thread::spawn(move || {
         let start = Instant::now() + Duration::from_millis(20);
         // Requests that could not be written: all of them, and those counted.
@@ -340,38 +347,32 @@ pub(crate) async fn open_loop(
                 unsent.1 += u64::from(due.counted);
             }
         }
-        pacer_pool.answered.notify_one();
-        (unsent, lag)
+        let _ = paced_tx.send((unsent, lag));
     });
     // Every request sent is answered, fails with its connection, or is given up on here.
     let deadline = tokio::time::Instant::now() + warmup + duration + STRAGGLERS;
-    let mut pacer = Some(pacer);
-    let mut unsent = None;
+    let mut paced: Option<Paced> = None;
     loop {
         let waiting = pool.answered.notified();
-        if pacer
-            .as_ref()
-            .is_some_and(std::thread::JoinHandle::is_finished)
-        {
-            unsent = pacer
-                .take()
-                .map(|p| p.join().unwrap_or(((total, total), Vec::new())));
-        }
-        if let Some(((all, _), _)) = unsent
+        if let Some(((all, _), _)) = &paced
             && lock(&pool.tally).answered + all >= total
         {
             break;
         }
-        if tokio::time::Instant::now() >= deadline {
-            break;
+        tokio::select! {
+            result = &mut paced_rx, if paced.is_none() => {
+                paced = Some(result.unwrap_or(((total, total), Vec::new())));
+            }
+            _ = waiting => {}
+            _ = tokio::time::sleep_until(deadline) => break,
         }
-        let _ = tokio::time::timeout_at(deadline, waiting).await;
     }
-    let ((_, unsent), send_lag) = match (unsent, pacer) {
-        (Some(paced), _) => paced,
-        (None, Some(p)) => p.join().unwrap_or(((total, total), Vec::new())),
-        (None, None) => ((total, total), Vec::new()),
-    };
+    if paced.is_none() {
+        // Given up on before the pacer was done (it ends within the round's time).
+        paced = paced_rx.await.ok();
+    }
+    let _ = pacer.join();
+    let ((_, unsent), send_lag) = paced.unwrap_or(((total, total), Vec::new()));
     // Answers still missing are errors; a late one is not counted in the next round.
     pool.round.fetch_add(1, Ordering::AcqRel);
     let tally = std::mem::take(&mut *lock(&pool.tally));
@@ -466,6 +467,17 @@ mod tests {
         )
     }
 
+    /// One round of `ms` milliseconds at 1,000 requests/s on a fresh pool, no warm-up.
+    async fn one_round(target: &Target, ms: u64) -> Latency {
+        open_loop(
+            &Pool::new(target),
+            1000,
+            Duration::ZERO,
+            Duration::from_millis(ms),
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn every_request_of_a_round_is_timed_on_kept_alive_connections() {
         let target = server(answer(200, BODY_LEN), false).await;
@@ -495,13 +507,7 @@ mod tests {
     async fn a_wrong_status_or_body_length_is_an_error() {
         for wrong in [answer(503, BODY_LEN), answer(200, 10)] {
             let target = server(wrong, false).await;
-            let round = open_loop(
-                &Pool::new(&target),
-                1000,
-                Duration::ZERO,
-                Duration::from_millis(30),
-            )
-            .await;
+            let round = one_round(&target, 30).await;
             assert_eq!((round.samples.len(), round.errors), (0, 30));
             assert!(!probe(&target).await);
             assert_eq!(saturate(&target, 2, Duration::from_millis(50)).await, 0.0);
@@ -537,13 +543,7 @@ mod tests {
         let target = Target::new(port, Some("app"));
         assert_eq!(target.request(), b"GET / HTTP/1.1\r\nHost: app\r\n\r\n");
         let started = Instant::now();
-        let round = open_loop(
-            &Pool::new(&target),
-            1000,
-            Duration::ZERO,
-            Duration::from_millis(20),
-        )
-        .await;
+        let round = one_round(&target, 20).await;
         assert_eq!((round.samples.len(), round.errors), (0, 20));
         assert!(started.elapsed() < STRAGGLERS / 2);
     }
