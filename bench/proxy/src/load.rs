@@ -267,7 +267,8 @@ impl Pool {
         Ok(conn)
     }
 
-    /// Writes one request due `due` on an idle connection (a new one when none is idle).
+    /// Writes one request due `due` on an idle connection (a new one when none is idle);
+    /// `false` when it could not be written and its answer will not be waited for.
     fn send(self: &Arc<Pool>, due: Due) -> bool {
         let conn = loop {
             let idle = lock(&self.idle).pop();
@@ -289,10 +290,11 @@ impl Pool {
         if matches!((&conn.writer).write(&self.request), Ok(n) if n == self.request.len()) {
             return true;
         }
-        // Its reader sees the connection fail and stops; this request is not answered.
-        lock(&conn.state).due = None;
+        // Its reader sees the connection fail and stops. Unless it already counted this
+        // request as failed, nothing will: the caller counts it as not sent.
+        let counted_by_reader = lock(&conn.state).due.take().is_none();
         let _ = conn.writer.shutdown(std::net::Shutdown::Both);
-        false
+        counted_by_reader
     }
 }
 
