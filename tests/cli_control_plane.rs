@@ -8,7 +8,9 @@ mod cluster;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use cluster::{Cluster, TOKEN, model};
 
@@ -194,4 +196,45 @@ async fn get_cluster_and_services_and_an_unreachable_control_plane() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn connection_limits_are_set_by_flags_and_checked() {
+    let cluster = Cluster::up(1, &["--header-read-timeout-ms", "400"], UP).await;
+    // Half a request head, then nothing: closed without an answer after 400 ms, well before
+    // the default's 10 s.
+    let mut slow = tokio::net::TcpStream::connect(&cluster.addrs[&1])
+        .await
+        .unwrap();
+    slow.write_all(b"GET /v1/cluster HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "still open after 5 s");
+    assert!(answer.is_empty(), "{}", text(&answer));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // A whole request on a new connection is still answered.
+    assert_eq!(
+        cluster.client(1).cluster().await.unwrap().leader,
+        Some(1),
+        "the node serves after closing the slow connection"
+    );
+    // Values that would stop it serving are refused, naming the flag.
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value) in [
+        ("--max-connections", "0"),
+        ("--header-read-timeout-ms", "0"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
+            .args(["control-plane", "--id", "1", "--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        assert!(text(&out.stderr).contains(flag), "{}", text(&out.stderr));
+    }
 }

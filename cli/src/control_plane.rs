@@ -48,6 +48,16 @@ pub(crate) struct Args {
     /// How long the monitor waits for a sidecar before it shows it as not answering.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     sidecar_timeout_ms: u64,
+    /// Time a client connection has to send its first byte, and then the rest of a request
+    /// head, before it is closed.
+    #[arg(long, default_value_t = 10_000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout_ms: u64,
+    /// Client connections open at once; further ones wait in the kernel's backlog.
+    #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+    /// How long a stop waits for requests under way (long polls, monitor event streams).
+    #[arg(long, default_value_t = 5_000, value_name = "MS")]
+    drain_timeout_ms: u64,
     /// Serve PUT /v1/debug/cut to simulate partitions (tests only).
     #[arg(long, hide = true)]
     fault_injection: bool,
@@ -94,6 +104,11 @@ pub(crate) fn run(args: Args) -> ExitCode {
     options.snapshot_logs = args.snapshot_logs;
     options.heartbeat = Duration::from_millis(args.heartbeat_ms);
     options.join = args.join;
+    options.limits = flowmesh_control_plane::server::Limits {
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        drain_timeout: Duration::from_millis(args.drain_timeout_ms),
+    };
     if let Some(t) = &args.trace_url
         && !t.contains("{trace_id}")
     {

@@ -47,6 +47,9 @@ pub struct Options {
     pub join: bool,
     /// The monitor pages (`/ui/`) and their JSON (`/v1/monitor/...`).
     pub monitor: MonitorOptions,
+    /// What a client connection may take: time to send its head, connections open at once,
+    /// and how long a stop waits for requests under way.
+    pub limits: server::Limits,
 }
 
 impl Options {
@@ -62,6 +65,7 @@ impl Options {
             heartbeat: Duration::from_millis(50),
             join: false,
             monitor: MonitorOptions::default(),
+            limits: server::Limits::default(),
         }
     }
 }
@@ -84,6 +88,7 @@ pub enum Error {
 /// A node that has opened its storage and bound its listener, ready to run.
 pub struct ControlPlane {
     listener: TcpListener,
+    limits: server::Limits,
     app: Arc<App>,
     monitor: Arc<Monitor>,
     stopping: tokio::sync::watch::Sender<bool>,
@@ -188,6 +193,7 @@ impl ControlPlane {
         });
         Ok(ControlPlane {
             listener,
+            limits: options.limits,
             app,
             monitor,
             stopping,
@@ -218,7 +224,7 @@ impl ControlPlane {
             shutdown.await;
             let _ = stopping.send(true);
         };
-        server::serve(self.listener, router, server::Limits::default(), stop).await;
+        server::serve(self.listener, router, self.limits, stop).await;
         leases.abort();
         let _ = self.app.raft.shutdown().await;
         Ok(())
