@@ -33,6 +33,10 @@ const TARGETS: [&str; 6] = [
     "nginx_twin",
 ];
 const CONNECTIONS: usize = 64;
+/// Steal (per cent of CPU time) from which a run's latency tails follow the host rather than
+/// the targets: runs with 4.6 % and more had every target's p99 2-10 times that of runs under
+/// 2 % (bench/proxy/README.md, seventh round).
+const STEAL_WARNING: f64 = 4.0;
 /// The length of one open-loop round: short, so that a slow spell of the machine (seconds,
 /// on a shared VM) falls on every target alike.
 const ROUND: Duration = Duration::from_millis(500);
@@ -209,6 +213,13 @@ async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Va
         let pct = (s1 - s0) as f64 * 100.0 / (t1 - t0).max(1) as f64;
         let pct = (pct * 10.0).round() / 10.0;
         eprintln!("CPU time stolen by the host during the open loop: {pct} %");
+        if pct >= STEAL_WARNING {
+            eprintln!(
+                "warning: the host took {pct} % of this machine's CPU time during the open loop: \
+                 the latency tails above are more the host's than the targets'; run again when \
+                 the machine is quieter"
+            );
+        }
         json.insert("steal_pct".into(), pct.into());
     }
     let mut rss_load: f64 = 0.0;
