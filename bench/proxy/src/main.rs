@@ -210,7 +210,7 @@ async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Va
     // A VM's CPUs taken away by the host stall every process at once, for milliseconds: the
     // share of time they were gone during the open loop says how far its tails are the host's.
     if let (Some((t0, s0)), Some((t1, s1))) = (machine_before, machine_after) {
-        let pct = (s1 - s0) as f64 * 100.0 / (t1 - t0).max(1) as f64;
+        let pct = s1.saturating_sub(s0) as f64 * 100.0 / t1.saturating_sub(t0).max(1) as f64;
         let pct = (pct * 10.0).round() / 10.0;
         eprintln!("CPU time stolen by the host during the open loop: {pct} %");
         if pct >= STEAL_WARNING {
