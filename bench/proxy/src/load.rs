@@ -352,7 +352,8 @@ pub(crate) async fn open_loop(
         let _ = paced_tx.send((unsent, lag));
     });
     // Every request sent is answered, fails with its connection, or is given up on here.
-    let deadline = tokio::time::Instant::now() + warmup + duration + STRAGGLERS;
+    let deadline = tokio::time::sleep(warmup + duration + STRAGGLERS);
+    tokio::pin!(deadline);
     let mut paced: Option<Paced> = None;
     loop {
         let waiting = pool.answered.notified();
@@ -366,7 +367,7 @@ pub(crate) async fn open_loop(
                 paced = Some(result.unwrap_or(((total, total), Vec::new())));
             }
             _ = waiting => {}
-            _ = tokio::time::sleep_until(deadline) => break,
+            () = &mut deadline => break,
         }
     }
     if paced.is_none() {
