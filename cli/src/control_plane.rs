@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use flowmesh_control_plane::server::Limits;
 use flowmesh_control_plane::{ControlPlane, Options, node};
 
 use crate::service;
@@ -50,13 +51,13 @@ pub(crate) struct Args {
     sidecar_timeout_ms: u64,
     /// Time a client connection has to send its first byte, and then the rest of a request
     /// head, before it is closed.
-    #[arg(long, default_value_t = 10_000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = Limits::DEFAULT.header_read_timeout.as_millis() as u64, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     header_read_timeout_ms: u64,
     /// Client connections open at once; further ones wait in the kernel's backlog.
-    #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = Limits::DEFAULT.max_connections as u64, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: u64,
     /// How long a stop waits for requests under way (long polls, monitor event streams).
-    #[arg(long, default_value_t = 5_000, value_name = "MS")]
+    #[arg(long, default_value_t = Limits::DEFAULT.drain_timeout.as_millis() as u64, value_name = "MS")]
     drain_timeout_ms: u64,
     /// Serve PUT /v1/debug/cut to simulate partitions (tests only).
     #[arg(long, hide = true)]
@@ -104,7 +105,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     options.snapshot_logs = args.snapshot_logs;
     options.heartbeat = Duration::from_millis(args.heartbeat_ms);
     options.join = args.join;
-    options.limits = flowmesh_control_plane::server::Limits {
+    options.limits = Limits {
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         drain_timeout: Duration::from_millis(args.drain_timeout_ms),

@@ -31,13 +31,18 @@ pub struct Limits {
     pub drain_timeout: Duration,
 }
 
+impl Limits {
+    /// The defaults, also those of the `flowmesh control-plane` flags.
+    pub const DEFAULT: Limits = Limits {
+        header_read_timeout: Duration::from_secs(10),
+        max_connections: 10_000,
+        drain_timeout: Duration::from_secs(5),
+    };
+}
+
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            header_read_timeout: Duration::from_secs(10),
-            max_connections: 10_000,
-            drain_timeout: Duration::from_secs(5),
-        }
+        Limits::DEFAULT
     }
 }
 
