@@ -111,6 +111,29 @@ pub(crate) struct Latency {
     /// How late the generator itself began to send each counted request: its own noise,
     /// which every target's figures carry alike.
     pub(crate) send_lag: Vec<Duration>,
+    /// The priority the pacer ran at (of the last round merged in).
+    pub(crate) pacer_nice: Option<Nice>,
+}
+
+/// A thread's nice value, and why it is not the one asked for when it could not be set.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Nice {
+    pub(crate) now: i32,
+    pub(crate) refused: Option<String>,
+}
+
+impl Nice {
+    /// Sets the calling thread's nice value to `asked`, if any (on Linux, `setpriority` with
+    /// no pid is per thread), and reads back the one it has.
+    fn set(asked: Option<i32>) -> Nice {
+        let refused = asked.and_then(|asked| {
+            rustix::process::setpriority_process(None, asked)
+                .err()
+                .map(|e| format!("cannot set the pacer's nice value to {asked}: {e}"))
+        });
+        let now = rustix::process::getpriority_process(None).unwrap_or(0);
+        Nice { now, refused }
+    }
 }
 
 impl Latency {
@@ -119,6 +142,7 @@ impl Latency {
         self.errors += other.errors;
         self.sent += other.sent;
         self.send_lag.extend(other.send_lag);
+        self.pacer_nice = other.pacer_nice.or(self.pacer_nice.take());
     }
 
     /// The `q` quantile of the latencies in microseconds, to 0.1 µs.
@@ -162,9 +186,25 @@ struct ConnState {
     closed: bool,
 }
 
-/// What a round's pacer leaves behind: the requests it could not write (all of them, and
-/// those counted), and how late it began to send each counted one.
-type Paced = ((u64, u64), Vec<Duration>);
+/// What a round's pacer leaves behind.
+struct Paced {
+    /// The requests it could not write: all of them, and those counted.
+    unsent: (u64, u64),
+    /// How late it began to send each counted request.
+    lag: Vec<Duration>,
+    nice: Option<Nice>,
+}
+
+impl Paced {
+    /// A pacer that is gone without a word: none of its `total` requests counts as sent.
+    fn none(total: u64) -> Paced {
+        Paced {
+            unsent: (total, total),
+            lag: Vec::new(),
+            nice: None,
+        }
+    }
+}
 
 /// What a round's answers leave behind.
 #[derive(Default)]
@@ -178,6 +218,8 @@ struct Tally {
 pub(crate) struct Pool {
     target: Target,
     request: Vec<u8>,
+    /// The nice value the pacer asks for; none: the one it is started with.
+    pacer_nice: Option<i32>,
     runtime: tokio::runtime::Handle,
     idle: Mutex<Vec<Arc<Conn>>>,
     round: AtomicU64,
@@ -191,10 +233,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Pool {
     /// A pool for `target`, its connections read on the current runtime.
-    pub(crate) fn new(target: &Target) -> Arc<Pool> {
+    pub(crate) fn new(target: &Target, pacer_nice: Option<i32>) -> Arc<Pool> {
         Arc::new(Pool {
             target: target.clone(),
             request: target.request(),
+            pacer_nice,
             runtime: tokio::runtime::Handle::current(),
             idle: Mutex::new(Vec::new()),
             round: AtomicU64::new(0),
@@ -302,6 +345,9 @@ impl Pool {
 /// A thread of its own paces and writes the requests (sleeping, then spinning the last
 /// 100 µs): tokio's timer has a 1 ms grain, which would add up to a millisecond of noise to
 /// every figure, and handing each request to another thread would add a wake-up to each.
+/// The pacer runs at the pool's nice value, if it has one: a knob for studying how the
+/// scheduler treats the generator and the targets on the same two CPUs
+/// (bench/proxy/README.md, eighth round).
 pub(crate) async fn open_loop(
     pool: &Arc<Pool>,
     rate: u32,
@@ -318,6 +364,7 @@ pub(crate) async fn open_loop(
     // sent when it is done: a signal that cannot race the thread's exit.
     let (paced_tx, mut paced_rx) = tokio::sync::oneshot::channel::<Paced>();
     let pacer = std::thread::spawn(move || {
+        let nice = Some(Nice::set(pacer_pool.pacer_nice));
         let start = Instant::now() + Duration::from_millis(20);
         // Requests that could not be written: all of them, and those counted.
         let mut unsent = (0u64, 0u64);
@@ -349,7 +396,7 @@ pub(crate) async fn open_loop(
                 unsent.1 += u64::from(due.counted);
             }
         }
-        let _ = paced_tx.send((unsent, lag));
+        let _ = paced_tx.send(Paced { unsent, lag, nice });
     });
     // Every request sent is answered, fails with its connection, or is given up on here.
     let deadline = tokio::time::sleep(warmup + duration + STRAGGLERS);
@@ -357,14 +404,16 @@ pub(crate) async fn open_loop(
     let mut paced: Option<Paced> = None;
     loop {
         let waiting = pool.answered.notified();
-        if let Some(((all, _), _)) = &paced
+        if let Some(Paced {
+            unsent: (all, _), ..
+        }) = &paced
             && lock(&pool.tally).answered + all >= total
         {
             break;
         }
         tokio::select! {
             result = &mut paced_rx, if paced.is_none() => {
-                paced = Some(result.unwrap_or(((total, total), Vec::new())));
+                paced = Some(result.unwrap_or_else(|_| Paced::none(total)));
             }
             _ = waiting => {}
             () = &mut deadline => break,
@@ -375,7 +424,11 @@ pub(crate) async fn open_loop(
         paced = paced_rx.await.ok();
     }
     let _ = pacer.join();
-    let ((_, unsent), send_lag) = paced.unwrap_or(((total, total), Vec::new()));
+    let Paced {
+        unsent: (_, unsent),
+        lag: send_lag,
+        nice,
+    } = paced.unwrap_or_else(|| Paced::none(total));
     // Answers still missing are errors; a late one is not counted in the next round.
     pool.round.fetch_add(1, Ordering::AcqRel);
     let tally = std::mem::take(&mut *lock(&pool.tally));
@@ -386,6 +439,7 @@ pub(crate) async fn open_loop(
         errors: tally.errors + unsent + missing,
         sent: total,
         send_lag,
+        pacer_nice: nice,
     }
 }
 
@@ -473,7 +527,7 @@ mod tests {
     /// One round of `ms` milliseconds at 1,000 requests/s on a fresh pool, no warm-up.
     async fn one_round(target: &Target, ms: u64) -> Latency {
         open_loop(
-            &Pool::new(target),
+            &Pool::new(target, None),
             1000,
             Duration::ZERO,
             Duration::from_millis(ms),
@@ -482,9 +536,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_pacer_runs_at_the_pools_nice_value() {
+        let target = server(answer(200, BODY_LEN), false).await;
+        // A nice value above the one this thread (and so the pacer) starts with can always be
+        // set; the pacer reads back the one it got.
+        let asked = (rustix::process::getpriority_process(None).unwrap() + 3).min(19);
+        let round = open_loop(
+            &Pool::new(&target, Some(asked)),
+            1000,
+            Duration::ZERO,
+            Duration::from_millis(20),
+        )
+        .await;
+        let ran_at = Nice {
+            now: asked,
+            refused: None,
+        };
+        assert_eq!(round.pacer_nice, Some(ran_at));
+        assert_eq!(round.samples.len(), 20);
+    }
+
+    #[tokio::test]
     async fn every_request_of_a_round_is_timed_on_kept_alive_connections() {
         let target = server(answer(200, BODY_LEN), false).await;
-        let pool = Pool::new(&target);
+        let pool = Pool::new(&target, None);
         let mut round = open_loop(
             &pool,
             1000,
@@ -522,7 +597,7 @@ mod tests {
         // Each connection serves one request: without leaving closed ones behind, requests
         // written to them would never be answered and the round would wait out STRAGGLERS.
         let target = server(answer(200, BODY_LEN), true).await;
-        let pool = Pool::new(&target);
+        let pool = Pool::new(&target, None);
         let started = Instant::now();
         let round = open_loop(&pool, 200, Duration::ZERO, Duration::from_millis(200)).await;
         assert!(

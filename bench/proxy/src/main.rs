@@ -4,7 +4,8 @@
 //! throughput, and the sidecar's memory. Human-readable lines go to stderr; the last line on
 //! stdout is one JSON object.
 //!
-//! Usage: `make bench-proxy`, or `cargo run --release -p flowmesh-bench-proxy [-- --seconds N]`.
+//! Usage: `make bench-proxy`, or `cargo run --release -p flowmesh-bench-proxy [-- [--seconds N]
+//! [--only TARGET,...] [--pacer-nice N]]`.
 
 mod flowmesh;
 mod load;
@@ -99,7 +100,11 @@ async fn ready(name: &str, target: &Target) -> Result<(), String> {
     ))
 }
 
-async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Value, String> {
+async fn bench(
+    seconds: u64,
+    only: Option<Vec<String>>,
+    pacer_nice: Option<i32>,
+) -> Result<serde_json::Value, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("no temp dir: {e}"))?;
     let mut children = Children::default();
     let app = nginx::app(dir.path(), &mut children)?;
@@ -158,7 +163,10 @@ async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Va
     // connections) across rounds: only its first round needs a long warm-up.
     let mut measured: Vec<load::Latency> =
         targets.iter().map(|_| load::Latency::default()).collect();
-    let pools: Vec<_> = targets.iter().map(|(_, t)| load::Pool::new(t)).collect();
+    let pools: Vec<_> = targets
+        .iter()
+        .map(|(_, t)| load::Pool::new(t, pacer_nice))
+        .collect();
     let mut cpu = vec![0.0f64; targets.len()];
     let rounds = (seconds * 1000).div_ceil(ROUND.as_millis() as u64).max(1);
     let machine_before = machine_cpu();
@@ -205,6 +213,16 @@ async fn bench(seconds: u64, only: Option<Vec<String>>) -> Result<serde_json::Va
         load::quantile_us(&mut send_lag, 0.99),
     );
     eprintln!("load generator sent late by: p50 {lag50:>7.1} µs, p99 {lag99:>7.1} µs");
+    if let Some(nice) = measured.iter().find_map(|l| l.pacer_nice.clone()) {
+        if let Some(refused) = &nice.refused {
+            eprintln!(
+                "warning: {refused}; it ran at {} (a nice value under the one the benchmark \
+                 starts with needs root or CAP_SYS_NICE)",
+                nice.now
+            );
+        }
+        json.insert("pacer_nice".into(), nice.now.into());
+    }
     json.insert("send_lag_p50_us".into(), lag50.into());
     json.insert("send_lag_p99_us".into(), lag99.into());
     // A VM's CPUs taken away by the host stall every process at once, for milliseconds: the
@@ -266,6 +284,16 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let pacer_nice = match args.iter().position(|a| a == "--pacer-nice") {
+        None => None,
+        Some(i) => match args.get(i + 1).and_then(|s| s.parse::<i32>().ok()) {
+            Some(n) if (-20..=19).contains(&n) => Some(n),
+            _ => {
+                eprintln!("--pacer-nice needs a nice value from -20 to 19");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -307,7 +335,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(bench(seconds, only)) {
+    match runtime.block_on(bench(seconds, only, pacer_nice)) {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS
