@@ -6,8 +6,9 @@ set -euo pipefail
 # procps: kill(1), with which tests stop processes by signal. kcat and confluent-kafka
 # (librdkafka inside its wheel, with its mock cluster): real Kafka clients and a
 # Kafka-protocol broker for the Kafka proxy tests. chromium and nodejs/npm: the monitor's
-# pages are checked in headless Chromium, driven by playwright-core (npm, below).
-APT_PACKAGES=(procps kcat chromium)
+# pages are checked in headless Chromium, driven by playwright-core (npm, below). systemd:
+# systemd-analyze, which checks the units in deploy/systemd.
+APT_PACKAGES=(procps kcat chromium systemd)
 PIP_PACKAGES=(confluent-kafka==2.16.1)
 
 missing_apt=()
