@@ -105,6 +105,10 @@ pub struct Kafka {
     /// Requests per client connection waiting for the broker's answer at most.
     #[serde(default = "Kafka::default_in_flight")]
     pub max_in_flight: usize,
+    /// Client connections open at once across the Kafka listeners; further ones wait in the
+    /// kernel's backlog until one closes.
+    #[serde(default = "Kafka::default_max_connections")]
+    pub max_connections: usize,
     /// Time to open a connection to a broker.
     #[serde(default = "Kafka::default_connect", deserialize_with = "duration")]
     pub connect_timeout: Duration,
@@ -127,6 +131,9 @@ impl Kafka {
     }
     fn default_in_flight() -> usize {
         1024
+    }
+    fn default_max_connections() -> usize {
+        10_000
     }
     fn default_connect() -> Duration {
         Duration::from_secs(10)
@@ -418,10 +425,10 @@ impl Config {
             );
         }
         if let Some(k) = &self.kafka
-            && (k.max_frame_bytes < 1024 || k.max_in_flight == 0)
+            && (k.max_frame_bytes < 1024 || k.max_in_flight == 0 || k.max_connections == 0)
         {
             return Err(
-                "kafka: max_frame_bytes must be at least 1024 and max_in_flight at least 1"
+                "kafka: max_frame_bytes must be at least 1024, max_in_flight and max_connections at least 1"
                     .to_owned(),
             );
         }
@@ -532,6 +539,7 @@ otlp_endpoint = "http://127.0.0.1:4318"
         assert_eq!(k.bootstrap, ["kafka-1:9092", "10.0.0.2:9093"]);
         assert!(k.inject_traceparent);
         assert_eq!(k.max_frame_bytes, 100 * 1024 * 1024);
+        assert_eq!(k.max_connections, 10_000);
         assert_eq!(c.listen.kafka.port(), 19092);
         assert!(Config::parse(MINIMAL).unwrap().kafka.is_none());
     }
@@ -589,6 +597,10 @@ otlp_endpoint = "http://127.0.0.1:4318"
             (
                 format!("{MINIMAL}[kafka]\nbootstrap = \"k:9092\"\nmax_frame_bytes = 10\n"),
                 "max_frame_bytes must be at least 1024",
+            ),
+            (
+                format!("{MINIMAL}[kafka]\nbootstrap = \"k:9092\"\nmax_connections = 0\n"),
+                "max_connections at least 1",
             ),
             (
                 format!("{MINIMAL}[bus]\nkind = \"kafka\"\n"),

@@ -233,6 +233,7 @@ impl Sidecar {
                     advertised_host: k.advertised_host.clone(),
                     max_frame_bytes: k.max_frame_bytes,
                     max_in_flight: k.max_in_flight,
+                    max_connections: k.max_connections,
                     connect_timeout: k.connect_timeout,
                 };
                 Some(KafkaProxy::build(options, tap, metrics.clone()).await?)

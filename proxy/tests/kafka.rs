@@ -525,6 +525,56 @@ async fn malformed_frames_close_only_their_own_connection() {
     }
 }
 
+/// The correlation id of the next answer on `c`, if one comes within `within`.
+async fn answer(c: &mut TcpStream, within: Duration) -> Option<[u8; 4]> {
+    tokio::time::timeout(within, async {
+        let mut size = [0u8; 4];
+        c.read_exact(&mut size).await.unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        c.read_exact(&mut body).await.unwrap();
+        [body[0], body[1], body[2], body[3]]
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_connections_beyond_max_connections_wait_until_one_closes() {
+    let cluster = MockCluster::start(1);
+    let sink = otlp::sink().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "kafka = \"127.0.0.1:0\"\n[kafka]\nbootstrap = \"{}\"\nmax_connections = 1\n[telemetry]\notlp_endpoint = \"http://{}\"\n",
+        cluster.brokers[0], sink.addr
+    );
+    let (handle, _stop, _task) =
+        harness::standalone("orders", "127.0.0.1:9".parse().unwrap(), dir.path(), &extra).await;
+    let addr = handle.kafka.as_ref().expect("kafka proxy").bootstrap;
+    let api_versions = request(18, 0, b"");
+    let id = Some(7i32.to_be_bytes());
+
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first.write_all(&api_versions).await.unwrap();
+    assert_eq!(answer(&mut first, UP).await, id);
+    // The second connection is made (the kernel's backlog) but not served while the first
+    // is open: without the limit its answer comes within milliseconds.
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    second.write_all(&api_versions).await.unwrap();
+    assert_eq!(answer(&mut second, Duration::from_millis(500)).await, None);
+    first.write_all(&api_versions).await.unwrap();
+    assert_eq!(
+        answer(&mut first, UP).await,
+        id,
+        "the first is still served"
+    );
+    drop(first);
+    assert_eq!(
+        answer(&mut second, UP).await,
+        id,
+        "served once the first closed"
+    );
+}
+
 /// Waits until the sidecar at `local` lists `process` at `path` (`/v1/deployments`: it follows
 /// the model's bindings; `/v1/models`: its engine runs it).
 async fn deployed(local: SocketAddr, path: &str, process: &str) {

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::metrics::Metrics;
@@ -59,6 +59,8 @@ pub struct Options {
     pub max_frame_bytes: usize,
     /// Requests waiting for their response per connection; more wait to be read.
     pub max_in_flight: usize,
+    /// Client connections open at once across the listeners; more wait in the backlog.
+    pub max_connections: usize,
     pub connect_timeout: Duration,
 }
 
@@ -69,6 +71,8 @@ pub(crate) struct Shared {
     tap: Tap,
     metrics: Metrics,
     next: AtomicUsize,
+    /// One permit per client connection open (`Options::max_connections`).
+    slots: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -125,9 +129,11 @@ impl KafkaProxy {
             }
         });
         let (brokers, opened) = Brokers::new(ip, advertised);
+        let slots = Arc::new(Semaphore::new(options.max_connections));
         Ok(KafkaProxy {
             listener,
             shared: Arc::new(Shared {
+                slots,
                 options,
                 brokers: Arc::new(brokers),
                 tap,
@@ -193,8 +199,16 @@ async fn accept(
     loop {
         tokio::select! {
             () = &mut stop => break,
-            (client, _) = crate::server::accept(&listener, "kafka") => {
-                connections.spawn(connection::serve(shared.clone(), client, target.clone()));
+            (permit, (client, _)) = async {
+                // No permit, no accept: the next client waits in the kernel's backlog.
+                let permit = shared.slots.clone().acquire_owned().await;
+                (permit, crate::server::accept(&listener, "kafka").await)
+            } => {
+                let serving = connection::serve(shared.clone(), client, target.clone());
+                connections.spawn(async move {
+                    serving.await;
+                    drop(permit);
+                });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
