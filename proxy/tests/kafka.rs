@@ -2,8 +2,9 @@
 //! with real clients (confluent-kafka and kcat) bootstrapped through the sidecar: clients see
 //! only sidecar addresses; every codec round-trips byte for byte with a `traceparent` added
 //! that matches a PRODUCER span; idempotent, transactional and `acks=0` producers and a
-//! rebalancing consumer group work; malformed frames close only their own connection; and a
-//! choreography of Kafka apps is tracked by its model, each order one trace.
+//! rebalancing consumer group work; malformed frames close only their own connection; client
+//! connections beyond `max_connections` wait until one closes; and a choreography of Kafka
+//! apps is tracked by its model, each order one trace.
 
 // Tests run on tokio's test runtimes, which have a time driver of their own.
 #![allow(clippy::disallowed_methods)]
