@@ -59,7 +59,9 @@ pub struct Options {
     pub max_frame_bytes: usize,
     /// Requests waiting for their response per connection; more wait to be read.
     pub max_in_flight: usize,
-    /// Client connections open at once across the listeners; more wait in the backlog.
+    /// Client connections open at once across the listeners; more wait in the backlog. Each
+    /// listener's accept loop takes its permit before it accepts, so a listener waiting for
+    /// its next client holds one: the cap wants to be well above the number of brokers.
     pub max_connections: usize,
     pub connect_timeout: Duration,
 }
