@@ -545,23 +545,31 @@ async fn client_connections_beyond_max_connections_wait_until_one_closes() {
     let sink = otlp::sink().await;
     let dir = tempfile::tempdir().unwrap();
     let extra = format!(
-        "kafka = \"127.0.0.1:0\"\n[kafka]\nbootstrap = \"{}\"\nmax_connections = 1\n[telemetry]\notlp_endpoint = \"http://{}\"\n",
+        "kafka = \"127.0.0.1:0\"\n[kafka]\nbootstrap = \"{}\"\nmax_connections = 2\n[telemetry]\notlp_endpoint = \"http://{}\"\n",
         cluster.brokers[0], sink.addr
     );
     let (handle, _stop, _task) =
         harness::standalone("orders", "127.0.0.1:9".parse().unwrap(), dir.path(), &extra).await;
-    let addr = handle.kafka.as_ref().expect("kafka proxy").bootstrap;
+    let kafka = handle.kafka.as_ref().expect("kafka proxy");
+    let addr = kafka.bootstrap;
+    // A broker listener opens: idle, it must not take one of the two places.
+    let listing = kcat(&["-b", &addr.to_string(), "-L", "-J"], "").await;
+    assert!(listing.contains("\"brokers\""), "{listing}");
+    assert_eq!(kafka.brokers().len(), 1);
     let api_versions = request(18, 0, b"");
     let id = Some(7i32.to_be_bytes());
 
     let mut first = TcpStream::connect(addr).await.unwrap();
     first.write_all(&api_versions).await.unwrap();
     assert_eq!(answer(&mut first, UP).await, id);
-    // The second connection is made (the kernel's backlog) but not served while the first
-    // is open: without the limit its answer comes within milliseconds.
     let mut second = TcpStream::connect(addr).await.unwrap();
     second.write_all(&api_versions).await.unwrap();
-    assert_eq!(answer(&mut second, Duration::from_millis(500)).await, None);
+    assert_eq!(answer(&mut second, UP).await, id, "two places, two served");
+    // The third connection is made but not served while both are open: without the limit
+    // its answer comes within milliseconds.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third.write_all(&api_versions).await.unwrap();
+    assert_eq!(answer(&mut third, Duration::from_millis(500)).await, None);
     first.write_all(&api_versions).await.unwrap();
     assert_eq!(
         answer(&mut first, UP).await,
@@ -570,7 +578,7 @@ async fn client_connections_beyond_max_connections_wait_until_one_closes() {
     );
     drop(first);
     assert_eq!(
-        answer(&mut second, UP).await,
+        answer(&mut third, UP).await,
         id,
         "served once the first closed"
     );

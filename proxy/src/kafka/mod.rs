@@ -59,9 +59,9 @@ pub struct Options {
     pub max_frame_bytes: usize,
     /// Requests waiting for their response per connection; more wait to be read.
     pub max_in_flight: usize,
-    /// Client connections open at once across the listeners; more wait in the backlog. Each
-    /// listener's accept loop takes its permit before it accepts, so a listener waiting for
-    /// its next client holds one: the cap wants to be well above the number of brokers.
+    /// Client connections served at once across the listeners. A client beyond it waits,
+    /// connected and unanswered, until one closes: one accepted per listener, the rest in
+    /// the kernel's backlog.
     pub max_connections: usize,
     pub connect_timeout: Duration,
 }
@@ -199,21 +199,23 @@ async fn accept(
     };
     tokio::pin!(stop);
     loop {
-        tokio::select! {
+        let client = tokio::select! {
             () = &mut stop => break,
-            (permit, (client, _)) = async {
-                // No permit, no accept: the next client waits in the kernel's backlog.
-                let permit = shared.slots.clone().acquire_owned().await;
-                (permit, crate::server::accept(&listener, "kafka").await)
-            } => {
-                let serving = connection::serve(shared.clone(), client, target.clone());
-                connections.spawn(async move {
-                    serving.await;
-                    drop(permit);
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
+            (client, _) = crate::server::accept(&listener, "kafka") => client,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        // Served only with a permit. Until one frees, the client is where a backlogged one
+        // would be (connected, unanswered) and this listener accepts no more; a listener
+        // waiting for a client holds no permit, so the cap counts served connections exactly.
+        let permit = tokio::select! {
+            () = &mut stop => break,
+            permit = shared.slots.clone().acquire_owned() => permit,
+        };
+        let serving = connection::serve(shared.clone(), client, target.clone());
+        connections.spawn(async move {
+            serving.await;
+            drop(permit);
+        });
     }
     connections.shutdown().await;
 }
