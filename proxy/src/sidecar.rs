@@ -70,7 +70,7 @@ pub struct Sidecar {
     registry: Registry,
     cache: Cache,
     control: Option<ControlPlanes>,
-    mesh_advertise: SocketAddr,
+    advertised: Advertised,
     rules: RuleSet,
     telemetry: Telemetry,
     export: Option<export::Sender>,
@@ -88,8 +88,8 @@ pub struct Handle {
     pub inbound: SocketAddr,
     pub outbound: SocketAddr,
     pub mesh: SocketAddr,
-    /// The mesh address the registry gets.
-    pub mesh_advertise: SocketAddr,
+    /// The addresses the registry gets.
+    pub advertised: Advertised,
     pub metrics: Metrics,
     pub registry: Registry,
     pub rules: RuleSet,
@@ -98,6 +98,16 @@ pub struct Handle {
     pub runtime: Option<runtime::Handle>,
     /// The Kafka proxy, when `[kafka]` is configured.
     pub kafka: Option<kafka::Handle>,
+}
+
+/// A sidecar's addresses as other hosts dial them, registered with the control plane.
+#[derive(Clone, Copy, Debug)]
+pub struct Advertised {
+    /// Where other sidecars send the service's traffic (`listen.mesh_advertise`).
+    pub mesh: SocketAddr,
+    pub inbound: SocketAddr,
+    /// Where operators and the control plane's monitor reach the local API.
+    pub local: SocketAddr,
 }
 
 async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
@@ -155,14 +165,25 @@ impl Sidecar {
             outbound: bind("outbound", listen.outbound).await?,
             mesh: bind("mesh", listen.mesh).await?,
         };
-        let mesh = bound(&listeners.mesh);
-        let mesh_advertise = listen.mesh_advertise.unwrap_or_else(|| {
-            if mesh.ip().is_unspecified() {
-                SocketAddr::new(local_ip_towards(config.control_plane.first()), mesh.port())
+        // The registry gets addresses other hosts can dial: a listener bound to every
+        // interface is given as the IP this host reaches the control plane from.
+        let host = std::cell::OnceCell::new();
+        let reachable = |listener: &TcpListener| {
+            let addr = bound(listener);
+            if addr.ip().is_unspecified() {
+                let ip = *host.get_or_init(|| local_ip_towards(config.control_plane.first()));
+                SocketAddr::new(ip, addr.port())
             } else {
-                mesh
+                addr
             }
-        });
+        };
+        let advertised = Advertised {
+            mesh: listen
+                .mesh_advertise
+                .unwrap_or_else(|| reachable(&listeners.mesh)),
+            inbound: reachable(&listeners.inbound),
+            local: reachable(&listeners.local),
+        };
         let registry = Registry::default();
         registry.restore(&cache);
         let instance = config.instance_name(bound(&listeners.inbound).port());
@@ -256,7 +277,7 @@ impl Sidecar {
             metrics,
             registry,
             cache,
-            mesh_advertise,
+            advertised,
         })
     }
 
@@ -267,7 +288,7 @@ impl Sidecar {
             inbound: bound(&self.listeners.inbound),
             outbound: bound(&self.listeners.outbound),
             mesh: bound(&self.listeners.mesh),
-            mesh_advertise: self.mesh_advertise,
+            advertised: self.advertised,
             metrics: self.metrics.clone(),
             registry: self.registry.clone(),
             rules: self.rules.clone(),
@@ -280,7 +301,6 @@ impl Sidecar {
     /// Serves until `shutdown` resolves: then leaves the registry, stops accepting and drains
     /// in-flight requests.
     pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
-        let handle = self.handle();
         let limits = Arc::new(self.config.limits.clone());
         let (stop, stopped) = watch::channel(false);
         let on_stop = |mut rx: watch::Receiver<bool>| async move {
@@ -322,10 +342,9 @@ impl Sidecar {
                     .follow(control.clone(), self.cache.clone()),
             ));
             let addresses = BTreeMap::from([
-                ("mesh".to_owned(), self.mesh_advertise.to_string()),
-                ("inbound".to_owned(), handle.inbound.to_string()),
-                // Operators and the control plane reach the local API here.
-                ("local".to_owned(), handle.local.to_string()),
+                ("mesh".to_owned(), self.advertised.mesh.to_string()),
+                ("inbound".to_owned(), self.advertised.inbound.to_string()),
+                ("local".to_owned(), self.advertised.local.to_string()),
             ]);
             background.push(tokio::spawn(registration::keep(
                 control.clone(),

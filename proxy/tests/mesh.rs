@@ -1,7 +1,8 @@
 //! Two sidecars and a control plane on 127.0.0.1: the app of `checkout` calls `inventory`
 //! through its outbound port; the request crosses to inventory's sidecar over HTTP/2 and
 //! reaches inventory's app, from HTTP/1.1 and HTTP/2 apps alike. Registration, deregistration,
-//! the routing refusals, and routing from the cached registry while the control plane is down.
+//! the routing refusals, and routing from the cached registry while the control plane is down;
+//! a sidecar bound to every interface registers addresses that another host can dial.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,10 +13,11 @@ mod harness;
 #[path = "support/client.rs"]
 mod http;
 
-use harness::{control_plane, routable, sidecar};
+use harness::{control_plane, routable, sidecar, sidecar_listening};
 use http::{client, empty, json, read_head};
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -244,4 +246,59 @@ async fn with_the_control_plane_down_routing_goes_on_from_the_cached_registry() 
         sidecar("checkout", inventory_app.addr, &checkout_dir, &cp, "").await;
     assert!(checkout.registry.pick("inventory").is_ok());
     assert_eq!(ok(checkout.outbound).await, StatusCode::OK);
+}
+
+// Tests run on tokio's test runtimes, which have a time driver of their own.
+#[allow(clippy::disallowed_methods)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_bound_to_every_interface_registers_addresses_other_hosts_can_dial() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let inventory_app = app::start().await;
+    let listen = "local = \"0.0.0.0:0\"\ninbound = \"0.0.0.0:0\"\noutbound = \"127.0.0.1:0\"\nmesh = \"0.0.0.0:0\"";
+    let (inventory, _stop, _task) = sidecar_listening(
+        "inventory",
+        inventory_app.addr,
+        &dir.path().join("inventory"),
+        &cp,
+        listen,
+        "",
+    )
+    .await;
+    // The control plane listens on 127.0.0.1: that is the IP this host reaches it from, and
+    // what the registry must hold instead of 0.0.0.0 (which another host would take for
+    // itself: the monitor would read its own local API, not this sidecar's).
+    let want = serde_json::json!({
+        "local": format!("127.0.0.1:{}", inventory.local.port()),
+        "inbound": format!("127.0.0.1:{}", inventory.inbound.port()),
+        "mesh": format!("127.0.0.1:{}", inventory.mesh.port()),
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let services = json(
+            client()
+                .request(
+                    Request::builder()
+                        .uri(format!("{cp}/v1/services"))
+                        .body(empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap(),
+        )
+        .await;
+        let registered = services["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "inventory")
+            .map(|s| s["instances"][0]["addresses"].clone());
+        if let Some(addresses) = registered {
+            assert_eq!(addresses, want);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never registered: {services}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(inventory.advertised.local.to_string(), want["local"]);
 }

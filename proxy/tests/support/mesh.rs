@@ -58,13 +58,25 @@ pub(crate) async fn sidecar(
     control_plane: &str,
     extra: &str,
 ) -> (Handle, Stopper, tokio::task::JoinHandle<()>) {
+    sidecar_listening(service, app, dir, control_plane, LOOPBACK, extra).await
+}
+
+/// A sidecar as `sidecar` makes one, with the keys of its `[listen]` section given.
+pub(crate) async fn sidecar_listening(
+    service: &str,
+    app: SocketAddr,
+    dir: &Path,
+    control_plane: &str,
+    listen: &str,
+    extra: &str,
+) -> (Handle, Stopper, tokio::task::JoinHandle<()>) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("token"), TOKEN).unwrap();
     let head = format!(
         "control_plane = [\"{control_plane}\"]\ntoken_file = \"{}/token\"\n",
         dir.display()
     );
-    start(service, app, dir, &head, extra).await
+    start(service, app, dir, &head, listen, extra).await
 }
 
 /// A sidecar without a control plane.
@@ -74,14 +86,18 @@ pub(crate) async fn standalone(
     dir: &Path,
     extra: &str,
 ) -> (Handle, Stopper, tokio::task::JoinHandle<()>) {
-    start(service, app, dir, "", extra).await
+    start(service, app, dir, "", LOOPBACK, extra).await
 }
+
+/// Every listener on a free port of 127.0.0.1.
+const LOOPBACK: &str = "local = \"127.0.0.1:0\"\ninbound = \"127.0.0.1:0\"\noutbound = \"127.0.0.1:0\"\nmesh = \"127.0.0.1:0\"";
 
 async fn start(
     service: &str,
     app: SocketAddr,
     dir: &Path,
     head: &str,
+    listen: &str,
     extra: &str,
 ) -> (Handle, Stopper, tokio::task::JoinHandle<()>) {
     let text = format!(
@@ -92,10 +108,7 @@ data_dir = "{dir}"
 [app]
 address = "{app}"
 [listen]
-local = "127.0.0.1:0"
-inbound = "127.0.0.1:0"
-outbound = "127.0.0.1:0"
-mesh = "127.0.0.1:0"
+{listen}
 {extra}
 "#,
         dir = dir.display()
