@@ -59,6 +59,10 @@ pub(crate) struct Args {
     /// How long a stop waits for requests under way (long polls, monitor event streams).
     #[arg(long, default_value_t = Limits::DEFAULT.drain_timeout.as_millis() as u64, value_name = "MS")]
     drain_timeout_ms: u64,
+    /// Check the flags and read the token file without starting anything: prints what the
+    /// node would run as and exits 0, or says what is wrong and exits 2.
+    #[arg(long)]
+    check: bool,
     /// Serve PUT /v1/debug/cut to simulate partitions (tests only).
     #[arg(long, hide = true)]
     fault_injection: bool,
@@ -80,6 +84,33 @@ pub(crate) fn token(file: Option<&PathBuf>) -> Result<Option<String>, String> {
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())),
     }
+}
+
+/// `--check`: the options as the node would run with them, or why it would not start.
+fn check(options: &Options, token_from_file: bool) -> ExitCode {
+    if let Err(e) = options.check() {
+        eprintln!("flowmesh control-plane: {e}");
+        return ExitCode::from(2);
+    }
+    let cluster = if options.join {
+        "waits to join a cluster".to_owned()
+    } else if options.peers.is_empty() {
+        "a cluster of one".to_owned()
+    } else {
+        format!("one of {} voters", options.peers.len())
+    };
+    let token = match (&options.token, token_from_file) {
+        (None, _) => "no token",
+        (Some(_), true) => "token from --token-file",
+        (Some(_), false) => "token from FLOWMESH_TOKEN",
+    };
+    println!(
+        "ok (node {}, listen {}, {cluster}, data dir {}, {token})",
+        options.id,
+        options.listen,
+        options.data_dir.display()
+    );
+    ExitCode::SUCCESS
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
@@ -120,6 +151,9 @@ pub(crate) fn run(args: Args) -> ExitCode {
     }
     options.monitor.trace_url = args.trace_url;
     options.monitor.sidecar_timeout = Duration::from_millis(args.sidecar_timeout_ms.max(1));
+    if args.check {
+        return check(&options, args.token_file.is_some());
+    }
     service::block_on("control-plane", 0, service::Timers::Runtime, async move {
         let node = ControlPlane::build(options).await?;
         let handle = node.handle();

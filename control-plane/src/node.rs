@@ -68,6 +68,18 @@ impl Options {
             limits: server::Limits::default(),
         }
     }
+
+    /// Refuses what cannot work whatever the machine: a peer list without this node.
+    pub fn check(&self) -> Result<(), Error> {
+        if !self.peers.is_empty() && !self.peers.contains_key(&self.id) {
+            return Err(Error::Options(format!(
+                "--peers lists nodes {:?} but not this node's id {}; list every voter, this one included",
+                self.peers.keys().collect::<Vec<_>>(),
+                self.id
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,13 +116,7 @@ pub struct Handle {
 
 impl ControlPlane {
     pub async fn build(options: Options) -> Result<ControlPlane, Error> {
-        if !options.peers.is_empty() && !options.peers.contains_key(&options.id) {
-            return Err(Error::Options(format!(
-                "--peers lists nodes {:?} but not this node's id {}; list every voter, this one included",
-                options.peers.keys().collect::<Vec<_>>(),
-                options.id
-            )));
-        }
+        options.check()?;
         let listener = TcpListener::bind(options.listen)
             .await
             .map_err(|source| Error::Listen {
