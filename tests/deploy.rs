@@ -1,6 +1,8 @@
 //! The files in deploy/ as an operator would use them: systemd's own checker accepts the
-//! units (each pointed at the binary under test), and the example sidecar configuration
-//! passes `flowmesh proxy --check`.
+//! units (each pointed at the binary under test); the Kubernetes API's schemas accept the
+//! manifests (kubernetes-validate, strict); the example sidecar configurations pass
+//! `flowmesh proxy --check` and match the ports their pod opens; and every control-plane
+//! replica the StatefulSet makes passes `flowmesh control-plane --check` with its arguments.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,4 +94,166 @@ fn the_example_sidecar_configuration_checks() {
         .expect("flowmesh runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("adress"));
+}
+
+/// The Kubernetes release the manifests are checked against: the first with native sidecars
+/// on by default (1.29) and StatefulSet pods labelled with their ordinal (1.28).
+const KUBERNETES: &str = "1.29.0";
+
+/// Runs kubernetes-validate (strict: unknown fields are errors) on `files`: whether they all
+/// passed, and what it said.
+fn validate(files: &[PathBuf]) -> (bool, String) {
+    let out = Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet", "-k", KUBERNETES])
+        .args(files)
+        .output()
+        .expect("kubernetes-validate (PyPI, installed by make test) runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+#[test]
+fn kubernetes_accepts_the_manifests() {
+    let dir = deploy().join("kubernetes");
+    let manifests = [dir.join("control-plane.yaml"), dir.join("payment.yaml")];
+    let (passed, said) = validate(&manifests);
+    assert!(passed, "{said}");
+
+    // The check is not blind: a misspelt field is refused.
+    let temp = tempfile::tempdir().expect("temp dir");
+    let bad = temp.path().join("bad.yaml");
+    let text = std::fs::read_to_string(&manifests[1]).expect("manifest");
+    assert!(text.contains("restartPolicy: Always"));
+    std::fs::write(
+        &bad,
+        text.replace("restartPolicy: Always", "restartPolcy: Always"),
+    )
+    .expect("write manifest");
+    let (passed, said) = validate(&[bad]);
+    assert!(!passed && said.contains("restartPolcy"), "{said}");
+}
+
+/// The `containerPort` of the container port named `name` in a manifest (its line follows
+/// the name's; a Service's port of the same name is passed over).
+fn container_port(manifest: &str, name: &str) -> Option<u16> {
+    let lines: Vec<&str> = manifest.lines().map(str::trim).collect();
+    lines.windows(2).find_map(|pair| {
+        (pair[0] == format!("- name: {name}"))
+            .then(|| pair[1].strip_prefix("containerPort:"))
+            .flatten()
+            .and_then(|port| port.trim().parse().ok())
+    })
+}
+
+#[test]
+fn the_kubernetes_sidecar_configuration_checks_and_its_pod_opens_its_ports() {
+    let dir = deploy().join("kubernetes");
+    let out = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
+        .args(["proxy", "--check", "--config"])
+        .arg(dir.join("payment.toml"))
+        .output()
+        .expect("flowmesh runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The ports the probes, the Service and other sidecars use are the ones it listens on,
+    // and the app it forwards to is the pod's other container.
+    let config = flowmesh_proxy::config::Config::parse(
+        &std::fs::read_to_string(dir.join("payment.toml")).expect("config"),
+    )
+    .expect("config parses");
+    let manifest = std::fs::read_to_string(dir.join("payment.yaml")).expect("manifest");
+    for (name, addr) in [
+        ("local", config.listen.local),
+        ("inbound", config.listen.inbound),
+        ("mesh", config.listen.mesh),
+    ] {
+        assert!(addr.ip().is_unspecified(), "{name} must take the pod's IP");
+        assert_eq!(container_port(&manifest, name), Some(addr.port()), "{name}");
+    }
+    assert!(config.app.address.ip().is_loopback());
+    assert_eq!(
+        container_port(&manifest, "http"),
+        Some(config.app.address.port()),
+        "the app container's port"
+    );
+    assert!(manifest.contains("targetPort: inbound"));
+    assert!(manifest.contains(&format!(
+        "value: http://127.0.0.1:{}",
+        config.listen.outbound.port()
+    )));
+    for (mount, path) in [
+        ("/etc/flowmesh/token", config.token_file.as_deref()),
+        ("/var/lib/flowmesh", Some(config.data_dir.as_path())),
+    ] {
+        let path = path.expect("set").to_string_lossy().into_owned();
+        assert!(path.starts_with(mount), "{path} is under the mount {mount}");
+        assert!(manifest.contains(&format!("mountPath: {mount}")), "{mount}");
+    }
+}
+
+#[test]
+fn every_control_plane_replica_checks_with_its_arguments() {
+    let manifest =
+        std::fs::read_to_string(deploy().join("kubernetes/control-plane.yaml")).expect("manifest");
+    let replicas: u64 = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replicas:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("replicas: N");
+    let args: Vec<&str> = manifest
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("- control-plane") || l.starts_with("- --"))
+        .map(|l| l.trim_start_matches("- "))
+        .collect();
+    assert_eq!(args.first(), Some(&"control-plane"), "{args:?}");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let token = temp.path().join("token");
+    std::fs::write(&token, "secret\n").expect("write token");
+    let check = |ordinal: u64| {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| match a.split_once('=') {
+                // Files on this machine instead of the pod's volumes.
+                Some(("--token-file", _)) => format!("--token-file={}", token.display()),
+                Some(("--data-dir", _)) => format!("--data-dir={}", temp.path().display()),
+                _ => a.replace("$(FLOWMESH_ID)", &ordinal.to_string()),
+            })
+            .collect();
+        Command::new(env!("CARGO_BIN_EXE_flowmesh"))
+            .args(&args)
+            .arg("--check")
+            .output()
+            .expect("flowmesh runs")
+    };
+    for ordinal in 0..replicas {
+        let out = check(ordinal);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success()
+                && said.contains(&format!(
+                    "ok (node {ordinal}, listen 0.0.0.0:7700, one of {replicas} voters"
+                ))
+                && said.contains("token from --token-file"),
+            "replica {ordinal}: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A replica added without a place in --peers is refused, naming why.
+    let out = check(replicas);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not this node's id"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

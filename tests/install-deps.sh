@@ -7,9 +7,10 @@ set -euo pipefail
 # (librdkafka inside its wheel, with its mock cluster): real Kafka clients and a
 # Kafka-protocol broker for the Kafka proxy tests. chromium and nodejs/npm: the monitor's
 # pages are checked in headless Chromium, driven by playwright-core (npm, below). systemd:
-# systemd-analyze, which checks the units in deploy/systemd.
+# systemd-analyze, which checks the units in deploy/systemd. kubernetes-validate: the
+# Kubernetes API's own schemas, offline, for the manifests in deploy/kubernetes.
 APT_PACKAGES=(procps kcat chromium systemd)
-PIP_PACKAGES=(confluent-kafka==2.16.1)
+PIP_PACKAGES=(confluent-kafka==2.16.1 kubernetes-validate==1.37.0)
 
 missing_apt=()
 for pkg in "${APT_PACKAGES[@]}"; do
