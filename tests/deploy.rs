@@ -2,7 +2,9 @@
 //! units (each pointed at the binary under test); the Kubernetes API's schemas accept the
 //! manifests (kubernetes-validate, strict); the example sidecar configurations pass
 //! `flowmesh proxy --check` and match the ports their pod opens; and every control-plane
-//! replica the StatefulSet makes passes `flowmesh control-plane --check` with its arguments.
+//! replica the StatefulSet makes passes `flowmesh control-plane --check` with its arguments;
+//! and what `flowmesh inject` makes of a Deployment and its Service is accepted by the same
+//! schemas and starts a sidecar.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -253,6 +255,113 @@ fn every_control_plane_replica_checks_with_its_arguments() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("not this node's id"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `flowmesh inject` with `input` on its standard input.
+fn inject(input: &str, args: &[&str]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
+        .arg("inject")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("flowmesh runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("flowmesh ends")
+}
+
+#[test]
+fn inject_puts_the_sidecar_into_a_deployment_kubernetes_accepts() {
+    let input = serde_json::json!({
+        "apiVersion": "v1", "kind": "List", "items": [
+            {
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": { "name": "payment", "namespace": "shop" },
+                "spec": {
+                    "selector": { "app.kubernetes.io/name": "payment" },
+                    "ports": [{ "name": "http", "port": 80, "targetPort": "http" }],
+                },
+            },
+            {
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": { "name": "payment", "namespace": "shop" },
+                "spec": {
+                    "selector": { "matchLabels": { "app.kubernetes.io/name": "payment" } },
+                    "template": {
+                        "metadata": { "labels": { "app.kubernetes.io/name": "payment" } },
+                        "spec": { "containers": [{
+                            "name": "payment",
+                            "image": "registry.example.com/shop/payment:1.4",
+                            "ports": [{ "name": "http", "containerPort": 8080 }],
+                        }] },
+                    },
+                },
+            },
+        ],
+    })
+    .to_string();
+    let out = inject(&input, &["--image", "registry.example.com/flowmesh:0.1.0"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("deployment/payment: sidecar added (service payment, app port 8080")
+            && said.contains("service/payment: port 80 now goes through the sidecar"),
+        "{said}"
+    );
+    let injected: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON out");
+    let items = injected["items"].as_array().expect("a List");
+    assert_eq!(items.len(), 3, "the ConfigMap, the Service, the Deployment");
+
+    // Every object as the API server would take it (kubernetes-validate does not look into
+    // a List, so each is a document of its own).
+    let temp = tempfile::tempdir().expect("temp dir");
+    let docs: String = items.iter().map(|i| format!("---\n{i}\n")).collect();
+    let manifest = temp.path().join("injected.yaml");
+    std::fs::write(&manifest, docs).expect("write manifest");
+    let (passed, said) = validate(&[manifest]);
+    assert!(passed, "{said}");
+
+    // The configuration it made is one the sidecar starts with.
+    let config = temp.path().join("flowmesh.toml");
+    std::fs::write(
+        &config,
+        items[0]["data"]["flowmesh.toml"].as_str().expect("config"),
+    )
+    .expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
+        .args(["proxy", "--check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("flowmesh runs");
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("→ app 127.0.0.1:8080"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Injecting again changes nothing.
+    let again = inject(&injected.to_string(), &[]);
+    assert!(again.status.success());
+    let twice: serde_json::Value = serde_json::from_slice(&again.stdout).expect("JSON out");
+    assert_eq!(twice, injected);
+
+    // YAML is not read: the refusal says how to turn it into JSON.
+    let out = inject("kind: Deployment\n", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kubectl create --dry-run=client -o json"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -4,6 +4,7 @@
 mod control_plane;
 mod demo;
 mod example_app;
+mod inject;
 mod migrate;
 mod proxy;
 mod remote;
@@ -54,6 +55,7 @@ enum Command {
     Resolve(sidecar::ResolveArgs),
     Modify(sidecar::ModifyArgs),
     Migrate(sidecar::MigrateArgs),
+    Inject(inject::Args),
     Demo(demo::Args),
     #[command(hide = true)]
     ExampleApp(example_app::Args),
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Resolve(args) => sidecar::resolve(args),
         Command::Modify(args) => sidecar::modify(args),
         Command::Migrate(args) => sidecar::migrate(args),
+        Command::Inject(args) => inject::run(&args),
         Command::Demo(args) => demo::run(args),
         Command::ExampleApp(args) => example_app::run(args),
     }
