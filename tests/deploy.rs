@@ -26,11 +26,18 @@ fn verify(source: &Path, unit: &str, edit: impl Fn(String) -> String) -> (bool, 
     let text = edit(text.replace("/usr/local/bin/flowmesh", env!("CARGO_BIN_EXE_flowmesh")));
     let path = dir.path().join(unit);
     std::fs::write(&path, text).expect("write unit");
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&path)
+    outcome(
+        Command::new("systemd-analyze").arg("verify").arg(&path),
+        "systemd-analyze (Debian package systemd)",
+    )
+}
+
+/// Runs `command` (`what` names it for a failure to start): whether it succeeded, and all
+/// it printed, standard output first.
+fn outcome(command: &mut Command, what: &str) -> (bool, String) {
+    let out = command
         .output()
-        .expect("systemd-analyze (Debian package systemd) runs");
+        .unwrap_or_else(|e| panic!("{what} does not run: {e}"));
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -105,17 +112,12 @@ const KUBERNETES: &str = "1.29.0";
 /// Runs kubernetes-validate (strict: unknown fields are errors) on `files`: whether they all
 /// passed, and what it said.
 fn validate(files: &[PathBuf]) -> (bool, String) {
-    let out = Command::new("kubernetes-validate")
-        .args(["--strict", "--quiet", "-k", KUBERNETES])
-        .args(files)
-        .output()
-        .expect("kubernetes-validate (PyPI, installed by make test) runs");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
+    outcome(
+        Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet", "-k", KUBERNETES])
+            .args(files),
+        "kubernetes-validate (PyPI, installed by make test)",
+    )
 }
 
 #[test]
