@@ -154,13 +154,12 @@ fn read(file: Option<&PathBuf>) -> Result<(String, String), String> {
 /// change for the operator.
 pub(crate) fn inject(input: Value, args: &Args) -> Result<(Value, Vec<String>), Error> {
     let listed = input["kind"] == "List";
-    let mut items = if listed {
-        match input.get("items") {
-            Some(Value::Array(items)) => items.clone(),
+    let mut items = match input {
+        Value::Object(mut list) if listed => match list.remove("items") {
+            Some(Value::Array(items)) => items,
             _ => return Err(Error::Malformed("List".into(), "its items are not a list")),
-        }
-    } else {
-        vec![input]
+        },
+        single => vec![single],
     };
     let mut report = Vec::new();
     let mut added = Vec::new();
