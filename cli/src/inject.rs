@@ -21,12 +21,13 @@ const MESH: u16 = 15003;
 const SIDECAR: &str = "flowmesh";
 /// The name of the sidecar's inbound port, which Services target.
 const INBOUND_PORT_NAME: &str = "flowmesh-in";
-const WORKLOADS: [&str; 6] = [
+const WORKLOADS: [&str; 7] = [
     "Deployment",
     "StatefulSet",
     "DaemonSet",
     "ReplicaSet",
     "Job",
+    "CronJob",
     "Pod",
 ];
 
@@ -238,11 +239,16 @@ fn workload_into(
         .ok_or_else(|| Error::Malformed(workload.into(), "it has no metadata.name"))?
         .to_owned();
     let namespace = item["metadata"]["namespace"].as_str().map(str::to_owned);
-    let template = if kind == "Pod" {
-        &mut *item
-    } else {
-        item.pointer_mut("/spec/template")
-            .ok_or_else(|| Error::Malformed(workload.into(), "it has no spec.template"))?
+    let template = match kind {
+        "Pod" => &mut *item,
+        "CronJob" => item
+            .pointer_mut("/spec/jobTemplate/spec/template")
+            .ok_or_else(|| {
+                Error::Malformed(workload.into(), "it has no spec.jobTemplate.spec.template")
+            })?,
+        _ => item
+            .pointer_mut("/spec/template")
+            .ok_or_else(|| Error::Malformed(workload.into(), "it has no spec.template"))?,
     };
     let labels = template["metadata"]["labels"]
         .as_object()
@@ -576,6 +582,34 @@ mod tests {
         assert!(spec["containers"][0]["env"].is_null(), "only the app's env");
         assert_eq!(spec["containers"][1]["env"][0]["name"], "HTTP_PROXY");
         assert_eq!(report.len(), 1, "{report:?}");
+    }
+
+    #[test]
+    fn a_cron_job_gets_the_sidecar_in_its_job_template() {
+        let cron = json!({
+            "apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": { "name": "nightly" },
+            "spec": { "schedule": "0 3 * * *", "jobTemplate": { "spec": { "template": {
+                "spec": { "restartPolicy": "OnFailure", "containers": [
+                    { "name": "nightly", "image": "x", "ports": [{ "containerPort": 8080 }] },
+                ] },
+            } } } },
+        });
+        let (out, _) = inject(cron, &args()).unwrap();
+        let pod = &out["items"][1]["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        assert_eq!(pod["initContainers"][0]["name"], "flowmesh");
+        assert!(out["items"][0]["metadata"]["namespace"].is_null());
+        let broken = inject(
+            json!({ "kind": "CronJob", "metadata": { "name": "n" } }),
+            &args(),
+        );
+        assert!(
+            broken
+                .unwrap_err()
+                .to_string()
+                .contains("spec.jobTemplate.spec.template"),
+            "a CronJob without a template says where it looked"
+        );
     }
 
     #[test]
