@@ -103,6 +103,34 @@ fn the_example_sidecar_configuration_checks() {
         .expect("flowmesh runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("adress"));
+
+    // Without the key, the environment's collector is checked as the start would use it.
+    let bare = dir.path().join("bare.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = &text[..text.find("[telemetry]").expect("a telemetry section")];
+    std::fs::write(&bare, text).expect("write config");
+    let check = |endpoint: &str| {
+        Command::new(env!("CARGO_BIN_EXE_flowmesh"))
+            .args(["proxy", "--check", "--config"])
+            .arg(&bare)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .output()
+            .expect("flowmesh runs")
+    };
+    let out = check("http://collector:4318");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("spans to http://collector:4318)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = check("https://collector:4318");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("$OTEL_EXPORTER_OTLP_ENDPOINT 'https://collector:4318'"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The Kubernetes release the manifests are checked against: the first with native sidecars

@@ -31,8 +31,20 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         }
     };
     if args.check {
+        // The environment's endpoint counts as the start would count it.
+        let spans = match config
+            .telemetry
+            .endpoint(std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        {
+            Ok(Some(endpoint)) => format!("spans to {endpoint}"),
+            Ok(None) => "no span export".to_owned(),
+            Err(e) => {
+                eprintln!("flowmesh proxy: {}: {e}", args.config.display());
+                return ExitCode::from(2);
+            }
+        };
         println!(
-            "{}: ok (service {}, inbound {} → app {}, outbound {}, mesh {}, local API {})",
+            "{}: ok (service {}, inbound {} → app {}, outbound {}, mesh {}, local API {}, {spans})",
             args.config.display(),
             config.service,
             config.listen.inbound,

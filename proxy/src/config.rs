@@ -265,11 +265,24 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
-    /// The OTLP endpoint in effect, given the environment's `OTEL_EXPORTER_OTLP_ENDPOINT`.
-    pub fn endpoint(&self, env: Option<String>) -> Option<String> {
-        let chosen = self.otlp_endpoint.clone().or(env)?;
+    /// The OTLP endpoint in effect, given the environment's `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// (`None`: no export). The file's key was checked when it was read; the environment's
+    /// value is checked here, and a refusal names it.
+    pub fn endpoint(&self, env: Option<String>) -> Result<Option<String>, String> {
+        let from_env = self.otlp_endpoint.is_none();
+        let Some(chosen) = self.otlp_endpoint.clone().or(env) else {
+            return Ok(None);
+        };
         let chosen = chosen.trim().trim_end_matches('/').to_owned();
-        (!chosen.is_empty() && chosen != "none").then_some(chosen)
+        if chosen.is_empty() || chosen == "none" {
+            return Ok(None);
+        }
+        if from_env && !chosen.starts_with("http://") {
+            return Err(format!(
+                "$OTEL_EXPORTER_OTLP_ENDPOINT '{chosen}' must start with http:// or be \"none\" (telemetry.otlp_endpoint, which takes its place when set, is not set)"
+            ));
+        }
+        Ok(Some(chosen))
     }
 }
 
@@ -512,20 +525,37 @@ otlp_endpoint = "http://127.0.0.1:4318"
         assert_eq!(c.telemetry.max_queued_spans, 4096);
         assert_eq!(c.telemetry.stitch_ttl, Duration::from_secs(7 * 24 * 3600));
         assert_eq!(
-            c.telemetry.endpoint(None).as_deref(),
+            c.telemetry.endpoint(None).unwrap().as_deref(),
             Some("http://127.0.0.1:4318")
+        );
+        assert_eq!(
+            c.telemetry
+                .endpoint(Some("https://ignored".into()))
+                .unwrap()
+                .as_deref(),
+            Some("http://127.0.0.1:4318"),
+            "the file's key wins over the environment"
         );
 
         let m = Config::parse(MINIMAL).unwrap();
         assert_eq!(m.listen.inbound.port(), 15001);
         assert!(m.instance_name(15001).starts_with("payment-"));
         assert!(m.instance_name(15001).ends_with("-15001"));
-        assert_eq!(m.telemetry.endpoint(None), None);
+        assert_eq!(m.telemetry.endpoint(None), Ok(None));
         assert_eq!(
             m.telemetry
                 .endpoint(Some("http://otel:4318/".into()))
+                .unwrap()
                 .as_deref(),
             Some("http://otel:4318")
+        );
+        let refused = m
+            .telemetry
+            .endpoint(Some("https://otel:4318".into()))
+            .unwrap_err();
+        assert!(
+            refused.contains("$OTEL_EXPORTER_OTLP_ENDPOINT 'https://otel:4318'"),
+            "{refused}"
         );
     }
 
@@ -552,7 +582,7 @@ otlp_endpoint = "http://127.0.0.1:4318"
         .unwrap();
         assert_eq!(c.limits.request_timeout, Duration::from_secs(90));
         assert_eq!(c.limits.header_read_timeout, Duration::from_millis(250));
-        assert_eq!(c.telemetry.endpoint(Some("http://x:1".into())), None);
+        assert_eq!(c.telemetry.endpoint(Some("http://x:1".into())), Ok(None));
     }
 
     #[test]

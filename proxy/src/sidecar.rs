@@ -48,6 +48,9 @@ pub enum Error {
     Cache(#[from] cache::Error),
     #[error(transparent)]
     Export(#[from] export::Error),
+    /// The environment names an OTLP endpoint the exporter cannot use.
+    #[error("{0}")]
+    Telemetry(String),
     #[error(transparent)]
     Runtime(#[from] runtime::Error),
     #[error(transparent)]
@@ -194,6 +197,7 @@ impl Sidecar {
         let (exporter, export): (Option<Exporter>, _) = match config
             .telemetry
             .endpoint(std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+            .map_err(Error::Telemetry)?
         {
             Some(endpoint) => {
                 let mut options =
