@@ -70,14 +70,22 @@ fn systemd_accepts_the_units() {
     assert!(said.contains("ProtectSystm"), "{said}");
 }
 
+/// `flowmesh proxy --check --config FILE`, with `$OTEL_EXPORTER_OTLP_ENDPOINT` set to
+/// `collector`, or unset whatever the test's own environment holds.
+fn check_config(file: &Path, collector: Option<&str>) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flowmesh"));
+    command.args(["proxy", "--check", "--config"]).arg(file);
+    match collector {
+        Some(url) => command.env("OTEL_EXPORTER_OTLP_ENDPOINT", url),
+        None => command.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT"),
+    };
+    command.output().expect("flowmesh runs")
+}
+
 #[test]
 fn the_example_sidecar_configuration_checks() {
     let config = deploy().join("systemd/payment.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
-        .args(["proxy", "--check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("flowmesh runs");
+    let out = check_config(&config, None);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -96,11 +104,7 @@ fn the_example_sidecar_configuration_checks() {
         .expect("config")
         .replace("[app]", "[app]\nadress = \"127.0.0.1:8081\"");
     std::fs::write(&broken, text).expect("write config");
-    let out = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
-        .args(["proxy", "--check", "--config"])
-        .arg(&broken)
-        .output()
-        .expect("flowmesh runs");
+    let out = check_config(&broken, None);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("adress"));
 
@@ -109,21 +113,13 @@ fn the_example_sidecar_configuration_checks() {
     let text = std::fs::read_to_string(&config).expect("config");
     let text = &text[..text.find("[telemetry]").expect("a telemetry section")];
     std::fs::write(&bare, text).expect("write config");
-    let check = |endpoint: &str| {
-        Command::new(env!("CARGO_BIN_EXE_flowmesh"))
-            .args(["proxy", "--check", "--config"])
-            .arg(&bare)
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-            .output()
-            .expect("flowmesh runs")
-    };
-    let out = check("http://collector:4318");
+    let out = check_config(&bare, Some("http://collector:4318"));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("spans to http://collector:4318)"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let out = check("https://collector:4318");
+    let out = check_config(&bare, Some("https://collector:4318"));
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
@@ -184,11 +180,7 @@ fn container_port(manifest: &str, name: &str) -> Option<u16> {
 #[test]
 fn the_kubernetes_sidecar_configuration_checks_and_its_pod_opens_its_ports() {
     let dir = deploy().join("kubernetes");
-    let out = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
-        .args(["proxy", "--check", "--config"])
-        .arg(dir.join("payment.toml"))
-        .output()
-        .expect("flowmesh runs");
+    let out = check_config(&dir.join("payment.toml"), None);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -368,11 +360,7 @@ fn inject_puts_the_sidecar_into_a_deployment_kubernetes_accepts() {
         items[0]["data"]["flowmesh.toml"].as_str().expect("config"),
     )
     .expect("write config");
-    let out = Command::new(env!("CARGO_BIN_EXE_flowmesh"))
-        .args(["proxy", "--check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("flowmesh runs");
+    let out = check_config(&config, None);
     assert!(
         out.status.success()
             && String::from_utf8_lossy(&out.stdout).contains("→ app 127.0.0.1:8080"),
