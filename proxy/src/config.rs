@@ -273,13 +273,14 @@ impl Telemetry {
         let Some(chosen) = self.otlp_endpoint.clone().or(env) else {
             return Ok(None);
         };
-        let chosen = chosen.trim().trim_end_matches('/').to_owned();
+        let given = chosen.trim();
+        let chosen = given.trim_end_matches('/').to_owned();
         if chosen.is_empty() || chosen == "none" {
             return Ok(None);
         }
-        if from_env && !chosen.starts_with("http://") {
+        if from_env && crate::telemetry::export::traces_uri(&chosen).is_none() {
             return Err(format!(
-                "$OTEL_EXPORTER_OTLP_ENDPOINT '{chosen}' must start with http:// or be \"none\" (telemetry.otlp_endpoint, which takes its place when set, is not set)"
+                "$OTEL_EXPORTER_OTLP_ENDPOINT '{given}' must be an http:// URL with a host (like http://127.0.0.1:4318) or \"none\" (telemetry.otlp_endpoint, which takes its place when set, is not set)"
             ));
         }
         Ok(Some(chosen))
@@ -408,11 +409,11 @@ impl Config {
             }
         }
         if let Some(endpoint) = &self.telemetry.otlp_endpoint
-            && endpoint != "none"
-            && !endpoint.starts_with("http://")
+            && endpoint.trim() != "none"
+            && crate::telemetry::export::traces_uri(endpoint.trim()).is_none()
         {
             return Err(format!(
-                "telemetry.otlp_endpoint: '{endpoint}' must start with http:// or be \"none\""
+                "telemetry.otlp_endpoint: '{endpoint}' must be an http:// URL with a host (like http://127.0.0.1:4318) or \"none\""
             ));
         }
         let l = &self.limits;
@@ -557,6 +558,14 @@ otlp_endpoint = "http://127.0.0.1:4318"
             refused.contains("$OTEL_EXPORTER_OTLP_ENDPOINT 'https://otel:4318'"),
             "{refused}"
         );
+        // No host: refused before start, naming the variable, not left for the exporter.
+        let refused = m.telemetry.endpoint(Some("http://".into())).unwrap_err();
+        assert!(
+            refused.contains(
+                "$OTEL_EXPORTER_OTLP_ENDPOINT 'http://' must be an http:// URL with a host"
+            ),
+            "{refused}"
+        );
     }
 
     #[test]
@@ -607,6 +616,10 @@ otlp_endpoint = "http://127.0.0.1:4318"
             (
                 format!("control_plane = [\"https://cp:7700\"]\n{MINIMAL}"),
                 "must start with http://",
+            ),
+            (
+                format!("{MINIMAL}[telemetry]\notlp_endpoint = \"http://\"\n"),
+                "telemetry.otlp_endpoint: 'http://' must be an http:// URL with a host",
             ),
             (
                 MINIMAL.replace("[app]\naddress = \"127.0.0.1:8082\"\n", ""),

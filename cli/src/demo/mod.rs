@@ -79,9 +79,11 @@ pub(crate) fn run(args: Args) -> ExitCode {
         return ExitCode::from(2);
     }
     if let Some(e) = &args.otlp_endpoint
-        && !e.starts_with("http://")
+        && flowmesh_proxy::telemetry::export::traces_uri(e).is_none()
     {
-        eprintln!("flowmesh demo: --otlp-endpoint '{e}' must start with http://");
+        eprintln!(
+            "flowmesh demo: --otlp-endpoint '{e}' must be an http:// URL with a host (like http://127.0.0.1:4318)"
+        );
         return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

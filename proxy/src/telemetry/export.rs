@@ -54,7 +54,7 @@ impl Options {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("telemetry.otlp_endpoint '{0}' is not an http:// URL")]
+    #[error("OTLP endpoint '{0}' is not an http:// URL with a host")]
     Endpoint(String),
 }
 
@@ -82,18 +82,24 @@ pub struct Sender {
     client: Client<Connector, Full<Bytes>>,
 }
 
-pub fn build(options: Options, metrics: Metrics) -> Result<(Exporter, Sender), Error> {
-    let base = options.endpoint.trim_end_matches('/');
+/// Where spans for the collector at `base` are posted: `base` with `/v1/traces` appended
+/// unless present. `None` unless it is an `http://` URL naming a host; the configuration
+/// checks with this before anything starts.
+pub fn traces_uri(base: &str) -> Option<Uri> {
+    let base = base.trim_end_matches('/');
     let url = if base.ends_with("/v1/traces") {
         base.to_owned()
     } else {
         format!("{base}/v1/traces")
     };
-    let uri: Uri = url
-        .parse()
+    url.parse()
         .ok()
         .filter(|u: &Uri| u.scheme_str() == Some("http") && u.authority().is_some())
-        .ok_or_else(|| Error::Endpoint(options.endpoint.clone()))?;
+}
+
+pub fn build(options: Options, metrics: Metrics) -> Result<(Exporter, Sender), Error> {
+    let uri =
+        traces_uri(&options.endpoint).ok_or_else(|| Error::Endpoint(options.endpoint.clone()))?;
     let (tx, rx) = mpsc::channel(options.queue.max(1));
     let connector = Connector::new(Duration::from_secs(2));
     Ok((
