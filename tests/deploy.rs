@@ -384,11 +384,54 @@ fn inject_puts_the_sidecar_into_a_deployment_kubernetes_accepts() {
     let twice: serde_json::Value = serde_json::from_slice(&again.stdout).expect("JSON out");
     assert_eq!(twice, injected);
 
-    // YAML is not read: the refusal says how to turn it into JSON.
-    let out = inject("kind: Deployment\n", &[]);
+    // The same manifests as YAML, as a repository holds them, give the same objects.
+    let yaml = "\
+# payment's manifests
+apiVersion: v1
+kind: Service
+metadata: {name: payment, namespace: shop}
+spec:
+  selector:
+    app.kubernetes.io/name: payment
+  ports:
+    - name: http
+      port: 80
+      targetPort: http
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: payment
+  namespace: shop
+spec:
+  selector:
+    matchLabels: {app.kubernetes.io/name: payment}
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: payment
+    spec:
+      containers:
+        - name: payment
+          image: registry.example.com/shop/payment:1.4
+          ports:
+            - {name: http, containerPort: 8080}
+";
+    let out = inject(yaml, &["--image", "registry.example.com/flowmesh:0.1.0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_yaml: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON out");
+    assert_eq!(from_yaml, injected);
+
+    // A document that is no object is refused, saying which.
+    let out = inject("kind: Deployment\n---\n- a list\n", &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("kubectl create --dry-run=client -o json"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("a YAML document is a list, not a Kubernetes object"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

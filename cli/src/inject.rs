@@ -1,8 +1,8 @@
 //! `flowmesh inject`: puts the sidecar into Kubernetes workloads given as JSON (`kubectl get
-//! deploy NAME -o json`), as a native sidecar beside the app's container, with its
-//! configuration as a ConfigMap; Services in the same input that send callers to the app are
-//! sent to the sidecar's inbound port instead. The app's image and code stay as they are.
-
+//! deploy NAME -o json`) or YAML (the manifests a repository holds), as a native sidecar
+//! beside the app's container, with its configuration as a ConfigMap; Services in the same
+//! input that send callers to the app are sent to the sidecar's inbound port instead. The
+//! app's image and code stay as they are.
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::PathBuf;
@@ -31,14 +31,14 @@ const WORKLOADS: [&str; 7] = [
     "Pod",
 ];
 
-/// Add the flowmesh sidecar to Kubernetes workloads: reads their JSON (one object or a List;
-/// `kubectl get deploy NAME -o json`, or YAML turned into JSON with `kubectl create
-/// --dry-run=client -o json -f FILE`) and prints them with the sidecar added, ready for
-/// `kubectl apply -f -`. Exit code 0 when done, 1 when a workload cannot be injected, 2 on
+/// Add the flowmesh sidecar to Kubernetes workloads: reads them as JSON (one object or a List,
+/// as `kubectl get deploy NAME -o json` prints) or YAML (any number of documents, as in a
+/// manifest file) and prints them as JSON with the sidecar added, ready for `kubectl apply -f
+/// -`. Exit code 0 when done, 1 when a workload cannot be injected, 2 on
 /// usage errors.
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// The JSON to read; `-` or none: standard input.
+    /// The manifests to read, JSON or YAML; `-` or none: standard input.
     #[arg(value_name = "FILE")]
     file: Option<PathBuf>,
     /// The service's name in the mesh; default: the workload's `app.kubernetes.io/name` label,
@@ -74,7 +74,7 @@ pub(crate) struct Args {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
     #[error(
-        "no workload in the input (one of {}); give `kubectl get KIND NAME -o json` output",
+        "no workload in the input (one of {}); give `kubectl get KIND NAME -o json` output or the workload's manifest",
         WORKLOADS.join(", ")
     )]
     NoWorkload,
@@ -104,12 +104,10 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let input: Value = match serde_json::from_str(&text) {
+    let input = match parse(&name, &text) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!(
-                "flowmesh inject: {name} is not JSON ({e}); give `kubectl get KIND NAME -o json` output, or turn YAML into JSON with `kubectl create --dry-run=client -o json -f FILE`"
-            );
+            eprintln!("flowmesh inject: {e}");
             return ExitCode::from(2);
         }
     };
@@ -148,6 +146,54 @@ fn read(file: Option<&PathBuf>) -> Result<(String, String), String> {
                 .map_err(|e| format!("cannot read standard input: {e}"))?;
             Ok(("standard input".to_owned(), text))
         }
+    }
+}
+
+/// The objects in `text`: JSON (what `kubectl get -o json` prints: one object or a List), else
+/// YAML, whose documents become the items of one List (a List among them is spread into it).
+fn parse(name: &str, text: &str) -> Result<Value, String> {
+    let start = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    if start.starts_with('{') {
+        return serde_json::from_str(start).map_err(|e| {
+            format!("{name} starts as JSON but is not ({e}); give `kubectl get KIND NAME -o json` output, or the manifest as YAML")
+        });
+    }
+    let documents: Vec<Value> = serde_saphyr::from_multiple(text)
+        .map_err(|e| format!("{name} is neither JSON nor YAML: {e}"))?;
+    let mut items = Vec::new();
+    for document in documents {
+        match document {
+            Value::Object(mut list) if list.get("kind").is_some_and(|k| k == "List") => {
+                match list.remove("items") {
+                    Some(Value::Array(listed)) => items.extend(listed),
+                    _ => return Err(format!("{name}: a List whose items are not a list")),
+                }
+            }
+            Value::Object(object) => items.push(Value::Object(object)),
+            other => {
+                return Err(format!(
+                    "{name}: a YAML document is {}, not a Kubernetes object",
+                    kind_of(&other)
+                ));
+            }
+        }
+    }
+    match items.len() {
+        0 => Err(format!("{name} holds no Kubernetes object")),
+        1 => Ok(items.remove(0)),
+        _ => Ok(json!({ "apiVersion": "v1", "kind": "List", "items": items })),
+    }
+}
+
+/// What a JSON value is, for a refusal.
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "empty",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -582,6 +628,46 @@ mod tests {
         assert!(spec["containers"][0]["env"].is_null(), "only the app's env");
         assert_eq!(spec["containers"][1]["env"][0]["name"], "HTTP_PROXY");
         assert_eq!(report.len(), 1, "{report:?}");
+    }
+
+    #[test]
+    fn yaml_documents_become_one_list_and_what_is_no_object_is_refused() {
+        assert_eq!(
+            parse("f", "kind: Pod\nmetadata: {name: a}\nspec: {containers: [{ports: [{containerPort: 80}]}]}\n").unwrap(),
+            json!({ "kind": "Pod", "metadata": { "name": "a" }, "spec": { "containers": [{ "ports": [{ "containerPort": 80 }] }] } })
+        );
+        let many = parse(
+            "f",
+            "kind: Pod\n---\nkind: List\nitems: [{kind: Service}, {kind: ConfigMap}]\n---\n",
+        )
+        .unwrap();
+        assert_eq!(many["kind"], "List");
+        assert_eq!(
+            many["items"],
+            json!([{ "kind": "Pod" }, { "kind": "Service" }, { "kind": "ConfigMap" }])
+        );
+        // JSON as kubectl prints it, after a byte-order mark and blank lines.
+        assert_eq!(
+            parse("f", "\u{feff}\n {\"kind\": \"Pod\"}").unwrap(),
+            json!({ "kind": "Pod" })
+        );
+        for (text, said) in [
+            ("{\"kind\": ", "f starts as JSON but is not"),
+            ("", "f holds no Kubernetes object"),
+            ("# nothing but a comment\n", "f holds no Kubernetes object"),
+            ("kind: [Pod\n", "f is neither JSON nor YAML"),
+            (
+                "kind: Pod\n---\n42\n",
+                "f: a YAML document is a number, not a Kubernetes object",
+            ),
+            (
+                "kind: List\nitems: {}\n",
+                "f: a List whose items are not a list",
+            ),
+        ] {
+            let refused = parse("f", text).unwrap_err();
+            assert!(refused.starts_with(said), "{text:?}: {refused}");
+        }
     }
 
     #[test]
