@@ -13,6 +13,7 @@ mod load;
 mod machine;
 mod matcher;
 mod nginx;
+mod paired;
 #[path = "../../control-plane/src/procs.rs"]
 mod procs;
 mod relay;
@@ -168,6 +169,8 @@ async fn bench(
         .map(|(_, t)| load::Pool::new(t, pacer_nice))
         .collect();
     let mut cpu = vec![0.0f64; targets.len()];
+    // Each round's latencies per target, for the comparisons paired by round.
+    let mut by_round: Vec<Vec<Vec<Duration>>> = targets.iter().map(|_| Vec::new()).collect();
     let rounds = (seconds * 1000).div_ceil(ROUND.as_millis() as u64).max(1);
     let machine_before = machine_cpu();
     for r in 0..rounds {
@@ -180,6 +183,7 @@ async fn bench(
             };
             let before: f64 = accounted[i].iter().map(|p| cpu_seconds(*p)).sum();
             let round = load::open_loop(&pools[i], RATE, warmup, ROUND).await;
+            by_round[i].push(round.samples.clone());
             measured[i].merge(round);
             let after: f64 = accounted[i].iter().map(|p| cpu_seconds(*p)).sum();
             cpu[i] += after - before;
@@ -202,6 +206,30 @@ async fn bench(
         json.insert(format!("{name}_p99_us"), p99.into());
         json.insert(format!("{name}_p999_us"), p999.into());
         json.insert(format!("{name}_errors"), l.errors.into());
+    }
+    // Against nginx, each other proxy's p50, with how sure the run is of the difference: the
+    // twin's is how far apart two identical proxies land.
+    if let Some(n) = targets.iter().position(|(name, _)| *name == "nginx") {
+        for (i, (name, _)) in targets.iter().enumerate() {
+            if i == n || *name == "direct" {
+                continue;
+            }
+            if let Some(d) = paired::difference(&by_round[i], &by_round[n]) {
+                eprintln!(
+                    "{name:>9} minus nginx at p50: {:+.1} µs (95 %: {:+.1} to {:+.1}, the {} \
+                     rounds resampled)",
+                    d.p50,
+                    d.low,
+                    d.high,
+                    by_round[i].len()
+                );
+                json.insert(format!("{name}_minus_nginx_p50_us"), d.p50.into());
+                json.insert(
+                    format!("{name}_minus_nginx_p50_ci95_us"),
+                    vec![d.low, d.high].into(),
+                );
+            }
+        }
     }
     let machine_after = machine_cpu();
     let mut send_lag: Vec<Duration> = measured
