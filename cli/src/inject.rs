@@ -158,7 +158,11 @@ fn parse(name: &str, text: &str) -> Result<Value, String> {
             format!("{name} starts as JSON but is not ({e}); give `kubectl get KIND NAME -o json` output, or the manifest as YAML")
         });
     }
-    let documents: Vec<Value> = serde_saphyr::from_multiple(text)
+    // Numbers as kubectl reads them (YAML 1.1): `defaultMode: 0440` is octal, 288, where
+    // YAML 1.2 would make it 440 and the file mode wrong.
+    let mut options = serde_saphyr::Options::default();
+    options.legacy_octal_numbers = true;
+    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
         .map_err(|e| format!("{name} is neither JSON nor YAML: {e}"))?;
     let mut items = Vec::new();
     for document in documents {
@@ -645,6 +649,15 @@ mod tests {
         assert_eq!(
             many["items"],
             json!([{ "kind": "Pod" }, { "kind": "Service" }, { "kind": "ConfigMap" }])
+        );
+        // Scalars as kubectl reads them: a leading zero is octal, `yes` is true.
+        assert_eq!(
+            parse(
+                "f",
+                "kind: Secret\nmode: 0440\nhex: 0x1F\nflag: yes\nname: '0440'\n"
+            )
+            .unwrap(),
+            json!({ "kind": "Secret", "mode": 288, "hex": 31, "flag": true, "name": "0440" })
         );
         // JSON as kubectl prints it, after a byte-order mark and blank lines.
         assert_eq!(
