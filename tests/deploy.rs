@@ -104,9 +104,7 @@ fn the_example_sidecar_configuration_checks() {
         .expect("config")
         .replace("[app]", "[app]\nadress = \"127.0.0.1:8081\"");
     std::fs::write(&broken, text).expect("write config");
-    let out = check_config(&broken, None);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("adress"));
+    refused(&check_config(&broken, None), "adress");
 
     // Without the key, the environment's collector is checked as the start would use it.
     let bare = dir.path().join("bare.toml");
@@ -119,13 +117,9 @@ fn the_example_sidecar_configuration_checks() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let out = check_config(&bare, Some("https://collector:4318"));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("$OTEL_EXPORTER_OTLP_ENDPOINT 'https://collector:4318'"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    refused(
+        &check_config(&bare, Some("https://collector:4318")),
+        "$OTEL_EXPORTER_OTLP_ENDPOINT 'https://collector:4318'",
     );
 }
 
@@ -282,13 +276,14 @@ fn every_control_plane_replica_checks_with_its_arguments() {
         );
     }
     // A replica added without a place in --peers is refused, naming why.
-    let out = check(replicas);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not this node's id"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    refused(&check(replicas), "not this node's id");
+}
+
+/// Asserts that a flowmesh command refused its input (exit code 2) and said `said` on stderr.
+fn refused(out: &std::process::Output, said: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(said), "wanted {said:?} in: {stderr}");
 }
 
 /// Runs `flowmesh inject` with `input` on its standard input.
@@ -427,12 +422,8 @@ spec:
     assert_eq!(from_yaml, injected);
 
     // A document that is no object is refused, saying which.
-    let out = inject("kind: Deployment\n---\n- a list\n", &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("a YAML document is a list, not a Kubernetes object"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    refused(
+        &inject("kind: Deployment\n---\n- a list\n", &[]),
+        "a YAML document is a list, not a Kubernetes object",
     );
 }
