@@ -32,10 +32,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     };
     if args.check {
         // The environment's endpoint counts as the start would count it.
-        let spans = match config
-            .telemetry
-            .endpoint(std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
-        {
+        let spans = match config.telemetry.endpoint_in_effect() {
             Ok(Some(endpoint)) => format!("spans to {endpoint}"),
             Ok(None) => "no span export".to_owned(),
             Err(e) => {

@@ -265,6 +265,12 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
+    /// The OTLP endpoint in effect in this process: [`Telemetry::endpoint`] with
+    /// `$OTEL_EXPORTER_OTLP_ENDPOINT`, as both the start and `proxy --check` read it.
+    pub fn endpoint_in_effect(&self) -> Result<Option<String>, String> {
+        self.endpoint(std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+    }
+
     /// The OTLP endpoint in effect, given the environment's `OTEL_EXPORTER_OTLP_ENDPOINT`
     /// (`None`: no export). The file's key was checked when it was read; the environment's
     /// value is checked here, and a refusal names it.

@@ -196,7 +196,7 @@ impl Sidecar {
         rules.replace(Rules::from_models(&deployments.current().latest_xml()));
         let (exporter, export): (Option<Exporter>, _) = match config
             .telemetry
-            .endpoint(std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+            .endpoint_in_effect()
             .map_err(Error::Telemetry)?
         {
             Some(endpoint) => {
