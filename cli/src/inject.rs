@@ -162,8 +162,17 @@ fn parse(name: &str, text: &str) -> Result<Value, String> {
     // YAML 1.2 would make it 440 and the file mode wrong.
     let mut options = serde_saphyr::Options::default();
     options.legacy_octal_numbers = true;
-    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
-        .map_err(|e| format!("{name} is neither JSON nor YAML: {e}"))?;
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
+            // The user formatter: the default one advises on the library's own options,
+            // which someone running `inject` cannot set. One line, as every CLI refusal.
+            let mut render = serde_saphyr::RenderOptions::new(&serde_saphyr::UserMessageFormatter);
+            render.snippets = serde_saphyr::SnippetMode::Off;
+            format!(
+                "{name} is not valid YAML: {}",
+                e.render_with_options(render)
+            )
+        })?;
     let mut items = Vec::new();
     for document in documents {
         match document {
@@ -664,11 +673,23 @@ mod tests {
             parse("f", "\u{feff}\n {\"kind\": \"Pod\"}").unwrap(),
             json!({ "kind": "Pod" })
         );
+        // A duplicate key is refused in the user's terms on one line, with the file's name and
+        // the key's line, and without advice on library options nobody running `inject` can set.
+        let duplicate =
+            parse("pod.yaml", "kind: Pod\nmetadata:\n  name: a\n  name: b\n").unwrap_err();
+        assert!(
+            duplicate.starts_with("pod.yaml is not valid YAML")
+                && duplicate.contains("duplicate mapping key `name`")
+                && duplicate.contains("at line 4, column 3")
+                && !duplicate.contains('\n')
+                && !duplicate.contains("Options"),
+            "{duplicate}"
+        );
         for (text, said) in [
             ("{\"kind\": ", "f starts as JSON but is not"),
             ("", "f holds no Kubernetes object"),
             ("# nothing but a comment\n", "f holds no Kubernetes object"),
-            ("kind: [Pod\n", "f is neither JSON nor YAML"),
+            ("kind: [Pod\n", "f is not valid YAML"),
             (
                 "kind: Pod\n---\n42\n",
                 "f: a YAML document is a number, not a Kubernetes object",
