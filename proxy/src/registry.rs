@@ -1,22 +1,20 @@
 //! The mesh as this sidecar sees it: which services have live instances and where their
 //! sidecars listen. It follows the control plane (long-poll watch), keeps the last view it saw
 //! in redb, and starts from that copy, so traffic keeps flowing while the control plane is down
-//! (static stability). Picking an instance rotates over the live ones and skips, for a while,
-//! one that just refused a connection.
+//! (static stability). An instance is picked by its load as this sidecar sees it
+//! (`balance.rs`); one that just refused a connection is skipped for a while.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::balance::{self, Load, Sent};
 use crate::control::ControlPlanes;
 use flowmesh_proto::control::ServicesResponse;
 
 use crate::cache::Cache;
-
-/// How long an instance that refused a connection is passed over.
-const EJECT_FOR: Duration = Duration::from_secs(5);
 
 /// One sidecar of a service, as the mesh reaches it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,9 +23,15 @@ pub struct Instance {
     pub mesh: SocketAddr,
 }
 
+/// An instance and its load, which outlives views for as long as the instance is listed.
+struct Endpoint {
+    instance: Instance,
+    load: Arc<Load>,
+}
+
 #[derive(Default)]
 struct View {
-    services: BTreeMap<String, Vec<Instance>>,
+    services: BTreeMap<String, Vec<Endpoint>>,
     /// Event-bus topic → the services with an instance subscribed to it.
     subscribers: BTreeMap<String, Vec<String>>,
 }
@@ -38,8 +42,27 @@ pub struct Registry {
     view: Arc<RwLock<Arc<View>>>,
     /// The control plane's revision this view is current with (where the watch goes on).
     seen: Arc<AtomicU64>,
-    next: Arc<AtomicUsize>,
-    ejected: Arc<Mutex<BTreeMap<SocketAddr, Instant>>>,
+}
+
+/// An instance picked for one request, counted in flight at it until dropped. Tell it how
+/// the request went: [`Pick::answered`] or [`Pick::refused`].
+#[derive(Debug)]
+pub struct Pick {
+    pub instance: Instance,
+    sent: Sent,
+}
+
+impl Pick {
+    /// The instance answered (the head of its answer arrived); how long it took counts
+    /// towards its next picks.
+    pub fn answered(&self) {
+        self.sent.answered();
+    }
+
+    /// The instance refused the connection: it is passed over for a while.
+    pub fn refused(&self) {
+        self.sent.refused();
+    }
 }
 
 /// Why no instance could be picked.
@@ -53,8 +76,16 @@ pub enum Unroutable {
 
 impl Registry {
     /// Replaces the view with the control plane's answer; instances without a usable `mesh`
-    /// address are left out.
+    /// address are left out. Instances listed before keep their load.
     pub fn replace(&self, services: &ServicesResponse) {
+        let before = self.current();
+        let known: BTreeMap<SocketAddr, &Arc<Load>> = before
+            .services
+            .values()
+            .flatten()
+            .map(|e| (e.instance.mesh, &e.load))
+            .collect();
+        let now = Instant::now();
         let mut map = BTreeMap::new();
         let mut subscribers: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for s in &services.services {
@@ -64,13 +95,20 @@ impl Registry {
                     list.push(s.name.clone());
                 }
             }
-            let instances: Vec<Instance> = s
+            let instances: Vec<Endpoint> = s
                 .instances
                 .iter()
                 .filter_map(|i| {
-                    Some(Instance {
-                        id: i.id.clone(),
-                        mesh: i.addresses.get("mesh")?.parse().ok()?,
+                    let mesh: SocketAddr = i.addresses.get("mesh")?.parse().ok()?;
+                    let load = known
+                        .get(&mesh)
+                        .map_or_else(|| Arc::new(Load::new(now)), |l| Arc::clone(l));
+                    Some(Endpoint {
+                        instance: Instance {
+                            id: i.id.clone(),
+                            mesh,
+                        },
+                        load,
                     })
                 })
                 .collect();
@@ -103,13 +141,23 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// The listed instances of `service`, with a usable mesh address.
+    pub fn instances(&self, service: &str) -> Vec<Instance> {
+        self.current()
+            .services
+            .get(service)
+            .map(|listed| listed.iter().map(|e| e.instance.clone()).collect())
+            .unwrap_or_default()
+    }
+
     pub fn revision(&self) -> u64 {
         self.seen.load(Ordering::Relaxed)
     }
 
-    /// The next live instance of `service`, rotating; an instance ejected after a refused
-    /// connection is passed over unless it is the only one.
-    pub fn pick(&self, service: &str) -> Result<Instance, Unroutable> {
+    /// The instance of `service` to send a request to: the less loaded of two drawn at
+    /// random (`balance.rs`); one that refused a connection lately is passed over
+    /// unless every one did.
+    pub fn pick(&self, service: &str) -> Result<Pick, Unroutable> {
         let view = self.current();
         let Some(instances) = view.services.get(service) else {
             let known: Vec<&str> = view.services.keys().map(String::as_str).collect();
@@ -122,31 +170,13 @@ impl Registry {
                 },
             });
         };
-        if instances.is_empty() {
-            return Err(Unroutable::NoInstance(service.to_owned()));
-        }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let now = Instant::now();
-        let ejected = self.ejected.lock().map(|e| e.clone()).unwrap_or_default();
-        for k in 0..instances.len() {
-            let candidate = &instances[(start + k) % instances.len()];
-            if ejected
-                .get(&candidate.mesh)
-                .is_none_or(|until| *until <= now)
-            {
-                return Ok(candidate.clone());
-            }
-        }
-        Ok(instances[start % instances.len()].clone())
-    }
-
-    /// Passes over `mesh` for a while (it refused a connection).
-    pub fn eject(&self, mesh: SocketAddr) {
-        if let Ok(mut e) = self.ejected.lock() {
-            let now = Instant::now();
-            e.retain(|_, until| *until > now);
-            e.insert(mesh, now + EJECT_FOR);
-        }
+        let chosen = balance::choose(instances, |e| &e.load, Instant::now())
+            .and_then(|k| instances.get(k))
+            .ok_or_else(|| Unroutable::NoInstance(service.to_owned()))?;
+        Ok(Pick {
+            instance: chosen.instance.clone(),
+            sent: Sent::new(Arc::clone(&chosen.load)),
+        })
     }
 
     /// Loads the view last stored in `cache`, if any.
@@ -240,25 +270,42 @@ mod tests {
     }
 
     #[test]
-    fn picks_rotate_skip_ejected_and_say_why_not() {
+    fn picks_spread_skip_refusing_instances_and_say_why_not() {
         let r = Registry::default();
         r.replace(&services(&[
             ("a", "127.0.0.1:1001"),
             ("b", "127.0.0.1:1002"),
             ("bad", "not an address"),
         ]));
-        let picks: Vec<String> = (0..4).map(|_| r.pick("inventory").unwrap().id).collect();
-        assert_eq!(picks, ["a", "b", "a", "b"]);
-        r.eject("127.0.0.1:1001".parse().unwrap());
-        assert!((0..4).all(|_| r.pick("inventory").unwrap().id == "b"));
+        // Alike and idle, both are picked; one with a request in flight is passed over.
+        let ids: std::collections::BTreeSet<String> = (0..64)
+            .map(|_| r.pick("inventory").unwrap().instance.id)
+            .collect();
+        assert_eq!(ids, ["a", "b"].map(String::from).into());
+        let held = r.pick("inventory").unwrap();
+        let other = if held.instance.id == "a" { "b" } else { "a" };
+        assert!((0..16).all(|_| r.pick("inventory").unwrap().instance.id == other));
+        // The load outlives a new view that lists the instance again.
+        r.replace(&services(&[
+            ("a", "127.0.0.1:1001"),
+            ("b", "127.0.0.1:1002"),
+        ]));
+        assert!((0..16).all(|_| r.pick("inventory").unwrap().instance.id == other));
+        drop(held);
+        // A refusal passes the instance over.
+        let refusing = r.pick("inventory").unwrap();
+        refusing.refused();
+        let id = refusing.instance.id.clone();
+        drop(refusing);
+        assert!((0..16).all(|_| r.pick("inventory").unwrap().instance.id != id));
         assert_eq!(
             r.pick("shipping").unwrap_err().to_string(),
             "no service named 'shipping' is registered (known: inventory)"
         );
         r.replace(&services(&[]));
         assert_eq!(
-            r.pick("inventory"),
-            Err(Unroutable::NoInstance("inventory".into()))
+            r.pick("inventory").unwrap_err(),
+            Unroutable::NoInstance("inventory".into())
         );
     }
 }

@@ -76,8 +76,8 @@ impl Outbound {
             );
             return (answer, "other".to_owned());
         };
-        let instance = match self.registry.pick(&service) {
-            Ok(i) => i,
+        let pick = match self.registry.pick(&service) {
+            Ok(p) => p,
             Err(e) => {
                 let answer = body::error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -96,17 +96,19 @@ impl Outbound {
             headers.insert(SERVICE_HEADER, to);
             headers.insert(FROM_HEADER, from);
         }
-        let Ok(upstream) = Authority::try_from(instance.mesh.to_string()) else {
+        let Ok(upstream) = Authority::try_from(pick.instance.mesh.to_string()) else {
             let answer = body::error(
                 StatusCode::BAD_GATEWAY,
                 "bad_instance",
-                format!("instance {} has an unusable mesh address", instance.id),
+                format!("instance {} has an unusable mesh address", pick.instance.id),
             );
             return (answer, service);
         };
         let answer = self.forwarder.forward(request, &upstream, caller).await;
         if answer.extensions().get::<Unreachable>().is_some() {
-            self.registry.eject(instance.mesh);
+            pick.refused();
+        } else {
+            pick.answered();
         }
         (answer, service)
     }

@@ -1,7 +1,8 @@
 //! Two sidecars and a control plane on 127.0.0.1: the app of `checkout` calls `inventory`
 //! through its outbound port; the request crosses to inventory's sidecar over HTTP/2 and
 //! reaches inventory's app, from HTTP/1.1 and HTTP/2 apps alike. Registration, deregistration,
-//! the routing refusals, and routing from the cached registry while the control plane is down;
+//! the routing refusals, requests balanced away from a busy instance, and routing from the
+//! cached registry while the control plane is down;
 //! a sidecar bound to every interface registers addresses that another host can dial.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -204,6 +205,67 @@ async fn an_app_reaches_another_service_through_both_sidecars() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+// Tests run on tokio's test runtimes, which have a time driver of their own.
+#[allow(clippy::disallowed_methods)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_go_to_the_instance_that_is_not_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let apps = [app::start().await, app::start().await];
+    let mut sidecars = Vec::new();
+    for (k, app) in apps.iter().enumerate() {
+        let home = dir.path().join(format!("inventory-{k}"));
+        sidecars.push(sidecar("inventory", app.addr, &home, &cp, "").await);
+    }
+    let checkout_app = app::start().await;
+    let (checkout, _stop, _task) = sidecar(
+        "checkout",
+        checkout_app.addr,
+        &dir.path().join("checkout"),
+        &cp,
+        "",
+    )
+    .await;
+    let deadline = Instant::now() + harness::UP;
+    while checkout.registry.instances("inventory").len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second instance never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // One request that the app never answers keeps one instance busy.
+    let outbound = checkout.outbound;
+    let held = tokio::spawn(async move {
+        client()
+            .request(via(outbound, "inventory", "/never").body(empty()).unwrap())
+            .await
+    });
+    let hits = |k: usize| apps[k].hits.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = Instant::now() + harness::UP;
+    while hits(0) + hits(1) == 0 {
+        assert!(Instant::now() < deadline, "the held request reached no app");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let busy = if hits(0) == 1 { 0 } else { 1 };
+
+    // Round robin would send half of these to the busy one; all go to the other.
+    for _ in 0..20 {
+        let response = client()
+            .request(
+                via(checkout.outbound, "inventory", "/items/1")
+                    .body(empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!((hits(busy), hits(1 - busy)), (1, 20));
+    held.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -210,20 +210,25 @@ async fn deliver(
     }
     let peer = registry.pick(service).map_err(|e| e.to_string())?;
     let bytes = serde_json::to_vec(&batch).map_err(|e| e.to_string())?;
-    let request = Request::post(format!("http://{}{PATH}", peer.mesh))
+    let request = Request::post(format!("http://{}{PATH}", peer.instance.mesh))
         .header("content-type", "application/json")
         .header(SERVICE_HEADER, service)
         .body(Full::new(Bytes::from(bytes)))
         .map_err(|e| e.to_string())?;
     let answer = crate::timer::timeout(Duration::from_secs(10), client.request(request))
         .await
-        .map_err(|_| format!("{} did not answer in 10 s", peer.mesh))?
+        .map_err(|_| format!("{} did not answer in 10 s", peer.instance.mesh))?
         .map_err(|e| {
-            registry.eject(peer.mesh);
-            format!("{}: {e}", peer.mesh)
+            peer.refused();
+            format!("{}: {e}", peer.instance.mesh)
         })?;
+    peer.answered();
     if !answer.status().is_success() {
-        return Err(format!("{} answered {}", peer.mesh, answer.status()));
+        return Err(format!(
+            "{} answered {}",
+            peer.instance.mesh,
+            answer.status()
+        ));
     }
     let mut work = Work::new(Vec::new());
     work.writes.delivered = delivered;

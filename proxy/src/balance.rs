@@ -1,0 +1,259 @@
+//! Choosing among a service's live instances by their load as this sidecar sees it: the power
+//! of two choices over each instance's cost, a peak-EWMA estimate of its time to answer times
+//! its requests in flight plus one (the cost linkerd's balancer uses). A slow or busy instance
+//! gets fewer requests. An estimate decays while its instance is not chosen, so one that was
+//! slow is tried again after a while and shows what it has become.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What an instance is assumed to take before its first answer: modest, so that a new
+/// instance is neither flooded nor starved.
+const DEFAULT_RTT: Duration = Duration::from_millis(30);
+/// How fast an estimate forgets: a sample's weight falls to 1/e after this long.
+const DECAY: Duration = Duration::from_secs(10);
+/// How long an instance that refused a connection is passed over.
+const EJECT_FOR: Duration = Duration::from_secs(5);
+
+/// One instance's load: kept across registry updates for as long as the instance is listed.
+#[derive(Debug)]
+pub(crate) struct Load {
+    pending: AtomicU32,
+    state: Mutex<Estimate>,
+}
+
+#[derive(Debug)]
+struct Estimate {
+    /// Time to answer, in nanoseconds, as of `at`.
+    rtt: f64,
+    at: Instant,
+    ejected_until: Option<Instant>,
+}
+
+/// The weight an estimate made `age` ago keeps.
+fn kept(age: Duration) -> f64 {
+    (-age.as_secs_f64() / DECAY.as_secs_f64()).exp()
+}
+
+impl Load {
+    pub(crate) fn new(now: Instant) -> Load {
+        Load {
+            pending: AtomicU32::new(0),
+            state: Mutex::new(Estimate {
+                rtt: DEFAULT_RTT.as_nanos() as f64,
+                at: now,
+                ejected_until: None,
+            }),
+        }
+    }
+
+    /// Time to answer as estimated at `now` (decayed since the last answer) times the
+    /// requests in flight plus one.
+    fn cost(&self, now: Instant) -> f64 {
+        let pending = f64::from(self.pending.load(Ordering::Relaxed));
+        let rtt = self
+            .state
+            .lock()
+            .map_or(DEFAULT_RTT.as_nanos() as f64, |e| {
+                e.rtt * kept(now.saturating_duration_since(e.at))
+            });
+        rtt * (pending + 1.0)
+    }
+
+    /// Takes in an answer that took `rtt`: a slower one than the estimate replaces it at
+    /// once (the peak), a faster one moves it by the weight the old estimate has lost.
+    fn answered(&self, rtt: Duration, now: Instant) {
+        let sample = rtt.as_nanos() as f64;
+        if let Ok(mut e) = self.state.lock() {
+            let w = kept(now.saturating_duration_since(e.at));
+            e.rtt = if sample > e.rtt {
+                sample
+            } else {
+                e.rtt * w + sample * (1.0 - w)
+            };
+            e.at = now;
+        }
+    }
+
+    fn eject(&self, now: Instant) {
+        if let Ok(mut e) = self.state.lock() {
+            e.ejected_until = Some(now + EJECT_FOR);
+        }
+    }
+
+    #[cfg(test)]
+    fn ejected_until(&self, until: Option<Instant>) {
+        if let Ok(mut e) = self.state.lock() {
+            e.ejected_until = until;
+        }
+    }
+
+    fn ejected(&self, now: Instant) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|e| e.ejected_until.is_some_and(|until| until > now))
+    }
+}
+
+/// The index of the item to send to: of two drawn at random among those not ejected (all, if
+/// every one is), the one with the lower cost. `None` when there are none.
+pub(crate) fn choose<T>(items: &[T], load: impl Fn(&T) -> &Load, now: Instant) -> Option<usize> {
+    match items.len() {
+        0 => return None,
+        1 => return Some(0),
+        _ => {}
+    }
+    let live = items.iter().filter(|i| !load(i).ejected(now)).count();
+    let eligible = |i: &T| live == 0 || !load(i).ejected(now);
+    let n = if live == 0 { items.len() } else { live };
+    if n == 1 {
+        return items.iter().position(eligible);
+    }
+    let a = fastrand::usize(..n);
+    let mut b = fastrand::usize(..n - 1);
+    if b >= a {
+        b += 1;
+    }
+    // The a-th and b-th eligible items.
+    let mut at = items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| eligible(i))
+        .map(|(k, _)| k);
+    let (first, second) = if a < b { (a, b) } else { (b, a) };
+    let low = at.nth(first)?;
+    let high = at.nth(second - first - 1)?;
+    let (x, y) = if a < b { (low, high) } else { (high, low) };
+    // Ties go to the first drawn, itself random.
+    Some(if load(&items[y]).cost(now) < load(&items[x]).cost(now) {
+        y
+    } else {
+        x
+    })
+}
+
+/// A request on its way to a chosen instance: counted in flight until dropped. Tell it how the
+/// request went with [`Sent::answered`] or [`Sent::refused`].
+#[derive(Debug)]
+pub(crate) struct Sent {
+    load: Arc<Load>,
+    start: Instant,
+}
+
+impl Sent {
+    pub(crate) fn new(load: Arc<Load>) -> Sent {
+        load.pending.fetch_add(1, Ordering::Relaxed);
+        Sent {
+            load,
+            start: Instant::now(),
+        }
+    }
+
+    /// The instance answered (the head of its answer arrived): the time it took is a sample.
+    pub(crate) fn answered(&self) {
+        let now = Instant::now();
+        self.load
+            .answered(now.saturating_duration_since(self.start), now);
+    }
+
+    /// The instance refused the connection: it is passed over for a while.
+    pub(crate) fn refused(&self) {
+        self.load.eject(Instant::now());
+    }
+}
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        self.load.pending.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loads(n: usize, now: Instant) -> Vec<Arc<Load>> {
+        (0..n).map(|_| Arc::new(Load::new(now))).collect()
+    }
+
+    fn counts(items: &[Arc<Load>], now: Instant, draws: usize) -> Vec<usize> {
+        let mut seen = vec![0; items.len()];
+        for _ in 0..draws {
+            seen[choose(items, |l| l, now).unwrap()] += 1;
+        }
+        seen
+    }
+
+    #[test]
+    fn a_busy_instance_is_passed_over_for_an_idle_one() {
+        let now = Instant::now();
+        let items = loads(2, now);
+        let _busy = Sent::new(items[0].clone());
+        assert_eq!(counts(&items, now, 200), [0, 200]);
+    }
+
+    #[test]
+    fn alike_instances_share_the_requests() {
+        let now = Instant::now();
+        let items = loads(3, now);
+        let seen = counts(&items, now, 3000);
+        // Every one drawn about a third of the time (binomial: 1,000 ± 26 at one sigma).
+        assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
+    }
+
+    #[test]
+    fn a_slow_instance_gets_the_requests_only_once_its_estimate_has_decayed() {
+        let now = Instant::now();
+        let items = loads(2, now);
+        items[0].answered(Duration::from_millis(200), now);
+        items[1].answered(Duration::from_millis(2), now);
+        assert_eq!(counts(&items, now, 200), [0, 200]);
+        // One slow answer is remembered at once; fast ones move the estimate slowly.
+        items[1].answered(Duration::from_millis(90), now);
+        items[1].answered(Duration::from_millis(2), now + Duration::from_millis(1));
+        assert!(items[1].cost(now) > 80e6, "{:?}", items[1]);
+        // Untried for a minute, the slow one's estimate has decayed below the other's fresh one.
+        let later = now + Duration::from_secs(60);
+        items[1].answered(Duration::from_millis(2), later);
+        assert!(items[0].cost(later) < 1e6, "{:?}", items[0]);
+        assert_eq!(counts(&items, later, 200), [200, 0]);
+    }
+
+    #[test]
+    fn a_refusing_instance_is_passed_over_for_a_while_unless_it_is_the_only_one() {
+        let now = Instant::now();
+        let items = loads(3, now);
+        items[1].eject(now);
+        let seen = counts(&items, now, 300);
+        assert_eq!(seen[1], 0, "{seen:?}");
+        assert!(seen[0] > 0 && seen[2] > 0, "{seen:?}");
+        // All refusing: better any of them than none.
+        items[0].eject(now);
+        items[2].eject(now);
+        let seen = counts(&items, now, 300);
+        assert!(seen.iter().all(|&c| c > 0), "{seen:?}");
+        // Two refusing: the third takes everything.
+        items[1].ejected_until(None);
+        let seen = counts(&items, now, 300);
+        assert_eq!(seen, [0, 300, 0]);
+        // And once their time is up, they are back.
+        let seen = counts(&items, now + EJECT_FOR, 300);
+        assert!(seen.iter().all(|&c| c > 0), "{seen:?}");
+        assert_eq!(choose::<Arc<Load>>(&[], |l| l, now), None);
+        assert_eq!(choose(&items[..1], |l| l, now), Some(0));
+    }
+
+    #[test]
+    fn a_request_counts_in_flight_until_it_is_dropped() {
+        let now = Instant::now();
+        let load = Arc::new(Load::new(now));
+        let idle = load.cost(now);
+        let sent = Sent::new(load.clone());
+        assert_eq!(load.cost(now), 2.0 * idle);
+        sent.refused();
+        assert!(load.ejected(Instant::now()));
+        drop(sent);
+        assert_eq!(load.cost(now), idle);
+    }
+}
