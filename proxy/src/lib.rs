@@ -44,6 +44,7 @@ pub mod server;
 pub mod sidecar;
 pub mod telemetry;
 pub mod timer;
+mod untouched;
 pub mod vectored;
 
 pub use sidecar::{Handle, Sidecar};

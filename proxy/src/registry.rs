@@ -141,6 +141,11 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// How many instances of `service` are listed.
+    pub fn count(&self, service: &str) -> usize {
+        self.current().services.get(service).map_or(0, Vec::len)
+    }
+
     /// The listed instances of `service`, with a usable mesh address.
     pub fn instances(&self, service: &str) -> Vec<Instance> {
         self.current()

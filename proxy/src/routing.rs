@@ -1,6 +1,7 @@
 //! Where a request goes in the mesh. Outbound: the app names a service (absolute-form
 //! `http://inventory/...` as sent with `HTTP_PROXY`, or `Host: inventory`), and the request
-//! goes to a live instance of that service's sidecar, marked with the target and the caller.
+//! goes to a live instance of that service's sidecar, marked with the target and the caller;
+//! one that refuses the connection passes the request on to another.
 //! Mesh: a peer's request is checked to be meant for this service, unmarked, and handed to the
 //! app.
 
@@ -10,8 +11,13 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::body::{self, Body};
 use crate::forward::{Forwarder, Unreachable};
+use crate::hop;
 use crate::registry::Registry;
 use crate::server::Caller;
+use crate::untouched::untouched;
+
+/// How many instances one request may be offered to when they refuse the connection.
+const MAX_TRIES: usize = 3;
 
 /// The service a request is for, on the mesh.
 pub const SERVICE_HEADER: &str = "x-flowmesh-service";
@@ -76,17 +82,6 @@ impl Outbound {
             );
             return (answer, "other".to_owned());
         };
-        let pick = match self.registry.pick(&service) {
-            Ok(p) => p,
-            Err(e) => {
-                let answer = body::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no_instance",
-                    e.to_string(),
-                );
-                return (answer, service);
-            }
-        };
         let headers = request.headers_mut();
         unmark(headers);
         if let (Ok(to), Ok(from)) = (
@@ -96,21 +91,64 @@ impl Outbound {
             headers.insert(SERVICE_HEADER, to);
             headers.insert(FROM_HEADER, from);
         }
-        let Ok(upstream) = Authority::try_from(pick.instance.mesh.to_string()) else {
-            let answer = body::error(
-                StatusCode::BAD_GATEWAY,
-                "bad_instance",
-                format!("instance {} has an unusable mesh address", pick.instance.id),
-            );
-            return (answer, service);
-        };
-        let answer = self.forwarder.forward(request, &upstream, caller).await;
-        if answer.extensions().get::<Unreachable>().is_some() {
+        // An instance that refused the connection saw nothing of the request: it goes to
+        // another instance, as long as nothing has read its body (an upgrade never does).
+        let tries = self.registry.count(&service).min(MAX_TRIES);
+        let upgrade = hop::wants_upgrade(request.headers());
+        let mut tried = 1;
+        loop {
+            let pick = match self.registry.pick(&service) {
+                Ok(p) => p,
+                Err(e) => {
+                    let answer = body::error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no_instance",
+                        e.to_string(),
+                    );
+                    return (answer, service);
+                }
+            };
+            let Ok(upstream) = Authority::try_from(pick.instance.mesh.to_string()) else {
+                let answer = body::error(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_instance",
+                    format!("instance {} has an unusable mesh address", pick.instance.id),
+                );
+                return (answer, service);
+            };
+            let (sent, spare) = if tried < tries && !upgrade {
+                let (parts, body) = request.into_parts();
+                let (body, reclaim) = untouched(body);
+                (
+                    Request::from_parts(parts.clone(), body),
+                    Some((parts, reclaim)),
+                )
+            } else {
+                (request, None)
+            };
+            let answer = self
+                .forwarder
+                .forward(sent, &upstream, caller.clone())
+                .await;
+            if answer.extensions().get::<Unreachable>().is_none() {
+                pick.answered();
+                return (answer, service);
+            }
             pick.refused();
-        } else {
-            pick.answered();
+            let again = spare
+                .and_then(|(parts, reclaim)| Some(Request::from_parts(parts, reclaim.take()?)));
+            let Some(again) = again else {
+                return (answer, service);
+            };
+            tracing::warn!(
+                %service,
+                instance = %pick.instance.id,
+                mesh = %pick.instance.mesh,
+                "the instance refused the connection; passed over for a while, the request goes to another"
+            );
+            request = again;
+            tried += 1;
         }
-        (answer, service)
     }
 }
 

@@ -1,8 +1,9 @@
 //! Two sidecars and a control plane on 127.0.0.1: the app of `checkout` calls `inventory`
 //! through its outbound port; the request crosses to inventory's sidecar over HTTP/2 and
 //! reaches inventory's app, from HTTP/1.1 and HTTP/2 apps alike. Registration, deregistration,
-//! the routing refusals, requests balanced away from a busy instance, and routing from the
-//! cached registry while the control plane is down;
+//! the routing refusals, requests balanced away from a busy instance and passed on from one
+//! that refuses the connection, and routing from the cached registry while the control plane
+//! is down;
 //! a sidecar bound to every interface registers addresses that another host can dial.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -265,6 +266,104 @@ async fn requests_go_to_the_instance_that_is_not_busy() {
         assert_eq!(response.status(), StatusCode::OK);
     }
     assert_eq!((hits(busy), hits(1 - busy)), (1, 20));
+    held.abort();
+}
+
+// Tests run on tokio's test runtimes, which have a time driver of their own.
+#[allow(clippy::disallowed_methods)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_an_instance_refused_goes_to_another_body_and_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let inventory_app = app::start().await;
+    let (_inventory, _inventory_stop, _inventory_task) = sidecar(
+        "inventory",
+        inventory_app.addr,
+        &dir.path().join("inventory"),
+        &cp,
+        "",
+    )
+    .await;
+    let checkout_app = app::start().await;
+    let (checkout, _stop, _task) = sidecar(
+        "checkout",
+        checkout_app.addr,
+        &dir.path().join("checkout"),
+        &cp,
+        "",
+    )
+    .await;
+    routable(&checkout, "inventory", true).await;
+
+    // The live instance is busy with a request its app never answers...
+    let outbound = checkout.outbound;
+    let held = tokio::spawn(async move {
+        client()
+            .request(via(outbound, "inventory", "/never").body(empty()).unwrap())
+            .await
+    });
+    let hits = || {
+        inventory_app
+            .hits
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let deadline = Instant::now() + harness::UP;
+    while hits() == 0 {
+        assert!(Instant::now() < deadline, "the held request never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // ...so the next request goes to a second instance, one whose port refuses connections
+    // (bound, never listening: no other test can take the port meanwhile).
+    let dead = tokio::net::TcpSocket::new_v4().unwrap();
+    dead.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let registration = flowmesh_proto::control::RegisterRequest {
+        addresses: [("mesh".to_owned(), dead.local_addr().unwrap().to_string())].into(),
+        lease_seconds: 60,
+        topics: Vec::new(),
+    };
+    flowmesh_control_plane::client::Client::new(&cp, Some(harness::TOKEN.to_owned()))
+        .register("inventory", "inventory-gone", &registration)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + harness::UP;
+    while checkout.registry.count("inventory") < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second instance never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // It refuses; the request, body and all, goes on to the live one.
+    let response = client()
+        .request(
+            via(checkout.outbound, "inventory", "/items/2")
+                .method(Method::POST)
+                .body(Full::new(Bytes::from_static(b"sku=42")).boxed())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let echo = json(response).await;
+    assert_eq!(
+        (echo["path"].as_str(), echo["body_bytes"].as_u64()),
+        (Some("/items/2"), Some(6))
+    );
+    assert_eq!(hits(), 2);
+    // The refusing instance is passed over from then on.
+    for _ in 0..5 {
+        let response = client()
+            .request(
+                via(checkout.outbound, "inventory", "/status/204")
+                    .body(empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+    assert_eq!(hits(), 7);
     held.abort();
 }
 
