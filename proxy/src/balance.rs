@@ -2,11 +2,15 @@
 //! of two choices over each instance's cost, a peak-EWMA estimate of its time to answer times
 //! its requests in flight plus one (the cost linkerd's balancer uses). A slow or busy instance
 //! gets fewer requests. An estimate decays while its instance is not chosen, so one that was
-//! slow is tried again after a while and shows what it has become.
+//! slow is tried again after a while and shows what it has become. An instance that refuses a
+//! connection, or answers with gateway failures (502, 503, 504) several times in a row, is
+//! passed over for a while: fast failures must not look like a fast instance.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use hyper::StatusCode;
 
 /// What an instance is assumed to take before its first answer: modest, so that a new
 /// instance is neither flooded nor starved.
@@ -15,6 +19,9 @@ const DEFAULT_RTT: Duration = Duration::from_millis(30);
 const DECAY: Duration = Duration::from_secs(10);
 /// How long an instance that refused a connection is passed over.
 const EJECT_FOR: Duration = Duration::from_secs(5);
+/// Gateway failures in a row after which an instance is passed over (as Envoy's outlier
+/// detection does by default).
+const FAILURES_TO_EJECT: u32 = 5;
 
 /// One instance's load: kept across registry updates for as long as the instance is listed.
 #[derive(Debug)]
@@ -29,6 +36,8 @@ struct Estimate {
     rtt: f64,
     at: Instant,
     ejected_until: Option<Instant>,
+    /// Gateway failures since the last other answer.
+    failures: u32,
 }
 
 /// The weight an estimate made `age` ago keeps.
@@ -44,6 +53,7 @@ impl Load {
                 rtt: DEFAULT_RTT.as_nanos() as f64,
                 at: now,
                 ejected_until: None,
+                failures: 0,
             }),
         }
     }
@@ -62,18 +72,28 @@ impl Load {
     }
 
     /// Takes in an answer that took `rtt`: a slower one than the estimate replaces it at
-    /// once (the peak), a faster one moves it by the weight the old estimate has lost.
-    fn answered(&self, rtt: Duration, now: Instant) {
+    /// once (the peak), a faster one moves it by the weight the old estimate has lost. True
+    /// when this answer, a gateway failure, makes too many in a row: the instance is then
+    /// passed over.
+    fn answered(&self, rtt: Duration, failed: bool, now: Instant) -> bool {
         let sample = rtt.as_nanos() as f64;
-        if let Ok(mut e) = self.state.lock() {
-            let w = kept(now.saturating_duration_since(e.at));
-            e.rtt = if sample > e.rtt {
-                sample
-            } else {
-                e.rtt * w + sample * (1.0 - w)
-            };
-            e.at = now;
+        let Ok(mut e) = self.state.lock() else {
+            return false;
+        };
+        let w = kept(now.saturating_duration_since(e.at));
+        e.rtt = if sample > e.rtt {
+            sample
+        } else {
+            e.rtt * w + sample * (1.0 - w)
+        };
+        e.at = now;
+        e.failures = if failed { e.failures + 1 } else { 0 };
+        if e.failures < FAILURES_TO_EJECT {
+            return false;
         }
+        e.failures = 0;
+        e.ejected_until = Some(now + EJECT_FOR);
+        true
     }
 
     fn eject(&self, now: Instant) {
@@ -150,11 +170,17 @@ impl Sent {
         }
     }
 
-    /// The instance answered (the head of its answer arrived): the time it took is a sample.
-    pub(crate) fn answered(&self) {
+    /// The instance answered with `status` (the head of its answer arrived): the time it
+    /// took is a sample. True when the answer got the instance passed over (the last of too
+    /// many gateway failures in a row).
+    pub(crate) fn answered(&self, status: StatusCode) -> bool {
         let now = Instant::now();
+        let failed = matches!(
+            status,
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        );
         self.load
-            .answered(now.saturating_duration_since(self.start), now);
+            .answered(now.saturating_duration_since(self.start), failed, now)
     }
 
     /// The instance refused the connection: it is passed over for a while.
@@ -206,16 +232,20 @@ mod tests {
     fn a_slow_instance_gets_the_requests_only_once_its_estimate_has_decayed() {
         let now = Instant::now();
         let items = loads(2, now);
-        items[0].answered(Duration::from_millis(200), now);
-        items[1].answered(Duration::from_millis(2), now);
+        items[0].answered(Duration::from_millis(200), false, now);
+        items[1].answered(Duration::from_millis(2), false, now);
         assert_eq!(counts(&items, now, 200), [0, 200]);
         // One slow answer is remembered at once; fast ones move the estimate slowly.
-        items[1].answered(Duration::from_millis(90), now);
-        items[1].answered(Duration::from_millis(2), now + Duration::from_millis(1));
+        items[1].answered(Duration::from_millis(90), false, now);
+        items[1].answered(
+            Duration::from_millis(2),
+            false,
+            now + Duration::from_millis(1),
+        );
         assert!(items[1].cost(now) > 80e6, "{:?}", items[1]);
         // Untried for a minute, the slow one's estimate has decayed below the other's fresh one.
         let later = now + Duration::from_secs(60);
-        items[1].answered(Duration::from_millis(2), later);
+        items[1].answered(Duration::from_millis(2), false, later);
         assert!(items[0].cost(later) < 1e6, "{:?}", items[0]);
         assert_eq!(counts(&items, later, 200), [200, 0]);
     }
@@ -242,6 +272,33 @@ mod tests {
         assert!(seen.iter().all(|&c| c > 0), "{seen:?}");
         assert_eq!(choose::<Arc<Load>>(&[], |l| l, now), None);
         assert_eq!(choose(&items[..1], |l| l, now), Some(0));
+    }
+
+    #[test]
+    fn gateway_failures_in_a_row_pass_an_instance_over_other_answers_break_the_row() {
+        let now = Instant::now();
+        let load = Load::new(now);
+        let ms = Duration::from_millis(1);
+        for _ in 0..FAILURES_TO_EJECT - 1 {
+            assert!(!load.answered(ms, true, now));
+        }
+        assert!(!load.answered(ms, false, now));
+        for _ in 0..FAILURES_TO_EJECT - 1 {
+            assert!(!load.answered(ms, true, now));
+        }
+        assert!(!load.ejected(now));
+        assert!(load.answered(ms, true, now));
+        assert!(load.ejected(now));
+        assert!(!load.ejected(now + EJECT_FOR));
+        // The row starts again after an ejection.
+        assert!(!load.answered(ms, true, now + EJECT_FOR));
+        let sent = Sent::new(Arc::new(Load::new(now)));
+        assert!(!sent.answered(StatusCode::NOT_FOUND));
+        assert!(!sent.answered(StatusCode::INTERNAL_SERVER_ERROR));
+        for _ in 0..FAILURES_TO_EJECT - 1 {
+            assert!(!sent.answered(StatusCode::SERVICE_UNAVAILABLE));
+        }
+        assert!(sent.answered(StatusCode::GATEWAY_TIMEOUT));
     }
 
     #[test]

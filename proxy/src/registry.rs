@@ -53,10 +53,11 @@ pub struct Pick {
 }
 
 impl Pick {
-    /// The instance answered (the head of its answer arrived); how long it took counts
-    /// towards its next picks.
-    pub fn answered(&self) {
-        self.sent.answered();
+    /// The instance answered with `status` (the head of its answer arrived); how long it
+    /// took counts towards its next picks. True when this answer got the instance passed
+    /// over: the last of too many gateway failures (502, 503, 504) in a row.
+    pub fn answered(&self, status: hyper::StatusCode) -> bool {
+        self.sent.answered(status)
     }
 
     /// The instance refused the connection: it is passed over for a while.

@@ -131,7 +131,15 @@ impl Outbound {
                 .forward(sent, &upstream, caller.clone())
                 .await;
             if answer.extensions().get::<Unreachable>().is_none() {
-                pick.answered();
+                if pick.answered(answer.status()) {
+                    tracing::warn!(
+                        %service,
+                        instance = %pick.instance.id,
+                        mesh = %pick.instance.mesh,
+                        status = answer.status().as_u16(),
+                        "the instance answered with gateway failures too many times in a row; passed over for a while"
+                    );
+                }
                 return (answer, service);
             }
             pick.refused();

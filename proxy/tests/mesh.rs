@@ -1,9 +1,9 @@
 //! Two sidecars and a control plane on 127.0.0.1: the app of `checkout` calls `inventory`
 //! through its outbound port; the request crosses to inventory's sidecar over HTTP/2 and
 //! reaches inventory's app, from HTTP/1.1 and HTTP/2 apps alike. Registration, deregistration,
-//! the routing refusals, requests balanced away from a busy instance and passed on from one
-//! that refuses the connection, and routing from the cached registry while the control plane
-//! is down;
+//! the routing refusals, requests balanced away from a busy instance and from one that fails
+//! fast, passed on from one that refuses the connection, and routing from the cached registry
+//! while the control plane is down;
 //! a sidecar bound to every interface registers addresses that another host can dial.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -364,6 +364,86 @@ async fn a_request_an_instance_refused_goes_to_another_body_and_all() {
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
     assert_eq!(hits(), 7);
+    held.abort();
+}
+
+// Tests run on tokio's test runtimes, which have a time driver of their own.
+#[allow(clippy::disallowed_methods)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_fails_fast_does_not_draw_the_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
+    let inventory_app = app::start().await;
+    let (_inventory, _inventory_stop, _inventory_task) = sidecar(
+        "inventory",
+        inventory_app.addr,
+        &dir.path().join("inventory"),
+        &cp,
+        "",
+    )
+    .await;
+    let checkout_app = app::start().await;
+    let (checkout, _stop, _task) = sidecar(
+        "checkout",
+        checkout_app.addr,
+        &dir.path().join("checkout"),
+        &cp,
+        "",
+    )
+    .await;
+    routable(&checkout, "inventory", true).await;
+    let outbound = checkout.outbound;
+    let held = tokio::spawn(async move {
+        client()
+            .request(via(outbound, "inventory", "/never").body(empty()).unwrap())
+            .await
+    });
+    let deadline = Instant::now() + harness::UP;
+    while inventory_app
+        .hits
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the held request never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A second instance whose sidecar is up but whose app is not: it answers 502 at once,
+    // which would make it look like the fastest instance of all.
+    let gone = tokio::net::TcpSocket::new_v4().unwrap();
+    gone.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let (_broken, _broken_stop, _broken_task) = sidecar(
+        "inventory",
+        gone.local_addr().unwrap(),
+        &dir.path().join("inventory-broken"),
+        &cp,
+        "",
+    )
+    .await;
+    let deadline = Instant::now() + harness::UP;
+    while checkout.registry.count("inventory") < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second instance never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let response = client()
+            .request(
+                via(checkout.outbound, "inventory", "/status/200")
+                    .body(empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    // Five gateway failures in a row pass it over; the rest reach the live instance.
+    let mut wanted = vec![502; 5];
+    wanted.resize(30, 200);
+    assert_eq!(statuses, wanted);
     held.abort();
 }
 

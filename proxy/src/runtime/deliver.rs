@@ -222,7 +222,13 @@ async fn deliver(
             peer.refused();
             format!("{}: {e}", peer.instance.mesh)
         })?;
-    peer.answered();
+    if peer.answered(answer.status()) {
+        tracing::warn!(
+            %service,
+            instance = %peer.instance.id,
+            "the instance answered deliveries with gateway failures too many times in a row; passed over for a while"
+        );
+    }
     if !answer.status().is_success() {
         return Err(format!(
             "{} answered {}",
