@@ -52,6 +52,17 @@ struct TopicLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PassedOverLabels {
+    service: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RecordLabels {
     direction: &'static str,
     topic: String,
@@ -141,6 +152,8 @@ struct Inner {
     jobs: Family<JobLabels, Counter>,
     unroutable: Family<NameLabels, Counter>,
     dead_letters: Family<TopicLabels, Counter>,
+    passed_over: Family<PassedOverLabels, Counter>,
+    passed_on: Family<ServiceLabels, Counter>,
     instances: Family<StateLabels, Gauge>,
     kafka_records: Family<RecordLabels, Counter>,
     kafka_injected: Counter,
@@ -274,6 +287,18 @@ impl Metrics {
             "Messages no service waits for (kept until one does), by message name",
             unroutable.clone(),
         );
+        let passed_over = Family::<PassedOverLabels, Counter>::default();
+        let passed_on = Family::<ServiceLabels, Counter>::default();
+        registry.register(
+            "instances_passed_over",
+            "Times an instance of another service was passed over for 5 s, by service and reason (refused: it refused a connection; failures: five gateway failures in a row)",
+            passed_over.clone(),
+        );
+        registry.register(
+            "requests_passed_on",
+            "Requests sent on to another instance after one refused the connection, by service",
+            passed_on.clone(),
+        );
         let kafka_records = Family::<RecordLabels, Counter>::default();
         let kafka_injected = Counter::default();
         let kafka_closed = Family::<ReasonLabels, Counter>::default();
@@ -303,6 +328,8 @@ impl Metrics {
                 jobs,
                 unroutable,
                 dead_letters,
+                passed_over,
+                passed_on,
                 instances,
                 incidents,
                 outbox,
@@ -460,6 +487,28 @@ impl Metrics {
                 topic: topic.to_owned(),
             })
             .inc_by(n);
+    }
+
+    /// An instance of `service` passed over for a while: `refused` a connection, or too many
+    /// gateway `failures` in a row.
+    pub fn passed_over(&self, service: &str, reason: &'static str) {
+        self.inner
+            .passed_over
+            .get_or_create(&PassedOverLabels {
+                service: service.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// A request to `service` sent on to another instance after one refused the connection.
+    pub fn passed_on(&self, service: &str) {
+        self.inner
+            .passed_on
+            .get_or_create(&ServiceLabels {
+                service: service.to_owned(),
+            })
+            .inc();
     }
 
     pub fn kafka_injected(&self, n: u64) {

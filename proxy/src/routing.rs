@@ -12,6 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::body::{self, Body};
 use crate::forward::{Forwarder, Unreachable};
 use crate::hop;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::server::Caller;
 use crate::untouched::untouched;
@@ -56,6 +57,7 @@ pub struct Outbound {
     pub me: String,
     pub registry: Registry,
     pub forwarder: Forwarder,
+    pub metrics: Metrics,
 }
 
 impl Outbound {
@@ -132,6 +134,7 @@ impl Outbound {
                 .await;
             if answer.extensions().get::<Unreachable>().is_none() {
                 if pick.answered(answer.status()) {
+                    self.metrics.passed_over(&service, "failures");
                     tracing::warn!(
                         %service,
                         instance = %pick.instance.id,
@@ -143,6 +146,7 @@ impl Outbound {
                 return (answer, service);
             }
             pick.refused();
+            self.metrics.passed_over(&service, "refused");
             let again = spare
                 .and_then(|(parts, reclaim)| Some(Request::from_parts(parts, reclaim.take()?)));
             let Some(again) = again else {
@@ -154,6 +158,7 @@ impl Outbound {
                 mesh = %pick.instance.mesh,
                 "the instance refused the connection; passed over for a while, the request goes to another"
             );
+            self.metrics.passed_on(&service);
             request = again;
             tried += 1;
         }

@@ -429,6 +429,7 @@ impl Sidecar {
             me: me.clone(),
             registry: self.registry.clone(),
             forwarder: Forwarder::mesh(&limits),
+            metrics: metrics.clone(),
         };
         let outbound = serve(
             Plane {

@@ -15,10 +15,11 @@ mod harness;
 #[path = "support/client.rs"]
 mod http;
 
-use harness::{control_plane, routable, sidecar, sidecar_listening};
-use http::{client, empty, json, read_head};
+use harness::{control_plane, listed, routable, sidecar, sidecar_listening};
+use http::{api, client, empty, json, read_head, until};
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -208,136 +209,124 @@ async fn an_app_reaches_another_service_through_both_sidecars() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
-// Tests run on tokio's test runtimes, which have a time driver of their own.
-#[allow(clippy::disallowed_methods)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_go_to_the_instance_that_is_not_busy() {
+/// Checkout's sidecar and one inventory instance per app, all following one control plane;
+/// returns once checkout can route to inventory.
+struct Balanced {
+    _dir: tempfile::TempDir,
+    cp: String,
+    checkout: flowmesh_proxy::Handle,
+    _running: Vec<(harness::Stopper, tokio::task::JoinHandle<()>)>,
+}
+
+async fn balanced(apps: &[&app::App]) -> Balanced {
     let dir = tempfile::tempdir().unwrap();
-    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
-    let apps = [app::start().await, app::start().await];
-    let mut sidecars = Vec::new();
+    let (cp, cp_stop, cp_task) = control_plane(dir.path()).await;
+    let mut running = vec![(cp_stop, cp_task)];
     for (k, app) in apps.iter().enumerate() {
         let home = dir.path().join(format!("inventory-{k}"));
-        sidecars.push(sidecar("inventory", app.addr, &home, &cp, "").await);
+        let (_, stop, task) = sidecar("inventory", app.addr, &home, &cp, "").await;
+        running.push((stop, task));
     }
     let checkout_app = app::start().await;
-    let (checkout, _stop, _task) = sidecar(
-        "checkout",
-        checkout_app.addr,
-        &dir.path().join("checkout"),
-        &cp,
-        "",
-    )
-    .await;
-    let deadline = Instant::now() + harness::UP;
-    while checkout.registry.instances("inventory").len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the second instance never showed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let home = dir.path().join("checkout");
+    let (checkout, stop, task) = sidecar("checkout", checkout_app.addr, &home, &cp, "").await;
+    running.push((stop, task));
+    listed(&checkout, "inventory", apps.len()).await;
+    Balanced {
+        _dir: dir,
+        cp,
+        checkout,
+        _running: running,
     }
+}
 
-    // One request that the app never answers keeps one instance busy.
-    let outbound = checkout.outbound;
+/// Keeps one instance busy with a request its app (one of `apps`) never answers; returns
+/// once the request has arrived.
+async fn hold(outbound: SocketAddr, apps: &[&app::App]) -> tokio::task::JoinHandle<()> {
+    let hits = || apps.iter().map(|a| a.hits.load(Relaxed)).sum::<u64>();
+    let before = hits();
     let held = tokio::spawn(async move {
-        client()
+        let _ = client()
             .request(via(outbound, "inventory", "/never").body(empty()).unwrap())
-            .await
+            .await;
     });
-    let hits = |k: usize| apps[k].hits.load(std::sync::atomic::Ordering::Relaxed);
-    let deadline = Instant::now() + harness::UP;
-    while hits(0) + hits(1) == 0 {
-        assert!(Instant::now() < deadline, "the held request reached no app");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let busy = if hits(0) == 1 { 0 } else { 1 };
+    until("the held request arrives", harness::UP, || async {
+        (hits() > before).then_some(())
+    })
+    .await;
+    held
+}
 
-    // Round robin would send half of these to the busy one; all go to the other.
-    for _ in 0..20 {
+/// GETs `path` from inventory through checkout's outbound port `n` times: the statuses.
+async fn statuses(outbound: SocketAddr, path: &str, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..n {
         let response = client()
-            .request(
-                via(checkout.outbound, "inventory", "/items/1")
-                    .body(empty())
-                    .unwrap(),
-            )
+            .request(via(outbound, "inventory", path).body(empty()).unwrap())
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        statuses.push(response.status().as_u16());
     }
-    assert_eq!((hits(busy), hits(1 - busy)), (1, 20));
+    statuses
+}
+
+/// Checkout's metrics, as text.
+async fn metrics(checkout: &flowmesh_proxy::Handle) -> String {
+    let (status, text) = api(checkout.local, Method::GET, "/metrics", None).await;
+    assert_eq!(status, 200);
+    text.as_str().unwrap().to_owned()
+}
+
+/// A socket bound to a port of 127.0.0.1 and never listening: connections to it are refused,
+/// and no other test can take its port meanwhile.
+fn refusing() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_go_to_the_instance_that_is_not_busy() {
+    let apps = [app::start().await, app::start().await];
+    let [a, b] = &apps;
+    let mesh = balanced(&[a, b]).await;
+    let held = hold(mesh.checkout.outbound, &[a, b]).await;
+    let busy = usize::from(b.hits.load(Relaxed) == 1);
+
+    // Round robin would send half of these to the busy one; all go to the other.
+    assert_eq!(
+        statuses(mesh.checkout.outbound, "/items/1", 20).await,
+        [200; 20]
+    );
+    let hits: Vec<u64> = apps.iter().map(|a| a.hits.load(Relaxed)).collect();
+    assert_eq!((hits[busy], hits[1 - busy]), (1, 20));
     held.abort();
 }
 
-// Tests run on tokio's test runtimes, which have a time driver of their own.
-#[allow(clippy::disallowed_methods)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_an_instance_refused_goes_to_another_body_and_all() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
-    let inventory_app = app::start().await;
-    let (_inventory, _inventory_stop, _inventory_task) = sidecar(
-        "inventory",
-        inventory_app.addr,
-        &dir.path().join("inventory"),
-        &cp,
-        "",
-    )
-    .await;
-    let checkout_app = app::start().await;
-    let (checkout, _stop, _task) = sidecar(
-        "checkout",
-        checkout_app.addr,
-        &dir.path().join("checkout"),
-        &cp,
-        "",
-    )
-    .await;
-    routable(&checkout, "inventory", true).await;
-
-    // The live instance is busy with a request its app never answers...
-    let outbound = checkout.outbound;
-    let held = tokio::spawn(async move {
-        client()
-            .request(via(outbound, "inventory", "/never").body(empty()).unwrap())
-            .await
-    });
-    let hits = || {
-        inventory_app
-            .hits
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
-    let deadline = Instant::now() + harness::UP;
-    while hits() == 0 {
-        assert!(Instant::now() < deadline, "the held request never arrived");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    // ...so the next request goes to a second instance, one whose port refuses connections
-    // (bound, never listening: no other test can take the port meanwhile).
-    let dead = tokio::net::TcpSocket::new_v4().unwrap();
-    dead.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let live = app::start().await;
+    let mesh = balanced(&[&live]).await;
+    // The live instance is busy, so the next request goes to a second instance, one whose
+    // port refuses connections.
+    let held = hold(mesh.checkout.outbound, &[&live]).await;
+    let (_gone, gone) = refusing();
     let registration = flowmesh_proto::control::RegisterRequest {
-        addresses: [("mesh".to_owned(), dead.local_addr().unwrap().to_string())].into(),
+        addresses: [("mesh".to_owned(), gone.to_string())].into(),
         lease_seconds: 60,
         topics: Vec::new(),
     };
-    flowmesh_control_plane::client::Client::new(&cp, Some(harness::TOKEN.to_owned()))
+    flowmesh_control_plane::client::Client::new(&mesh.cp, Some(harness::TOKEN.to_owned()))
         .register("inventory", "inventory-gone", &registration)
         .await
         .unwrap();
-    let deadline = Instant::now() + harness::UP;
-    while checkout.registry.count("inventory") < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the second instance never showed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    listed(&mesh.checkout, "inventory", 2).await;
 
     // It refuses; the request, body and all, goes on to the live one.
     let response = client()
         .request(
-            via(checkout.outbound, "inventory", "/items/2")
+            via(mesh.checkout.outbound, "inventory", "/items/2")
                 .method(Method::POST)
                 .body(Full::new(Bytes::from_static(b"sku=42")).boxed())
                 .unwrap(),
@@ -350,100 +339,46 @@ async fn a_request_an_instance_refused_goes_to_another_body_and_all() {
         (echo["path"].as_str(), echo["body_bytes"].as_u64()),
         (Some("/items/2"), Some(6))
     );
-    assert_eq!(hits(), 2);
+    assert_eq!(live.hits.load(Relaxed), 2);
     // The refusing instance is passed over from then on.
-    for _ in 0..5 {
-        let response = client()
-            .request(
-                via(checkout.outbound, "inventory", "/status/204")
-                    .body(empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        statuses(mesh.checkout.outbound, "/status/204", 5).await,
+        [204; 5]
+    );
+    assert_eq!(live.hits.load(Relaxed), 7);
+    let text = metrics(&mesh.checkout).await;
+    for line in [
+        "flowmesh_instances_passed_over_total{service=\"inventory\",reason=\"refused\"} 1",
+        "flowmesh_requests_passed_on_total{service=\"inventory\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
     }
-    assert_eq!(hits(), 7);
     held.abort();
 }
 
-// Tests run on tokio's test runtimes, which have a time driver of their own.
-#[allow(clippy::disallowed_methods)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_that_fails_fast_does_not_draw_the_traffic() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cp, _cp_stop, _cp_task) = control_plane(dir.path()).await;
-    let inventory_app = app::start().await;
-    let (_inventory, _inventory_stop, _inventory_task) = sidecar(
-        "inventory",
-        inventory_app.addr,
-        &dir.path().join("inventory"),
-        &cp,
-        "",
-    )
-    .await;
-    let checkout_app = app::start().await;
-    let (checkout, _stop, _task) = sidecar(
-        "checkout",
-        checkout_app.addr,
-        &dir.path().join("checkout"),
-        &cp,
-        "",
-    )
-    .await;
-    routable(&checkout, "inventory", true).await;
-    let outbound = checkout.outbound;
-    let held = tokio::spawn(async move {
-        client()
-            .request(via(outbound, "inventory", "/never").body(empty()).unwrap())
-            .await
-    });
-    let deadline = Instant::now() + harness::UP;
-    while inventory_app
-        .hits
-        .load(std::sync::atomic::Ordering::Relaxed)
-        == 0
-    {
-        assert!(Instant::now() < deadline, "the held request never arrived");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let live = app::start().await;
+    let mesh = balanced(&[&live]).await;
+    let held = hold(mesh.checkout.outbound, &[&live]).await;
     // A second instance whose sidecar is up but whose app is not: it answers 502 at once,
     // which would make it look like the fastest instance of all.
-    let gone = tokio::net::TcpSocket::new_v4().unwrap();
-    gone.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let (_broken, _broken_stop, _broken_task) = sidecar(
-        "inventory",
-        gone.local_addr().unwrap(),
-        &dir.path().join("inventory-broken"),
-        &cp,
-        "",
-    )
-    .await;
-    let deadline = Instant::now() + harness::UP;
-    while checkout.registry.count("inventory") < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the second instance never showed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (_gone, gone) = refusing();
+    let dir = tempfile::tempdir().unwrap();
+    let (_broken, _broken_stop, _broken_task) =
+        sidecar("inventory", gone, dir.path(), &mesh.cp, "").await;
+    listed(&mesh.checkout, "inventory", 2).await;
 
-    let mut statuses = Vec::new();
-    for _ in 0..30 {
-        let response = client()
-            .request(
-                via(checkout.outbound, "inventory", "/status/200")
-                    .body(empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        statuses.push(response.status().as_u16());
-    }
     // Five gateway failures in a row pass it over; the rest reach the live instance.
     let mut wanted = vec![502; 5];
     wanted.resize(30, 200);
-    assert_eq!(statuses, wanted);
+    assert_eq!(
+        statuses(mesh.checkout.outbound, "/status/200", 30).await,
+        wanted
+    );
+    let text = metrics(&mesh.checkout).await;
+    let line = "flowmesh_instances_passed_over_total{service=\"inventory\",reason=\"failures\"} 1";
+    assert!(text.contains(line), "{line} not in\n{text}");
     held.abort();
 }
 

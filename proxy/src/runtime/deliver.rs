@@ -220,9 +220,11 @@ async fn deliver(
         .map_err(|_| format!("{} did not answer in 10 s", peer.instance.mesh))?
         .map_err(|e| {
             peer.refused();
+            handle.inner.metrics.passed_over(service, "refused");
             format!("{}: {e}", peer.instance.mesh)
         })?;
     if peer.answered(answer.status()) {
+        handle.inner.metrics.passed_over(service, "failures");
         tracing::warn!(
             %service,
             instance = %peer.instance.id,

@@ -137,3 +137,15 @@ pub(crate) async fn routable(handle: &Handle, service: &str, wanted: bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Waits until `handle`'s registry lists `n` instances of `service`.
+pub(crate) async fn listed(handle: &Handle, service: &str, n: usize) {
+    let deadline = Instant::now() + UP;
+    while handle.registry.count(service) != n {
+        assert!(
+            Instant::now() < deadline,
+            "{service} never had {n} instances listed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
