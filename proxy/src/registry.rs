@@ -147,15 +147,6 @@ impl Registry {
         self.current().services.get(service).map_or(0, Vec::len)
     }
 
-    /// The listed instances of `service`, with a usable mesh address.
-    pub fn instances(&self, service: &str) -> Vec<Instance> {
-        self.current()
-            .services
-            .get(service)
-            .map(|listed| listed.iter().map(|e| e.instance.clone()).collect())
-            .unwrap_or_default()
-    }
-
     pub fn revision(&self) -> u64 {
         self.seen.load(Ordering::Relaxed)
     }
