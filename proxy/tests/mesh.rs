@@ -286,6 +286,20 @@ fn refusing() -> (tokio::net::TcpSocket, SocketAddr) {
     (socket, addr)
 }
 
+/// One inventory instance, busy with a request its app never answers, and an address that
+/// refuses connections, for a second one.
+async fn busy_and_refusing() -> (
+    app::App,
+    Balanced,
+    tokio::task::JoinHandle<()>,
+    (tokio::net::TcpSocket, SocketAddr),
+) {
+    let live = app::start().await;
+    let mesh = balanced(&[&live]).await;
+    let held = hold(mesh.checkout.outbound, &[&live]).await;
+    (live, mesh, held, refusing())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_go_to_the_instance_that_is_not_busy() {
     let apps = [app::start().await, app::start().await];
@@ -306,12 +320,9 @@ async fn requests_go_to_the_instance_that_is_not_busy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_an_instance_refused_goes_to_another_body_and_all() {
-    let live = app::start().await;
-    let mesh = balanced(&[&live]).await;
     // The live instance is busy, so the next request goes to a second instance, one whose
     // port refuses connections.
-    let held = hold(mesh.checkout.outbound, &[&live]).await;
-    let (_gone, gone) = refusing();
+    let (live, mesh, held, (_gone, gone)) = busy_and_refusing().await;
     let registration = flowmesh_proto::control::RegisterRequest {
         addresses: [("mesh".to_owned(), gone.to_string())].into(),
         lease_seconds: 60,
@@ -358,12 +369,9 @@ async fn a_request_an_instance_refused_goes_to_another_body_and_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_that_fails_fast_does_not_draw_the_traffic() {
-    let live = app::start().await;
-    let mesh = balanced(&[&live]).await;
-    let held = hold(mesh.checkout.outbound, &[&live]).await;
-    // A second instance whose sidecar is up but whose app is not: it answers 502 at once,
-    // which would make it look like the fastest instance of all.
-    let (_gone, gone) = refusing();
+    // With the live instance busy, a second instance whose sidecar is up but whose app is
+    // not: it answers 502 at once, which would make it look like the fastest instance of all.
+    let (live, mesh, held, (_gone, gone)) = busy_and_refusing().await;
     let dir = tempfile::tempdir().unwrap();
     let (_broken, _broken_stop, _broken_task) =
         sidecar("inventory", gone, dir.path(), &mesh.cp, "").await;
@@ -376,6 +384,7 @@ async fn an_instance_that_fails_fast_does_not_draw_the_traffic() {
         statuses(mesh.checkout.outbound, "/status/200", 30).await,
         wanted
     );
+    assert_eq!(live.hits.load(Relaxed), 1 + 25);
     let text = metrics(&mesh.checkout).await;
     let line = "flowmesh_instances_passed_over_total{service=\"inventory\",reason=\"failures\"} 1";
     assert!(text.contains(line), "{line} not in\n{text}");
