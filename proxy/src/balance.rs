@@ -102,6 +102,26 @@ impl Load {
         }
     }
 
+    /// What an operator sees of this load at `now`: requests in flight, the decayed answer
+    /// time estimate, and how much longer the instance is passed over.
+    pub(crate) fn seen(&self, now: Instant) -> Seen {
+        let in_flight = self.pending.load(Ordering::Relaxed);
+        let Ok(e) = self.state.lock() else {
+            return Seen {
+                in_flight,
+                answer_ms: DEFAULT_RTT.as_secs_f64() * 1e3,
+                passed_over_ms: 0,
+            };
+        };
+        Seen {
+            in_flight,
+            answer_ms: e.rtt * kept(now.saturating_duration_since(e.at)) / 1e6,
+            passed_over_ms: e.ejected_until.map_or(0, |until| {
+                until.saturating_duration_since(now).as_millis() as u64
+            }),
+        }
+    }
+
     #[cfg(test)]
     fn ejected_until(&self, until: Option<Instant>) {
         if let Ok(mut e) = self.state.lock() {
@@ -114,6 +134,18 @@ impl Load {
             .lock()
             .is_ok_and(|e| e.ejected_until.is_some_and(|until| until > now))
     }
+}
+
+/// One instance's load as the local API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Seen {
+    /// Requests sent to it and not yet answered.
+    pub in_flight: u32,
+    /// The estimate of its time to answer, in milliseconds.
+    pub answer_ms: f64,
+    /// How much longer it is passed over (after a refused connection or gateway failures), in
+    /// milliseconds; 0 when it is not.
+    pub passed_over_ms: u64,
 }
 
 /// The index of the item to send to: of two drawn at random among those not ejected (all, if

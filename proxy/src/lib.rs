@@ -5,7 +5,7 @@
 //! - [`config`]: the TOML file. [`sidecar`]: options → build → run, and a handle.
 //! - [`routing`]: which service an app's request is for, and checks on the mesh side;
 //!   [`registry`]: the live instances, followed from the control plane and cached in redb
-//!   ([`cache`]), and picked by their load (`balance`); [`registration`]: this sidecar's own
+//!   ([`cache`]), and picked by their load ([`balance`]); [`registration`]: this sidecar's own
 //!   entry; [`control`]: which node to ask.
 //! - [`server`]: serving a listener (HTTP/1.1 and HTTP/2, limits, graceful stop);
 //!   [`front`]: our own HTTP/1 server side, which refuses ambiguous framing and hostile heads
@@ -17,7 +17,7 @@
 //! - [`local_api`]: health, readiness, metrics; [`metrics`]: Prometheus text.
 //! - [`engine_store`]: engine state in a redb file, one fsynced transaction per batch.
 
-mod balance;
+pub mod balance;
 pub mod body;
 mod boxed;
 pub mod cache;

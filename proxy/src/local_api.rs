@@ -1,5 +1,5 @@
-//! The local API on `listen.local`: health, readiness and metrics, and the workflow runtime's
-//! `/v1/...` endpoints ([`runtime::api`]).
+//! The local API on `listen.local`: health, readiness, metrics and the registry as this
+//! sidecar sees it, and the workflow runtime's `/v1/...` endpoints ([`runtime::api`]).
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -21,6 +21,7 @@ use tower_service::Service;
 use crate::body::{self, Body};
 use crate::config::Limits;
 use crate::metrics::Metrics;
+use crate::registry::Registry;
 use crate::{runtime, server};
 
 /// Serves the local API on `listener` until `shutdown`, through the same server as the data
@@ -87,14 +88,25 @@ async fn note_route(request: axum::extract::Request, next: Next) -> axum::respon
 struct Local {
     metrics: Metrics,
     app: SocketAddr,
+    registry: Registry,
 }
 
-pub fn router(metrics: Metrics, app: SocketAddr, runtime: Option<runtime::Handle>) -> Router {
+pub fn router(
+    metrics: Metrics,
+    app: SocketAddr,
+    registry: Registry,
+    runtime: Option<runtime::Handle>,
+) -> Router {
     let base = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(Local { metrics, app });
+        .route("/v1/registry", get(registry_view))
+        .with_state(Local {
+            metrics,
+            app,
+            registry,
+        });
     // Only matched routes pass the layer; the rest are counted as "unmatched".
     match runtime {
         Some(handle) => base
@@ -124,6 +136,16 @@ async fn readyz(State(local): State<Local>) -> axum::response::Response {
         )
             .into_response(),
     }
+}
+
+/// The services this sidecar can route to, and how it sees each instance's load: what the
+/// outbound proxy's choices are made from.
+async fn registry_view(State(local): State<Local>) -> axum::response::Response {
+    axum::Json(serde_json::json!({
+        "revision": local.registry.revision(),
+        "services": local.registry.listed(),
+    }))
+    .into_response()
 }
 
 async fn metrics_text(State(local): State<Local>) -> axum::response::Response {

@@ -2,7 +2,7 @@
 //! sidecars listen. It follows the control plane (long-poll watch), keeps the last view it saw
 //! in redb, and starts from that copy, so traffic keeps flowing while the control plane is down
 //! (static stability). An instance is picked by its load as this sidecar sees it
-//! (`balance.rs`); one that just refused a connection is skipped for a while.
+//! ([`crate::balance`]); one that just refused a connection is skipped for a while.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -64,6 +64,15 @@ impl Pick {
     pub fn refused(&self) {
         self.sent.refused();
     }
+}
+
+/// A listed instance and its load as this sidecar sees it (the local API's `/v1/registry`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Listed {
+    pub id: String,
+    pub mesh: SocketAddr,
+    #[serde(flatten)]
+    pub load: balance::Seen,
 }
 
 /// Why no instance could be picked.
@@ -142,6 +151,26 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// Every service's listed instances, each with its load as this sidecar sees it.
+    pub fn listed(&self) -> BTreeMap<String, Vec<Listed>> {
+        let now = Instant::now();
+        self.current()
+            .services
+            .iter()
+            .map(|(service, listed)| {
+                let instances = listed
+                    .iter()
+                    .map(|e| Listed {
+                        id: e.instance.id.clone(),
+                        mesh: e.instance.mesh,
+                        load: e.load.seen(now),
+                    })
+                    .collect();
+                (service.clone(), instances)
+            })
+            .collect()
+    }
+
     /// How many instances of `service` are listed.
     pub fn count(&self, service: &str) -> usize {
         self.current().services.get(service).map_or(0, Vec::len)
@@ -152,7 +181,7 @@ impl Registry {
     }
 
     /// The instance of `service` to send a request to: the less loaded of two drawn at
-    /// random (`balance.rs`); one that refused a connection lately is passed over
+    /// random ([`crate::balance`]); one that refused a connection lately is passed over
     /// unless every one did.
     pub fn pick(&self, service: &str) -> Result<Pick, Unroutable> {
         let view = self.current();

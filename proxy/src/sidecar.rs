@@ -453,7 +453,12 @@ impl Sidecar {
             self.listeners.local,
             limits.clone(),
             metrics.clone(),
-            local_api::router(metrics.clone(), self.config.app.address, runtime_api),
+            local_api::router(
+                metrics.clone(),
+                self.config.app.address,
+                self.registry.clone(),
+                runtime_api,
+            ),
             on_stop(stopped.clone()),
         ));
 

@@ -315,6 +315,22 @@ async fn requests_go_to_the_instance_that_is_not_busy() {
     );
     let hits: Vec<u64> = apps.iter().map(|a| a.hits.load(Relaxed)).collect();
     assert_eq!((hits[busy], hits[1 - busy]), (1, 20));
+    // The local API shows what the choices were made from: one request in flight at one
+    // instance, none at the other, which has answered 20 times (its estimate well under the
+    // 30 ms it started from).
+    let (status, view) = api(mesh.checkout.local, Method::GET, "/v1/registry", None).await;
+    assert_eq!(status, 200, "{view}");
+    let listed = view["services"]["inventory"].as_array().unwrap();
+    let mut in_flight: Vec<u64> = listed
+        .iter()
+        .map(|i| i["in_flight"].as_u64().unwrap())
+        .collect();
+    in_flight.sort();
+    assert_eq!(in_flight, [0, 1], "{view}");
+    let idle = listed.iter().find(|i| i["in_flight"] == 0).unwrap();
+    assert!(idle["answer_ms"].as_f64().unwrap() < 30.0, "{view}");
+    assert_eq!(idle["passed_over_ms"], 0, "{view}");
+    assert!(view["revision"].as_u64().unwrap() > 0, "{view}");
     held.abort();
 }
 
@@ -385,6 +401,23 @@ async fn an_instance_that_fails_fast_does_not_draw_the_traffic() {
         wanted
     );
     assert_eq!(live.hits.load(Relaxed), 1 + 25);
+    let (_, view) = api(mesh.checkout.local, Method::GET, "/v1/registry", None).await;
+    let passed_over: Vec<u64> = view["services"]["inventory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["passed_over_ms"].as_u64().unwrap())
+        .collect();
+    // The broken one is passed over for up to 5 s from now; the live one is not.
+    assert!(
+        passed_over
+            .iter()
+            .filter(|&&ms| ms > 0 && ms <= 5000)
+            .count()
+            == 1
+            && passed_over.contains(&0),
+        "{view}"
+    );
     let text = metrics(&mesh.checkout).await;
     let line = "flowmesh_instances_passed_over_total{service=\"inventory\",reason=\"failures\"} 1";
     assert!(text.contains(line), "{line} not in\n{text}");
