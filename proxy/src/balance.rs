@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 
+/// How failing instances are treated (the `[balance]` section): gateway failures in a row
+/// after which an instance is passed over (5 by default, as in Envoy's outlier detection),
+/// and for how long.
+pub use crate::config::Balance as Policy;
+
 /// What an instance is assumed to take before its first answer: modest, so that a new
 /// instance is neither flooded nor starved.
 const DEFAULT_RTT: Duration = Duration::from_millis(30);
 /// How fast an estimate forgets: a sample's weight falls to 1/e after this long.
 const DECAY: Duration = Duration::from_secs(10);
-/// How long an instance that refused a connection is passed over.
-const EJECT_FOR: Duration = Duration::from_secs(5);
-/// Gateway failures in a row after which an instance is passed over (as Envoy's outlier
-/// detection does by default).
-const FAILURES_TO_EJECT: u32 = 5;
 
 /// One instance's load: kept across registry updates for as long as the instance is listed.
 #[derive(Debug)]
@@ -75,7 +75,7 @@ impl Load {
     /// once (the peak), a faster one moves it by the weight the old estimate has lost. True
     /// when this answer, a gateway failure, makes too many in a row: the instance is then
     /// passed over.
-    fn answered(&self, rtt: Duration, failed: bool, now: Instant) -> bool {
+    fn answered(&self, rtt: Duration, failed: bool, now: Instant, policy: &Policy) -> bool {
         let sample = rtt.as_nanos() as f64;
         let Ok(mut e) = self.state.lock() else {
             return false;
@@ -88,17 +88,17 @@ impl Load {
         };
         e.at = now;
         e.failures = if failed { e.failures + 1 } else { 0 };
-        if e.failures < FAILURES_TO_EJECT {
+        if policy.pass_over_after_failures == 0 || e.failures < policy.pass_over_after_failures {
             return false;
         }
         e.failures = 0;
-        e.ejected_until = Some(now + EJECT_FOR);
+        e.ejected_until = Some(now + policy.pass_over_for);
         true
     }
 
-    fn eject(&self, now: Instant) {
+    fn eject(&self, now: Instant, policy: &Policy) {
         if let Ok(mut e) = self.state.lock() {
-            e.ejected_until = Some(now + EJECT_FOR);
+            e.ejected_until = Some(now + policy.pass_over_for);
         }
     }
 
@@ -191,14 +191,16 @@ pub(crate) fn choose<T>(items: &[T], load: impl Fn(&T) -> &Load, now: Instant) -
 pub(crate) struct Sent {
     load: Arc<Load>,
     start: Instant,
+    policy: Policy,
 }
 
 impl Sent {
-    pub(crate) fn new(load: Arc<Load>) -> Sent {
+    pub(crate) fn new(load: Arc<Load>, policy: Policy) -> Sent {
         load.pending.fetch_add(1, Ordering::Relaxed);
         Sent {
             load,
             start: Instant::now(),
+            policy,
         }
     }
 
@@ -211,13 +213,17 @@ impl Sent {
             status,
             StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
         );
-        self.load
-            .answered(now.saturating_duration_since(self.start), failed, now)
+        self.load.answered(
+            now.saturating_duration_since(self.start),
+            failed,
+            now,
+            &self.policy,
+        )
     }
 
     /// The instance refused the connection: it is passed over for a while.
     pub(crate) fn refused(&self) {
-        self.load.eject(Instant::now());
+        self.load.eject(Instant::now(), &self.policy);
     }
 }
 
@@ -230,6 +236,12 @@ impl Drop for Sent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The defaults, as the `[balance]` section gives them.
+    const P: Policy = Policy {
+        pass_over_after_failures: 5,
+        pass_over_for: Duration::from_secs(5),
+    };
 
     fn loads(n: usize, now: Instant) -> Vec<Arc<Load>> {
         (0..n).map(|_| Arc::new(Load::new(now))).collect()
@@ -247,7 +259,7 @@ mod tests {
     fn a_busy_instance_is_passed_over_for_an_idle_one() {
         let now = Instant::now();
         let items = loads(2, now);
-        let _busy = Sent::new(items[0].clone());
+        let _busy = Sent::new(items[0].clone(), P);
         assert_eq!(counts(&items, now, 200), [0, 200]);
     }
 
@@ -264,20 +276,21 @@ mod tests {
     fn a_slow_instance_gets_the_requests_only_once_its_estimate_has_decayed() {
         let now = Instant::now();
         let items = loads(2, now);
-        items[0].answered(Duration::from_millis(200), false, now);
-        items[1].answered(Duration::from_millis(2), false, now);
+        items[0].answered(Duration::from_millis(200), false, now, &P);
+        items[1].answered(Duration::from_millis(2), false, now, &P);
         assert_eq!(counts(&items, now, 200), [0, 200]);
         // One slow answer is remembered at once; fast ones move the estimate slowly.
-        items[1].answered(Duration::from_millis(90), false, now);
+        items[1].answered(Duration::from_millis(90), false, now, &P);
         items[1].answered(
             Duration::from_millis(2),
             false,
             now + Duration::from_millis(1),
+            &P,
         );
         assert!(items[1].cost(now) > 80e6, "{:?}", items[1]);
         // Untried for a minute, the slow one's estimate has decayed below the other's fresh one.
         let later = now + Duration::from_secs(60);
-        items[1].answered(Duration::from_millis(2), false, later);
+        items[1].answered(Duration::from_millis(2), false, later, &P);
         assert!(items[0].cost(later) < 1e6, "{:?}", items[0]);
         assert_eq!(counts(&items, later, 200), [200, 0]);
     }
@@ -286,13 +299,13 @@ mod tests {
     fn a_refusing_instance_is_passed_over_for_a_while_unless_it_is_the_only_one() {
         let now = Instant::now();
         let items = loads(3, now);
-        items[1].eject(now);
+        items[1].eject(now, &P);
         let seen = counts(&items, now, 300);
         assert_eq!(seen[1], 0, "{seen:?}");
         assert!(seen[0] > 0 && seen[2] > 0, "{seen:?}");
         // All refusing: better any of them than none.
-        items[0].eject(now);
-        items[2].eject(now);
+        items[0].eject(now, &P);
+        items[2].eject(now, &P);
         let seen = counts(&items, now, 300);
         assert!(seen.iter().all(|&c| c > 0), "{seen:?}");
         // Two refusing: the third takes everything.
@@ -300,7 +313,7 @@ mod tests {
         let seen = counts(&items, now, 300);
         assert_eq!(seen, [0, 300, 0]);
         // And once their time is up, they are back.
-        let seen = counts(&items, now + EJECT_FOR, 300);
+        let seen = counts(&items, now + P.pass_over_for, 300);
         assert!(seen.iter().all(|&c| c > 0), "{seen:?}");
         assert_eq!(choose::<Arc<Load>>(&[], |l| l, now), None);
         assert_eq!(choose(&items[..1], |l| l, now), Some(0));
@@ -311,26 +324,48 @@ mod tests {
         let now = Instant::now();
         let load = Load::new(now);
         let ms = Duration::from_millis(1);
-        for _ in 0..FAILURES_TO_EJECT - 1 {
-            assert!(!load.answered(ms, true, now));
+        for _ in 0..P.pass_over_after_failures - 1 {
+            assert!(!load.answered(ms, true, now, &P));
         }
-        assert!(!load.answered(ms, false, now));
-        for _ in 0..FAILURES_TO_EJECT - 1 {
-            assert!(!load.answered(ms, true, now));
+        assert!(!load.answered(ms, false, now, &P));
+        for _ in 0..P.pass_over_after_failures - 1 {
+            assert!(!load.answered(ms, true, now, &P));
         }
         assert!(!load.ejected(now));
-        assert!(load.answered(ms, true, now));
+        assert!(load.answered(ms, true, now, &P));
         assert!(load.ejected(now));
-        assert!(!load.ejected(now + EJECT_FOR));
+        assert!(!load.ejected(now + P.pass_over_for));
         // The row starts again after an ejection.
-        assert!(!load.answered(ms, true, now + EJECT_FOR));
-        let sent = Sent::new(Arc::new(Load::new(now)));
+        assert!(!load.answered(ms, true, now + P.pass_over_for, &P));
+        let sent = Sent::new(Arc::new(Load::new(now)), P);
         assert!(!sent.answered(StatusCode::NOT_FOUND));
         assert!(!sent.answered(StatusCode::INTERNAL_SERVER_ERROR));
-        for _ in 0..FAILURES_TO_EJECT - 1 {
+        for _ in 0..P.pass_over_after_failures - 1 {
             assert!(!sent.answered(StatusCode::SERVICE_UNAVAILABLE));
         }
         assert!(sent.answered(StatusCode::GATEWAY_TIMEOUT));
+    }
+
+    #[test]
+    fn failures_pass_no_instance_over_when_the_policy_says_never() {
+        let now = Instant::now();
+        let load = Load::new(now);
+        let never = Policy {
+            pass_over_after_failures: 0,
+            ..P
+        };
+        for _ in 0..100 {
+            assert!(!load.answered(Duration::from_millis(1), true, now, &never));
+        }
+        assert!(!load.ejected(now));
+        // A refused connection still is, for as long as the policy says.
+        let longer = Policy {
+            pass_over_for: Duration::from_secs(30),
+            ..never
+        };
+        load.eject(now, &longer);
+        assert!(load.ejected(now + Duration::from_secs(29)));
+        assert!(!load.ejected(now + Duration::from_secs(30)));
     }
 
     #[test]
@@ -338,7 +373,7 @@ mod tests {
         let now = Instant::now();
         let load = Arc::new(Load::new(now));
         let idle = load.cost(now);
-        let sent = Sent::new(load.clone());
+        let sent = Sent::new(load.clone(), P);
         assert_eq!(load.cost(now), 2.0 * idle);
         sent.refused();
         assert!(load.ejected(Instant::now()));

@@ -64,6 +64,30 @@ pub struct Config {
     /// What carries the events of `/v1/events/{topic}`, subscriptions and publish jobs.
     #[serde(default)]
     pub bus: Bus,
+    /// How the outbound proxy treats instances that fail.
+    #[serde(default)]
+    pub balance: Balance,
+}
+
+/// How the outbound proxy (and the outbox's delivery) treats instances that fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Balance {
+    /// Gateway failures (502, 503, 504) in a row after which an instance is passed over; 0:
+    /// never for failures (a refused connection still is).
+    pub pass_over_after_failures: u32,
+    /// How long an instance that refused a connection, or failed too often, is passed over.
+    #[serde(deserialize_with = "duration")]
+    pub pass_over_for: Duration,
+}
+
+impl Default for Balance {
+    fn default() -> Balance {
+        Balance {
+            pass_over_after_failures: 5,
+            pass_over_for: Duration::from_secs(5),
+        }
+    }
 }
 
 /// The event bus.
@@ -434,6 +458,12 @@ impl Config {
                 "limits: max_concurrent_streams and max_connections must be at least 1".to_owned(),
             );
         }
+        if self.balance.pass_over_for.is_zero() {
+            return Err(
+                "balance.pass_over_for must be more than 0 (like \"5s\"); to pass no instance over for its failures, set balance.pass_over_after_failures = 0"
+                    .to_owned(),
+            );
+        }
         if self.runtime.max_batch == 0 || self.runtime.max_queued == 0 {
             return Err("runtime: max_batch and max_queued must be at least 1".to_owned());
         }
@@ -596,8 +626,59 @@ otlp_endpoint = "http://127.0.0.1:4318"
         ))
         .unwrap();
         assert_eq!(c.limits.request_timeout, Duration::from_secs(90));
+        let b = Config::parse(&format!(
+            "{MINIMAL}[balance]\npass_over_after_failures = 0\npass_over_for = \"30s\"\n"
+        ))
+        .unwrap()
+        .balance;
+        assert_eq!(
+            (b.pass_over_after_failures, b.pass_over_for),
+            (0, Duration::from_secs(30))
+        );
+        assert_eq!(Config::parse(MINIMAL).unwrap().balance, Balance::default());
         assert_eq!(c.limits.header_read_timeout, Duration::from_millis(250));
         assert_eq!(c.telemetry.endpoint(Some("http://x:1".into())), Ok(None));
+    }
+
+    #[test]
+    fn the_documented_example_parses_and_shows_the_defaults() {
+        let page = include_str!("../../docs/configuration.md");
+        let example = page
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/configuration.md starts with a TOML example");
+        let c = Config::parse(example).unwrap();
+        assert_eq!(c.service, "payment");
+        // The sections marked "defaults shown" show the defaults.
+        let d = Limits::default();
+        let l = &c.limits;
+        assert_eq!(
+            (l.max_header_count, l.max_header_bytes, l.max_body_bytes),
+            (d.max_header_count, d.max_header_bytes, d.max_body_bytes)
+        );
+        assert_eq!(
+            (l.header_read_timeout, l.idle_timeout, l.request_timeout),
+            (d.header_read_timeout, d.idle_timeout, d.request_timeout)
+        );
+        assert_eq!(
+            (l.connect_timeout, l.drain_timeout, l.max_connections),
+            (d.connect_timeout, d.drain_timeout, d.max_connections)
+        );
+        assert_eq!(
+            (l.max_buffered_body_bytes, l.max_concurrent_streams),
+            (d.max_buffered_body_bytes, d.max_concurrent_streams)
+        );
+        let r = Runtime::default();
+        assert_eq!(
+            (
+                c.runtime.max_batch,
+                c.runtime.max_queued,
+                c.runtime.max_request_bytes
+            ),
+            (r.max_batch, r.max_queued, r.max_request_bytes)
+        );
+        assert_eq!(c.balance, Balance::default());
     }
 
     #[test]
@@ -642,6 +723,14 @@ otlp_endpoint = "http://127.0.0.1:4318"
             (
                 format!("{MINIMAL}[kafka]\nbootstrap = \"kafka-1\"\n"),
                 "'kafka-1' is not HOST:PORT",
+            ),
+            (
+                format!("{MINIMAL}[balance]\npass_over_for = \"0s\"\n"),
+                "balance.pass_over_for must be more than 0",
+            ),
+            (
+                format!("{MINIMAL}[balance]\npass_over_after = 3\n"),
+                "unknown field `pass_over_after`",
             ),
             (
                 format!("{MINIMAL}[kafka]\nbootstrap = \"k:9092\"\nmax_frame_bytes = 10\n"),

@@ -42,6 +42,7 @@ pub struct Registry {
     view: Arc<RwLock<Arc<View>>>,
     /// The control plane's revision this view is current with (where the watch goes on).
     seen: Arc<AtomicU64>,
+    policy: balance::Policy,
 }
 
 /// An instance picked for one request, counted in flight at it until dropped. Tell it how
@@ -85,6 +86,14 @@ pub enum Unroutable {
 }
 
 impl Registry {
+    /// An empty registry whose picks treat failing instances as `policy` says.
+    pub fn new(policy: balance::Policy) -> Registry {
+        Registry {
+            policy,
+            ..Registry::default()
+        }
+    }
+
     /// Replaces the view with the control plane's answer; instances without a usable `mesh`
     /// address are left out. Instances listed before keep their load.
     pub fn replace(&self, services: &ServicesResponse) {
@@ -201,7 +210,7 @@ impl Registry {
             .ok_or_else(|| Unroutable::NoInstance(service.to_owned()))?;
         Ok(Pick {
             instance: chosen.instance.clone(),
-            sent: Sent::new(Arc::clone(&chosen.load)),
+            sent: Sent::new(Arc::clone(&chosen.load), self.policy),
         })
     }
 

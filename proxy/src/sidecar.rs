@@ -187,7 +187,7 @@ impl Sidecar {
             inbound: reachable(&listeners.inbound),
             local: reachable(&listeners.local),
         };
-        let registry = Registry::default();
+        let registry = Registry::new(config.balance);
         registry.restore(&cache);
         let instance = config.instance_name(bound(&listeners.inbound).port());
         let metrics = Metrics::new();

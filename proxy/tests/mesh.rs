@@ -218,7 +218,7 @@ struct Balanced {
     _running: Vec<(harness::Stopper, tokio::task::JoinHandle<()>)>,
 }
 
-async fn balanced(apps: &[&app::App]) -> Balanced {
+async fn balanced(apps: &[&app::App], checkout_extra: &str) -> Balanced {
     let dir = tempfile::tempdir().unwrap();
     let (cp, cp_stop, cp_task) = control_plane(dir.path()).await;
     let mut running = vec![(cp_stop, cp_task)];
@@ -229,7 +229,8 @@ async fn balanced(apps: &[&app::App]) -> Balanced {
     }
     let checkout_app = app::start().await;
     let home = dir.path().join("checkout");
-    let (checkout, stop, task) = sidecar("checkout", checkout_app.addr, &home, &cp, "").await;
+    let (checkout, stop, task) =
+        sidecar("checkout", checkout_app.addr, &home, &cp, checkout_extra).await;
     running.push((stop, task));
     listed(&checkout, "inventory", apps.len()).await;
     Balanced {
@@ -287,15 +288,17 @@ fn refusing() -> (tokio::net::TcpSocket, SocketAddr) {
 }
 
 /// One inventory instance, busy with a request its app never answers, and an address that
-/// refuses connections, for a second one.
-async fn busy_and_refusing() -> (
+/// refuses connections, for a second one; `checkout_extra` ends checkout's config.
+async fn busy_and_refusing(
+    checkout_extra: &str,
+) -> (
     app::App,
     Balanced,
     tokio::task::JoinHandle<()>,
     (tokio::net::TcpSocket, SocketAddr),
 ) {
     let live = app::start().await;
-    let mesh = balanced(&[&live]).await;
+    let mesh = balanced(&[&live], checkout_extra).await;
     let held = hold(mesh.checkout.outbound, &[&live]).await;
     (live, mesh, held, refusing())
 }
@@ -304,7 +307,7 @@ async fn busy_and_refusing() -> (
 async fn requests_go_to_the_instance_that_is_not_busy() {
     let apps = [app::start().await, app::start().await];
     let [a, b] = &apps;
-    let mesh = balanced(&[a, b]).await;
+    let mesh = balanced(&[a, b], "").await;
     let held = hold(mesh.checkout.outbound, &[a, b]).await;
     let busy = usize::from(b.hits.load(Relaxed) == 1);
 
@@ -338,7 +341,7 @@ async fn requests_go_to_the_instance_that_is_not_busy() {
 async fn a_request_an_instance_refused_goes_to_another_body_and_all() {
     // The live instance is busy, so the next request goes to a second instance, one whose
     // port refuses connections.
-    let (live, mesh, held, (_gone, gone)) = busy_and_refusing().await;
+    let (live, mesh, held, (_gone, gone)) = busy_and_refusing("").await;
     let registration = flowmesh_proto::control::RegisterRequest {
         addresses: [("mesh".to_owned(), gone.to_string())].into(),
         lease_seconds: 60,
@@ -387,20 +390,22 @@ async fn a_request_an_instance_refused_goes_to_another_body_and_all() {
 async fn an_instance_that_fails_fast_does_not_draw_the_traffic() {
     // With the live instance busy, a second instance whose sidecar is up but whose app is
     // not: it answers 502 at once, which would make it look like the fastest instance of all.
-    let (live, mesh, held, (_gone, gone)) = busy_and_refusing().await;
+    // Checkout passes an instance over after three (the default is five).
+    let (live, mesh, held, (_gone, gone)) =
+        busy_and_refusing("[balance]\npass_over_after_failures = 3\n").await;
     let dir = tempfile::tempdir().unwrap();
     let (_broken, _broken_stop, _broken_task) =
         sidecar("inventory", gone, dir.path(), &mesh.cp, "").await;
     listed(&mesh.checkout, "inventory", 2).await;
 
-    // Five gateway failures in a row pass it over; the rest reach the live instance.
-    let mut wanted = vec![502; 5];
+    // Three gateway failures in a row pass it over; the rest reach the live instance.
+    let mut wanted = vec![502; 3];
     wanted.resize(30, 200);
     assert_eq!(
         statuses(mesh.checkout.outbound, "/status/200", 30).await,
         wanted
     );
-    assert_eq!(live.hits.load(Relaxed), 1 + 25);
+    assert_eq!(live.hits.load(Relaxed), 1 + 27);
     let (_, view) = api(mesh.checkout.local, Method::GET, "/v1/registry", None).await;
     let passed_over: Vec<u64> = view["services"]["inventory"]
         .as_array()
