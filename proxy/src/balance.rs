@@ -4,7 +4,8 @@
 //! gets fewer requests. An estimate decays while its instance is not chosen, so one that was
 //! slow is tried again after a while and shows what it has become. An instance that refuses a
 //! connection, or answers with gateway failures (502, 503, 504) several times in a row, is
-//! passed over for a while: fast failures must not look like a fast instance.
+//! passed over for a while (fast failures must not look like a fast instance), and for twice
+//! as long each time it fails again before it answers well.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,21 @@ struct Estimate {
     ejected_until: Option<Instant>,
     /// Gateway failures since the last other answer.
     failures: u32,
+    /// Times passed over since the last good answer: each time lasts twice as long as the
+    /// one before, and while it is not 0, one failure is enough.
+    ejections: u32,
+}
+
+/// The longest pass-over, in multiples of the first: 64 × 5 s is about five minutes.
+const MAX_DOUBLINGS: u32 = 6;
+
+/// Passes the instance over: for `policy.pass_over_for`, doubled for each time it was passed
+/// over since its last good answer.
+fn pass_over(e: &mut Estimate, now: Instant, policy: &Policy) {
+    let times = 1u32 << e.ejections.min(MAX_DOUBLINGS);
+    e.ejected_until = Some(now + policy.pass_over_for * times);
+    e.ejections = e.ejections.saturating_add(1);
+    e.failures = 0;
 }
 
 /// The weight an estimate made `age` ago keeps.
@@ -54,6 +70,7 @@ impl Load {
                 at: now,
                 ejected_until: None,
                 failures: 0,
+                ejections: 0,
             }),
         }
     }
@@ -74,7 +91,8 @@ impl Load {
     /// Takes in an answer that took `rtt`: a slower one than the estimate replaces it at
     /// once (the peak), a faster one moves it by the weight the old estimate has lost. True
     /// when this answer, a gateway failure, makes too many in a row: the instance is then
-    /// passed over.
+    /// passed over. Once passed over, an instance is on probation until it answers well: its
+    /// next failure passes it over again, for twice as long.
     fn answered(&self, rtt: Duration, failed: bool, now: Instant, policy: &Policy) -> bool {
         let sample = rtt.as_nanos() as f64;
         let Ok(mut e) = self.state.lock() else {
@@ -87,18 +105,27 @@ impl Load {
             e.rtt * w + sample * (1.0 - w)
         };
         e.at = now;
-        e.failures = if failed { e.failures + 1 } else { 0 };
-        if policy.pass_over_after_failures == 0 || e.failures < policy.pass_over_after_failures {
+        if !failed {
+            e.failures = 0;
+            e.ejections = 0;
             return false;
         }
-        e.failures = 0;
-        e.ejected_until = Some(now + policy.pass_over_for);
+        e.failures += 1;
+        let enough = if e.ejections > 0 {
+            1
+        } else {
+            policy.pass_over_after_failures
+        };
+        if policy.pass_over_after_failures == 0 || e.failures < enough {
+            return false;
+        }
+        pass_over(&mut e, now, policy);
         true
     }
 
     fn eject(&self, now: Instant, policy: &Policy) {
         if let Ok(mut e) = self.state.lock() {
-            e.ejected_until = Some(now + policy.pass_over_for);
+            pass_over(&mut e, now, policy);
         }
     }
 
@@ -334,9 +361,20 @@ mod tests {
         assert!(!load.ejected(now));
         assert!(load.answered(ms, true, now, &P));
         assert!(load.ejected(now));
-        assert!(!load.ejected(now + P.pass_over_for));
-        // The row starts again after an ejection.
-        assert!(!load.answered(ms, true, now + P.pass_over_for, &P));
+        let back = now + P.pass_over_for;
+        assert!(!load.ejected(back));
+        // On probation: one more failure passes it over again, for twice as long.
+        assert!(load.answered(ms, true, back, &P));
+        assert!(load.ejected(back + P.pass_over_for * 2 - ms));
+        let back = back + P.pass_over_for * 2;
+        assert!(!load.ejected(back));
+        // A good answer ends the probation: five failures again, for the first time's length.
+        assert!(!load.answered(ms, false, back, &P));
+        for _ in 0..P.pass_over_after_failures - 1 {
+            assert!(!load.answered(ms, true, back, &P));
+        }
+        assert!(load.answered(ms, true, back, &P));
+        assert!(!load.ejected(back + P.pass_over_for));
         let sent = Sent::new(Arc::new(Load::new(now)), P);
         assert!(!sent.answered(StatusCode::NOT_FOUND));
         assert!(!sent.answered(StatusCode::INTERNAL_SERVER_ERROR));
@@ -344,6 +382,24 @@ mod tests {
             assert!(!sent.answered(StatusCode::SERVICE_UNAVAILABLE));
         }
         assert!(sent.answered(StatusCode::GATEWAY_TIMEOUT));
+    }
+
+    #[test]
+    fn an_instance_that_keeps_refusing_is_passed_over_twice_as_long_each_time_up_to_a_cap() {
+        let now = Instant::now();
+        let load = Load::new(now);
+        let mut at = now;
+        for times in [1, 2, 4, 8, 16, 32, 64, 64, 64] {
+            load.eject(at, &P);
+            let until = at + P.pass_over_for * times;
+            assert!(load.ejected(until - Duration::from_millis(1)), "{times}");
+            assert!(!load.ejected(until), "{times}");
+            at = until;
+        }
+        // A good answer ends it.
+        assert!(!load.answered(Duration::from_millis(1), false, at, &P));
+        load.eject(at, &P);
+        assert!(!load.ejected(at + P.pass_over_for));
     }
 
     #[test]
