@@ -5,7 +5,7 @@
 //! slow is tried again after a while and shows what it has become. An instance that refuses a
 //! connection, or answers with gateway failures (502, 503, 504) several times in a row, is
 //! passed over for a while (fast failures must not look like a fast instance), and for twice
-//! as long each time it fails again before it answers well.
+//! as long, up to a minute, each time it fails again before it answers well.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,16 +44,20 @@ struct Estimate {
     ejections: u32,
 }
 
-/// The longest pass-over, in multiples of the first: 64 × 5 s is about five minutes.
-const MAX_DOUBLINGS: u32 = 6;
+/// The longest pass-over, unless `pass_over_for` itself is longer: an instance that comes back
+/// at the same address waits no longer than this for traffic.
+const LONGEST_PASS_OVER: Duration = Duration::from_secs(60);
 
 /// Passes the instance over: for `policy.pass_over_for`, doubled for each time it was passed
-/// over since its last good answer.
-fn pass_over(e: &mut Estimate, now: Instant, policy: &Policy) {
-    let times = 1u32 << e.ejections.min(MAX_DOUBLINGS);
-    e.ejected_until = Some(now + policy.pass_over_for * times);
+/// over since its last good answer, up to a minute. True when it was not passed over already.
+fn pass_over(e: &mut Estimate, now: Instant, policy: &Policy) -> bool {
+    let fresh = e.ejected_until.is_none_or(|until| until <= now);
+    let doubled = policy.pass_over_for * (1u32 << e.ejections.min(16));
+    let longest = LONGEST_PASS_OVER.max(policy.pass_over_for);
+    e.ejected_until = Some(now + doubled.min(longest));
     e.ejections = e.ejections.saturating_add(1);
     e.failures = 0;
+    fresh
 }
 
 /// The weight an estimate made `age` ago keeps.
@@ -123,10 +127,11 @@ impl Load {
         true
     }
 
-    fn eject(&self, now: Instant, policy: &Policy) {
-        if let Ok(mut e) = self.state.lock() {
-            pass_over(&mut e, now, policy);
-        }
+    /// Passes the instance over after a refused connection; true when it was not already.
+    fn eject(&self, now: Instant, policy: &Policy) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|mut e| pass_over(&mut e, now, policy))
     }
 
     /// What an operator sees of this load at `now`: requests in flight, the decayed answer
@@ -248,9 +253,10 @@ impl Sent {
         )
     }
 
-    /// The instance refused the connection: it is passed over for a while.
-    pub(crate) fn refused(&self) {
-        self.load.eject(Instant::now(), &self.policy);
+    /// The instance refused the connection: it is passed over for a while. True when it was
+    /// not passed over already (it can be picked while it is, when every instance is).
+    pub(crate) fn refused(&self) -> bool {
+        self.load.eject(Instant::now(), &self.policy)
     }
 }
 
@@ -389,17 +395,29 @@ mod tests {
         let now = Instant::now();
         let load = Load::new(now);
         let mut at = now;
-        for times in [1, 2, 4, 8, 16, 32, 64, 64, 64] {
-            load.eject(at, &P);
-            let until = at + P.pass_over_for * times;
-            assert!(load.ejected(until - Duration::from_millis(1)), "{times}");
-            assert!(!load.ejected(until), "{times}");
+        for seconds in [5, 10, 20, 40, 60, 60, 60] {
+            assert!(load.eject(at, &P), "{seconds}: not passed over before");
+            let until = at + Duration::from_secs(seconds);
+            assert!(load.ejected(until - Duration::from_millis(1)), "{seconds}");
+            assert!(!load.ejected(until), "{seconds}");
             at = until;
         }
+        // Refused again while passed over (every instance was): said so.
+        assert!(load.eject(at, &P));
+        assert!(!load.eject(at, &P));
         // A good answer ends it.
         assert!(!load.answered(Duration::from_millis(1), false, at, &P));
-        load.eject(at, &P);
-        assert!(!load.ejected(at + P.pass_over_for));
+        let later = at + Duration::from_secs(60);
+        load.eject(later, &P);
+        assert!(!load.ejected(later + P.pass_over_for));
+        // A first pass-over longer than the minute is kept as it is.
+        let long = Policy {
+            pass_over_for: Duration::from_secs(90),
+            ..P
+        };
+        assert!(!load.answered(Duration::from_millis(1), false, later, &P));
+        load.eject(later, &long);
+        assert!(load.ejected(later + Duration::from_secs(89)));
     }
 
     #[test]

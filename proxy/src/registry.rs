@@ -61,9 +61,10 @@ impl Pick {
         self.sent.answered(status)
     }
 
-    /// The instance refused the connection: it is passed over for a while.
-    pub fn refused(&self) {
-        self.sent.refused();
+    /// The instance refused the connection: it is passed over for a while. True when it was
+    /// not passed over already.
+    pub fn refused(&self) -> bool {
+        self.sent.refused()
     }
 }
 

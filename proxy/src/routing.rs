@@ -145,19 +145,22 @@ impl Outbound {
                 }
                 return (answer, service);
             }
-            pick.refused();
-            self.metrics.passed_over(&service, "refused");
+            // Said once per pass-over, not for each request that meets the instance while
+            // every instance is passed over.
+            if pick.refused() {
+                self.metrics.passed_over(&service, "refused");
+                tracing::warn!(
+                    %service,
+                    instance = %pick.instance.id,
+                    mesh = %pick.instance.mesh,
+                    "the instance refused the connection; passed over for a while"
+                );
+            }
             let again = spare
                 .and_then(|(parts, reclaim)| Some(Request::from_parts(parts, reclaim.take()?)));
             let Some(again) = again else {
                 return (answer, service);
             };
-            tracing::warn!(
-                %service,
-                instance = %pick.instance.id,
-                mesh = %pick.instance.mesh,
-                "the instance refused the connection; passed over for a while, the request goes to another"
-            );
             self.metrics.passed_on(&service);
             request = again;
             tried += 1;

@@ -219,8 +219,9 @@ async fn deliver(
         .await
         .map_err(|_| format!("{} did not answer in 10 s", peer.instance.mesh))?
         .map_err(|e| {
-            peer.refused();
-            handle.inner.metrics.passed_over(service, "refused");
+            if peer.refused() {
+                handle.inner.metrics.passed_over(service, "refused");
+            }
             format!("{}: {e}", peer.instance.mesh)
         })?;
     if peer.answered(answer.status()) {
