@@ -52,7 +52,9 @@ const LONGEST_PASS_OVER: Duration = Duration::from_secs(60);
 /// over since its last good answer, up to a minute. True when it was not passed over already.
 fn pass_over(e: &mut Estimate, now: Instant, policy: &Policy) -> bool {
     let fresh = e.ejected_until.is_none_or(|until| until <= now);
-    let doubled = policy.pass_over_for * (1u32 << e.ejections.min(16));
+    let doubled = policy
+        .pass_over_for
+        .saturating_mul(1u32 << e.ejections.min(16));
     let longest = LONGEST_PASS_OVER.max(policy.pass_over_for);
     e.ejected_until = Some(now + doubled.min(longest));
     e.ejections = e.ejections.saturating_add(1);

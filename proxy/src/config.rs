@@ -81,6 +81,9 @@ pub struct Balance {
     pub pass_over_for: Duration,
 }
 
+/// The longest `balance.pass_over_for` taken: longer is a typo more likely than a wish.
+const MAX_PASS_OVER: Duration = Duration::from_secs(3600);
+
 impl Default for Balance {
     fn default() -> Balance {
         Balance {
@@ -458,9 +461,9 @@ impl Config {
                 "limits: max_concurrent_streams and max_connections must be at least 1".to_owned(),
             );
         }
-        if self.balance.pass_over_for.is_zero() {
+        if self.balance.pass_over_for.is_zero() || self.balance.pass_over_for > MAX_PASS_OVER {
             return Err(
-                "balance.pass_over_for must be more than 0 (like \"5s\"); to pass no instance over for its failures, set balance.pass_over_after_failures = 0"
+                "balance.pass_over_for must be more than 0 and at most an hour (like \"5s\"); to pass no instance over for its failures, set balance.pass_over_after_failures = 0"
                     .to_owned(),
             );
         }
@@ -727,6 +730,10 @@ otlp_endpoint = "http://127.0.0.1:4318"
             (
                 format!("{MINIMAL}[balance]\npass_over_for = \"0s\"\n"),
                 "balance.pass_over_for must be more than 0",
+            ),
+            (
+                format!("{MINIMAL}[balance]\npass_over_for = \"2h\"\n"),
+                "balance.pass_over_for must be more than 0 and at most an hour",
             ),
             (
                 format!("{MINIMAL}[balance]\npass_over_after = 3\n"),
