@@ -1,7 +1,7 @@
 //! Where a request goes in the mesh. Outbound: the app names a service (absolute-form
 //! `http://inventory/...` as sent with `HTTP_PROXY`, or `Host: inventory`), and the request
 //! goes to a live instance of that service's sidecar, marked with the target and the caller;
-//! one that refuses the connection passes the request on to another.
+//! one that refuses the connection, or whose app does, passes the request on to another.
 //! Mesh: a peer's request is checked to be meant for this service, unmarked, and handed to the
 //! app.
 
@@ -24,6 +24,21 @@ const MAX_TRIES: usize = 3;
 pub const SERVICE_HEADER: &str = "x-flowmesh-service";
 /// The service that sent it.
 pub const FROM_HEADER: &str = "x-flowmesh-from";
+/// On another sidecar's answer: its app refused the connection, so the app saw nothing of the
+/// request, and the calling sidecar may pass it on as if the instance had refused it.
+pub const APP_UNREACHABLE_HEADER: &str = "x-flowmesh-app-unreachable";
+
+/// The mesh side's answer as it goes back to the calling sidecar: marked when the app refused
+/// the connection, and never carrying a mark the app made itself (a forged one would make
+/// the caller send again a request the app did see).
+pub fn mark_answer(answer: &mut Response<Body>) {
+    answer.headers_mut().remove(APP_UNREACHABLE_HEADER);
+    if answer.extensions().get::<Unreachable>().is_some() {
+        answer
+            .headers_mut()
+            .insert(APP_UNREACHABLE_HEADER, HeaderValue::from_static("1"));
+    }
+}
 
 /// Drops the mesh's own fields: an app must not forge them, an app must not see them.
 pub fn unmark(headers: &mut HeaderMap) {
@@ -93,8 +108,9 @@ impl Outbound {
             headers.insert(SERVICE_HEADER, to);
             headers.insert(FROM_HEADER, from);
         }
-        // An instance that refused the connection saw nothing of the request: it goes to
-        // another instance, as long as nothing has read its body (an upgrade never does).
+        // An instance that refused the connection, or whose app did, saw nothing of the
+        // request: it goes to another instance, as long as nothing has read its body (an
+        // upgrade never does).
         let tries = self.registry.count(&service).min(MAX_TRIES);
         let upgrade = hop::wants_upgrade(request.headers());
         let mut tried = 1;
@@ -128,11 +144,15 @@ impl Outbound {
             } else {
                 (request, None)
             };
-            let answer = self
+            let mut answer = self
                 .forwarder
                 .forward(sent, &upstream, caller.clone())
                 .await;
-            if answer.extensions().get::<Unreachable>().is_none() {
+            let app_unreachable = answer
+                .headers_mut()
+                .remove(APP_UNREACHABLE_HEADER)
+                .is_some();
+            if answer.extensions().get::<Unreachable>().is_none() && !app_unreachable {
                 if pick.answered(answer.status()) {
                     self.metrics.passed_over(&service, "failures");
                     tracing::warn!(
@@ -148,12 +168,20 @@ impl Outbound {
             // Said once per pass-over, not for each request that meets the instance while
             // every instance is passed over.
             if pick.refused() {
-                self.metrics.passed_over(&service, "refused");
+                let (reason, what) = if app_unreachable {
+                    (
+                        "app_unreachable",
+                        "the instance's app refused the connection",
+                    )
+                } else {
+                    ("refused", "the instance refused the connection")
+                };
+                self.metrics.passed_over(&service, reason);
                 tracing::warn!(
                     %service,
                     instance = %pick.instance.id,
                     mesh = %pick.instance.mesh,
-                    "the instance refused the connection; passed over for a while"
+                    "{what}; passed over for a while"
                 );
             }
             let again = spare

@@ -383,10 +383,9 @@ impl Sidecar {
                 let (forwarder, app) = (forwarder.clone(), app.clone());
                 async move {
                     routing::unmark(request.headers_mut());
-                    (
-                        forwarder.forward(request, &app, caller).await,
-                        Cow::Borrowed("other"),
-                    )
+                    let mut answer = forwarder.forward(request, &app, caller).await;
+                    routing::mark_answer(&mut answer);
+                    (answer, Cow::Borrowed("other"))
                 }
             },
             on_stop(stopped.clone()),
@@ -417,10 +416,9 @@ impl Sidecar {
                         return (answer, Cow::Borrowed(runtime::deliver::PATH));
                     }
                     routing::unmark(request.headers_mut());
-                    (
-                        forwarder.forward(request, &app, caller).await,
-                        Cow::Borrowed("other"),
-                    )
+                    let mut answer = forwarder.forward(request, &app, caller).await;
+                    routing::mark_answer(&mut answer);
+                    (answer, Cow::Borrowed("other"))
                 }
             },
             on_stop(stopped.clone()),

@@ -388,14 +388,15 @@ async fn a_request_an_instance_refused_goes_to_another_body_and_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_that_fails_fast_does_not_draw_the_traffic() {
-    // With the live instance busy, a second instance whose sidecar is up but whose app is
-    // not: it answers 502 at once, which would make it look like the fastest instance of all.
-    // Checkout passes an instance over after three (the default is five).
-    let (live, mesh, held, (_gone, gone)) =
+    // With the live instance busy, a second instance whose app answers 502 at once, which
+    // would make it look like the fastest instance of all. Checkout passes an instance over
+    // after three failures (the default is five).
+    let (live, mesh, held, _) =
         busy_and_refusing("[balance]\npass_over_after_failures = 3\n").await;
+    let failing = app::start_failing(StatusCode::BAD_GATEWAY).await;
     let dir = tempfile::tempdir().unwrap();
     let (_broken, _broken_stop, _broken_task) =
-        sidecar("inventory", gone, dir.path(), &mesh.cp, "").await;
+        sidecar("inventory", failing.addr, dir.path(), &mesh.cp, "").await;
     listed(&mesh.checkout, "inventory", 2).await;
 
     // Three gateway failures in a row pass it over; the rest reach the live instance.
@@ -405,7 +406,10 @@ async fn an_instance_that_fails_fast_does_not_draw_the_traffic() {
         statuses(mesh.checkout.outbound, "/status/200", 30).await,
         wanted
     );
-    assert_eq!(live.hits.load(Relaxed), 1 + 27);
+    assert_eq!(
+        (live.hits.load(Relaxed), failing.hits.load(Relaxed)),
+        (1 + 27, 3)
+    );
     let (_, view) = api(mesh.checkout.local, Method::GET, "/v1/registry", None).await;
     let passed_over: Vec<u64> = view["services"]["inventory"]
         .as_array()
@@ -426,6 +430,68 @@ async fn an_instance_that_fails_fast_does_not_draw_the_traffic() {
     let text = metrics(&mesh.checkout).await;
     let line = "flowmesh_instances_passed_over_total{service=\"inventory\",reason=\"failures\"} 1";
     assert!(text.contains(line), "{line} not in\n{text}");
+    held.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_instance_has_no_app_goes_to_another() {
+    // With the live instance busy, a second instance whose sidecar is up and whose app is
+    // not listening: its sidecar's 502 says the app saw nothing, so checkout passes the
+    // request on, as for a refused connection.
+    let (live, mesh, held, (_gone, gone)) = busy_and_refusing("").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_broken, _broken_stop, _broken_task) =
+        sidecar("inventory", gone, dir.path(), &mesh.cp, "").await;
+    listed(&mesh.checkout, "inventory", 2).await;
+
+    assert_eq!(
+        statuses(mesh.checkout.outbound, "/status/200", 10).await,
+        [200; 10]
+    );
+    assert_eq!(live.hits.load(Relaxed), 1 + 10);
+    let text = metrics(&mesh.checkout).await;
+    for line in [
+        "flowmesh_instances_passed_over_total{service=\"inventory\",reason=\"app_unreachable\"} 1",
+        "flowmesh_requests_passed_on_total{service=\"inventory\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+    held.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_cannot_make_its_sidecar_say_it_was_unreachable() {
+    // An app that sets the mark itself on a failure it did process: the mark is dropped on
+    // the way, so the caller's sidecar does not send the request again.
+    let (live, mesh, held, _) = busy_and_refusing("").await;
+    let forging = app::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_other, _other_stop, _other_task) =
+        sidecar("inventory", forging.addr, dir.path(), &mesh.cp, "").await;
+    listed(&mesh.checkout, "inventory", 2).await;
+    let response = client()
+        .request(
+            via(
+                mesh.checkout.outbound,
+                "inventory",
+                "/status/502?set=x-flowmesh-app-unreachable",
+            )
+            .body(empty())
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        response
+            .headers()
+            .get("x-flowmesh-app-unreachable")
+            .is_none()
+    );
+    assert_eq!(
+        (live.hits.load(Relaxed), forging.hits.load(Relaxed)),
+        (1, 1)
+    );
     held.abort();
 }
 

@@ -1,6 +1,6 @@
 //! A small app for proxy tests, on a real socket on 127.0.0.1: it echoes what it received,
 //! streams large bodies both ways, answers any status, closes its connection, never answers,
-//! and switches protocols to a byte echo on `Upgrade: echo`.
+//! and switches protocols to a byte echo on `Upgrade: echo`; or fails every request.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -43,6 +43,11 @@ async fn handle(request: Request<Incoming>, hits: Arc<AtomicU64>) -> Response<Bo
         let mut r = Response::new(full(format!("status {code}")));
         *r.status_mut() = status;
         r.headers_mut().insert("x-app", "yes".parse().unwrap());
+        // `?set=NAME`: the answer carries `NAME: 1` as well.
+        if let Some(name) = query.strip_prefix("set=") {
+            let name = hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap();
+            r.headers_mut().insert(name, "1".parse().unwrap());
+        }
         return r;
     }
     if path == "/close" {
@@ -128,6 +133,15 @@ async fn handle(request: Request<Incoming>, hits: Arc<AtomicU64>) -> Response<Bo
 
 /// Starts the app on a free port.
 pub(crate) async fn start() -> App {
+    start_with(None).await
+}
+
+/// An app that answers every request with `status` at once: one that fails fast.
+pub(crate) async fn start_failing(status: StatusCode) -> App {
+    start_with(Some(status)).await
+}
+
+async fn start_with(fixed: Option<StatusCode>) -> App {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicU64::new(0));
@@ -141,7 +155,18 @@ pub(crate) async fn start() -> App {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |r| {
                     let hits = hits.clone();
-                    async move { Ok::<_, Infallible>(handle(r, hits).await) }
+                    async move {
+                        let answer = match fixed {
+                            Some(status) => {
+                                hits.fetch_add(1, Ordering::Relaxed);
+                                let mut r = Response::new(full("failing"));
+                                *r.status_mut() = status;
+                                r
+                            }
+                            None => handle(r, hits).await,
+                        };
+                        Ok::<_, Infallible>(answer)
+                    }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
