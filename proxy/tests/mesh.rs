@@ -278,6 +278,20 @@ async fn metrics(checkout: &flowmesh_proxy::Handle) -> String {
     text.as_str().unwrap().to_owned()
 }
 
+/// Checkout's metrics say that an instance of inventory was passed over once, for `reason`,
+/// and that one request was passed on.
+async fn passed_over_once_and_on(checkout: &flowmesh_proxy::Handle, reason: &str) {
+    let text = metrics(checkout).await;
+    for line in [
+        format!(
+            "flowmesh_instances_passed_over_total{{service=\"inventory\",reason=\"{reason}\"}} 1"
+        ),
+        "flowmesh_requests_passed_on_total{service=\"inventory\"} 1".to_owned(),
+    ] {
+        assert!(text.contains(&line), "{line} not in\n{text}");
+    }
+}
+
 /// A socket bound to a port of 127.0.0.1 and never listening: connections to it are refused,
 /// and no other test can take its port meanwhile.
 fn refusing() -> (tokio::net::TcpSocket, SocketAddr) {
@@ -376,13 +390,7 @@ async fn a_request_an_instance_refused_goes_to_another_body_and_all() {
         [204; 5]
     );
     assert_eq!(live.hits.load(Relaxed), 7);
-    let text = metrics(&mesh.checkout).await;
-    for line in [
-        "flowmesh_instances_passed_over_total{service=\"inventory\",reason=\"refused\"} 1",
-        "flowmesh_requests_passed_on_total{service=\"inventory\"} 1",
-    ] {
-        assert!(text.contains(line), "{line} not in\n{text}");
-    }
+    passed_over_once_and_on(&mesh.checkout, "refused").await;
     held.abort();
 }
 
@@ -449,13 +457,7 @@ async fn a_request_whose_instance_has_no_app_goes_to_another() {
         [200; 10]
     );
     assert_eq!(live.hits.load(Relaxed), 1 + 10);
-    let text = metrics(&mesh.checkout).await;
-    for line in [
-        "flowmesh_instances_passed_over_total{service=\"inventory\",reason=\"app_unreachable\"} 1",
-        "flowmesh_requests_passed_on_total{service=\"inventory\"} 1",
-    ] {
-        assert!(text.contains(line), "{line} not in\n{text}");
-    }
+    passed_over_once_and_on(&mesh.checkout, "app_unreachable").await;
     held.abort();
 }
 
