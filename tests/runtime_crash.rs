@@ -209,6 +209,23 @@ async fn flows_survive_a_killed_sidecar_and_the_cli_steers_them() {
     let (ok, out, err) = flowmesh(order.local, &["incidents"]);
     assert!(ok, "{err}");
     assert!(out.starts_with("ID"), "{out}");
+    // What order's outbound proxy chooses from: payment's one instance, not passed over.
+    let (ok, out, err) = flowmesh(order.local, &["registry"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("SERVICE"), "{out}");
+    let payment_row = out
+        .lines()
+        .find(|l| l.starts_with("payment "))
+        .unwrap_or_else(|| panic!("no payment row in\n{out}"));
+    assert!(payment_row.trim_end().ends_with('-'), "{out}");
+    let (ok, out, err) = flowmesh(order.local, &["registry", "-o", "json"]);
+    assert!(ok, "{err}");
+    let view: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        view["services"]["payment"].as_array().map(Vec::len),
+        Some(1),
+        "{out}"
+    );
     let (ok, _, err) = flowmesh(order.local, &["resolve", "123"]);
     assert!(!ok);
     assert!(err.contains("no open incident 123"), "{err}");

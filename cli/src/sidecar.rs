@@ -343,6 +343,58 @@ pub(crate) fn incidents(args: IncidentsArgs) -> ExitCode {
     }
 }
 
+/// The instances this sidecar's outbound proxy chooses from, and the load it sees at each: its
+/// requests in flight, its answer time estimate, and how much longer it is passed over.
+#[derive(clap::Args)]
+pub(crate) struct RegistryArgs {
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: Output,
+    #[command(flatten)]
+    target: Target,
+}
+
+pub(crate) fn registry(args: RegistryArgs) -> ExitCode {
+    match args.target.call(Method::GET, "/v1/registry", None) {
+        Ok(answer) => {
+            let rows: Vec<Vec<String>> = answer["services"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .flat_map(|(service, listed)| {
+                    listed.as_array().into_iter().flatten().map(move |i| {
+                        let passed_over = match i["passed_over_ms"].as_u64() {
+                            Some(ms) if ms > 0 => format!("{:.1} s", ms as f64 / 1000.0),
+                            _ => "-".to_owned(),
+                        };
+                        vec![
+                            service.clone(),
+                            cell(&i["id"]),
+                            cell(&i["mesh"]),
+                            cell(&i["in_flight"]),
+                            format!("{:.1}", i["answer_ms"].as_f64().unwrap_or(0.0)),
+                            passed_over,
+                        ]
+                    })
+                })
+                .collect();
+            let text = table::render(
+                &[
+                    "SERVICE",
+                    "INSTANCE",
+                    "MESH",
+                    "IN FLIGHT",
+                    "ANSWER MS",
+                    "PASSED OVER",
+                ],
+                &rows,
+            );
+            print(args.output, &answer, text);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("registry", e),
+    }
+}
+
 /// Resolve an incident: the failed job or step runs again.
 #[derive(clap::Args)]
 pub(crate) struct ResolveArgs {
