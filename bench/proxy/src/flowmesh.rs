@@ -16,6 +16,8 @@ pub(crate) struct Mesh {
     pub(crate) client_sidecar_pid: u32,
     /// The other sidecar's outbound port.
     pub(crate) outbound: u16,
+    /// The flowmesh binary both sidecars run (a plain or a profile-guided release build).
+    pub(crate) bin: std::path::PathBuf,
 }
 
 fn sidecar(
@@ -61,5 +63,6 @@ pub(crate) fn start(dir: &Path, app_port: u16, children: &mut Children) -> Resul
         app_sidecar_pid,
         client_sidecar_pid,
         outbound,
+        bin,
     })
 }

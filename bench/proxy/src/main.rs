@@ -299,6 +299,7 @@ async fn bench(
     json.insert("rss_idle_mib".into(), rss_idle.into());
     json.insert("rss_load_mib".into(), rss_load.into());
     json.insert("machine".into(), machine::describe().into());
+    json.insert("flowmesh_bin".into(), mesh.bin.display().to_string().into());
     drop(children);
     Ok(serde_json::Value::Object(json))
 }
