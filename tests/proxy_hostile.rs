@@ -258,6 +258,26 @@ fn corpus() -> Vec<Case> {
             Expect::Status(&[400, 505]),
         ));
     }
+    // Host missing, repeated or not a host (RFC 9112 section 3.2): two values would let the
+    // proxy route by one while the app reads the other.
+    for (i, fields) in [
+        "",
+        "Host: app\r\nHost: evil\r\n",
+        "Host: app\r\nhost: app\r\n",
+        "Host: user@app\r\n",
+        "Host: app/x\r\n",
+        "Host: a p p\r\n",
+        "Host: app:port\r\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        cases.push(case(
+            format!("bad host {i}"),
+            format!("GET /h HTTP/1.1\r\n{fields}\r\n"),
+            Expect::Status(&[400]),
+        ));
+    }
     // Binary junk and a TLS ClientHello sent to a plain-text port.
     cases.push(case(
         "tls hello",

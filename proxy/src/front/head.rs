@@ -166,6 +166,8 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Hea
         // Chunks that came with the head are checked before the head goes anywhere.
         check_chunks(buf).map_err(|reason| Refusal::bad(reason, chunk_detail(reason)))?;
     }
+    // After the framing: a request that smuggles is named as such, Host or not.
+    seen.host(version)?;
     let keep_alive =
         !seen.connection.close && (version == Version::HTTP_11 || seen.connection.keep_alive);
     let mut request = Request::new(());
@@ -180,6 +182,38 @@ pub(crate) fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Option<Hea
         expect_continue: seen.expect_continue && version == Version::HTTP_11,
         upgrade: seen.upgrade_field && seen.connection.upgrade && version == Version::HTTP_11,
     }))
+}
+
+/// `uri-host [":" port]` (RFC 9110 §7.2, RFC 3986 §3.2.2), or empty: an authority without
+/// user information, whose host is a bracketed IP literal or a registered name.
+fn is_host(value: &[u8]) -> bool {
+    let (name, port) = if let Some(literal) = value.strip_prefix(b"[") {
+        let Some(end) = literal.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let ip = &literal[..end];
+        if ip.is_empty()
+            || !ip
+                .iter()
+                .all(|b| b.is_ascii_hexdigit() || b":.".contains(b))
+        {
+            return false;
+        }
+        match &literal[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&b""[..], port),
+            _ => return false,
+        }
+    } else {
+        match value.iter().rposition(|&b| b == b':') {
+            Some(colon) if colon > 0 => (&value[..colon], &value[colon + 1..]),
+            Some(_) => return false,
+            None => (value, &b""[..]),
+        }
+    };
+    name.iter()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b))
+        && port.iter().all(u8::is_ascii_digit)
 }
 
 /// Origin form, absolute form, `*` for OPTIONS, authority form for CONNECT (RFC 9112 §3.2).
@@ -208,6 +242,9 @@ struct Seen {
     expect_continue: bool,
     /// A `Transfer-Encoding` other than one `chunked`.
     bad_coding: Option<String>,
+    /// How many `Host` fields, and whether each was a host with an optional port.
+    hosts: u8,
+    bad_host: bool,
 }
 
 impl Seen {
@@ -241,8 +278,32 @@ impl Seen {
             self.upgrade_field = true;
         } else if name.eq_ignore_ascii_case(b"expect") {
             self.expect_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case(b"host") {
+            self.hosts = self.hosts.saturating_add(1);
+            self.bad_host |= !is_host(value.trim_ascii());
         }
         Ok(())
+    }
+
+    /// RFC 9112 §3.2: an HTTP/1.1 request names its host exactly once, as `host[:port]` (empty
+    /// for a target without one). Two values would let the proxy route by one while the app
+    /// reads the other.
+    fn host(&self, version: Version) -> Result<(), Refusal> {
+        match self.hosts {
+            0 if version == Version::HTTP_11 => Err(Refusal::bad(
+                "missing_host",
+                "the HTTP/1.1 request has no Host field (RFC 9112 section 3.2); send one naming the host",
+            )),
+            0 | 1 if self.bad_host => Err(Refusal::bad(
+                "bad_host",
+                "the request's Host field is not a host with an optional port; send host or host:port",
+            )),
+            0 | 1 => Ok(()),
+            _ => Err(Refusal::bad(
+                "repeated_host",
+                "the request has more than one Host field (RFC 9112 section 3.2); send exactly one",
+            )),
+        }
     }
 
     /// RFC 9112 §6.3 for a request, with the ambiguous cases refused.
@@ -330,7 +391,7 @@ mod tests {
     #[test]
     fn a_head_is_taken_off_the_buffer_and_pipelined_requests_stay() {
         let mut buf = BytesMut::from(
-            &b"POST /a?x=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\n\r\n"[..],
+            &b"POST /a?x=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: x\r\n\r\n"[..],
         );
         let limits = HeadLimits {
             max_bytes: 8192,
@@ -343,7 +404,7 @@ mod tests {
         assert_eq!(values, ["1", "2"]);
         assert_eq!(head.framing, Framing::Length(5));
         assert!(head.keep_alive && !head.upgrade && !head.expect_continue);
-        assert_eq!(&buf[..], b"helloGET /b HTTP/1.1\r\n\r\n");
+        assert_eq!(&buf[..], b"helloGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
         // Byte by byte, a head is incomplete until its last byte.
         let whole = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
         for end in 1..whole.len() {
@@ -359,7 +420,7 @@ mod tests {
                 .keep_alive
         );
         assert!(
-            !parse_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            !parse_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .unwrap()
                 .unwrap()
                 .keep_alive
@@ -370,63 +431,102 @@ mod tests {
     fn ambiguous_or_unsupported_framing_is_refused() {
         for (text, why) in [
             (
-                &b"POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+                &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
                 "content_length_and_transfer_encoding",
             ),
             (
-                b"POST / HTTP/1.1\r\nContent-Length: 4\r\ncontent-length: 4\r\n\r\nabcd",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\ncontent-length: 4\r\n\r\nabcd",
                 "repeated_content_length",
             ),
-            (b"POST / HTTP/1.1\r\nContent-Length: 4, 4\r\n\r\n", "bad_content_length"),
-            (b"POST / HTTP/1.1\r\nContent-Length: +4\r\n\r\n", "bad_content_length"),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4, 4\r\n\r\n", "bad_content_length"),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +4\r\n\r\n", "bad_content_length"),
             (
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
                 "unsupported_transfer_coding",
             ),
             // Smuggling is named as such, whatever the coding.
             (
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\nContent-Length: 4\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nContent-Length: 4\r\n\r\n",
                 "content_length_and_transfer_encoding",
             ),
             (
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
                 "unsupported_transfer_coding",
             ),
             (
                 b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
                 "transfer_encoding_in_http_1_0",
             ),
-            (b"GET h HTTP/1.1\r\n\r\n", "bad_request_target"),
-            (b"GET /a b HTTP/1.1\r\n\r\n", "bad_head"),
-            (b"GET / HTTP/1.1\r\nX-Folded: a\r\n b\r\n\r\n", "bad_head"),
+            (b"GET h HTTP/1.1\r\nHost: x\r\n\r\n", "bad_request_target"),
+            (b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", "bad_head"),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n", "bad_head"),
         ] {
             assert_eq!(reason(text), why, "{}", String::from_utf8_lossy(text));
         }
-        assert_eq!(reason(b"OPTIONS * HTTP/1.1\r\n\r\n"), "accepted");
-        assert_eq!(reason(b"GET http://a/b HTTP/1.1\r\n\r\n"), "accepted");
-        assert_eq!(reason(b"CONNECT a:443 HTTP/1.1\r\n\r\n"), "accepted");
+        assert_eq!(reason(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"), "accepted");
+        assert_eq!(
+            reason(b"GET http://a/b HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "accepted"
+        );
+        assert_eq!(
+            reason(b"CONNECT a:443 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "accepted"
+        );
+    }
+
+    #[test]
+    fn a_request_names_its_host_once() {
+        for host in [
+            "app",
+            "app:8080",
+            "app:",
+            "10.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+            "a-b.example.",
+            "",
+        ] {
+            let text = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert_eq!(reason(text.as_bytes()), "accepted", "{host:?}");
+        }
+        for host in [
+            "user@app", "app/x", "a p", "app:port", ":80", "[::1", "[]", "[::1]x", "app?", "a:b:c",
+        ] {
+            let text = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert_eq!(reason(text.as_bytes()), "bad_host", "{host:?}");
+        }
+        assert_eq!(reason(b"GET / HTTP/1.1\r\n\r\n"), "missing_host");
+        assert_eq!(
+            reason(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"),
+            "repeated_host"
+        );
+        assert_eq!(reason(b"GET / HTTP/1.0\r\n\r\n"), "accepted");
+        assert_eq!(
+            reason(b"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"),
+            "repeated_host"
+        );
     }
 
     #[test]
     fn floods_of_fields_and_bytes_are_refused_with_431() {
-        let head: &[u8] = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        let head: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
         let limits = |max_fields| HeadLimits {
             max_bytes: 8192,
             max_fields,
         };
-        assert!(parse(&mut BytesMut::from(head), limits(3)).is_ok());
-        let refused = parse(&mut BytesMut::from(head), limits(2))
+        assert!(parse(&mut BytesMut::from(head), limits(4)).is_ok());
+        let refused = parse(&mut BytesMut::from(head), limits(3))
             .map(|_| ())
             .unwrap_err();
         assert_eq!(refused.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
         assert_eq!(refused.reason, "too_many_headers");
-        let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX: ".to_vec();
         big.extend(std::iter::repeat_n(b'v', 9000));
         let refused = parse_all(&big).map(|_| ()).unwrap_err();
         assert_eq!(refused.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
         // Beyond the stack table.
         let many: String = (0..150).map(|i| format!("X-{i}: v\r\n")).collect();
-        let text = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        let text = format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n");
         let head = parse(
             &mut BytesMut::from(text.as_bytes()),
             HeadLimits {
@@ -436,12 +536,12 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(head.request.headers().len(), 150);
+        assert_eq!(head.request.headers().len(), 151);
     }
 
     #[test]
     fn chunks_that_came_with_the_head_are_checked() {
-        let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
         for body in [
             &b"zz\r\n"[..],
             b"-1\r\n",
@@ -456,7 +556,7 @@ mod tests {
         }
         let good = [
             &head[..],
-            b"5;ext=1\r\nhello\r\n0\r\nTrailer: t\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+            b"5;ext=1\r\nhello\r\n0\r\nTrailer: t\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
         ]
         .concat();
         let mut buf = BytesMut::from(&good[..]);
@@ -477,15 +577,16 @@ mod tests {
     #[test]
     fn upgrades_and_expectations_are_noticed() {
         let head = parse_all(
-            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n",
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n",
         )
         .unwrap()
         .unwrap();
         assert!(head.upgrade);
-        let head =
-            parse_all(b"PUT /f HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
-                .unwrap()
-                .unwrap();
+        let head = parse_all(
+            b"PUT /f HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
         assert!(head.expect_continue);
     }
 }
